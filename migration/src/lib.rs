@@ -1,0 +1,23 @@
+//! Database migrations, one file per migration, named by date and intent.
+//! A migration that has shipped is never edited: add a new one instead.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_create_users;
+mod m20261124_000002_create_subscriptions;
+mod m20261124_000003_create_one_time_purchases;
+mod m20261124_000004_create_webhook_events;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261124_000001_create_users::Migration),
+            Box::new(m20261124_000002_create_subscriptions::Migration),
+            Box::new(m20261124_000003_create_one_time_purchases::Migration),
+            Box::new(m20261124_000004_create_webhook_events::Migration),
+        ]
+    }
+}

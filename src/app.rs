@@ -1,0 +1,69 @@
+//! Document shell, router and layout shared by every page.
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes, A},
+    path,
+};
+
+use crate::pages::{home::HomePage, not_found::NotFound};
+
+/// The HTML document the server streams. Runs on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // The page's Content-Security-Policy carries this response's script nonce, so it
+    // is set here, where Leptos has generated the nonce, rather than in a layer.
+    #[cfg(feature = "ssr")]
+    crate::server::security::set_page_csp();
+
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/billing-starter.css" />
+        <Title text="Billing Starter" />
+        <HydrationMarker />
+        <Router>
+            <header class="site-header">
+                <A href="/" attr:class="brand">
+                    "Billing Starter"
+                </A>
+            </header>
+            <main class="site-main">
+                <Routes fallback=NotFound>
+                    <Route path=path!("/") view=HomePage />
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// Marks `<body data-hydrated="true">` once the wasm has taken over the page.
+/// Effects never run during server rendering, so the attribute's presence is proof
+/// of hydration that end-to-end tests and support staff can both check.
+#[component]
+fn HydrationMarker() -> impl IntoView {
+    Effect::new(move |_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+}

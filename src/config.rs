@@ -1,0 +1,593 @@
+//! Typed configuration from environment variables (and `.env` in development).
+//!
+//! Loaded once at start-up and validated there, so a bad deployment stops with one
+//! line naming the variable instead of failing on the first customer's request.
+//! Secrets are `SecretString`s: `Debug` prints `[REDACTED]`, never the value.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+/// Where the app runs. Production turns on the strict checks (live keys, HSTS,
+/// secure cookies, JSON logs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
+/// Test or live, read off a Stripe key's prefix (`sk_test_`, `pk_live_`, `rk_test_`...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyMode {
+    Test,
+    Live,
+}
+
+/// Where the app's Stripe calls go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StripeBackend {
+    /// No secret key in development: the loopback emulator at this base URL.
+    Emulator { api_base: Url },
+    /// A real Stripe account (or, for tests, any server at `api_base` speaking its API).
+    Stripe {
+        mode: KeyMode,
+        api_base: Option<Url>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct StripeConfig {
+    pub backend: StripeBackend,
+    pub secret_key: Option<SecretString>,
+    pub publishable_key: Option<String>,
+    /// Every secret currently valid for signatures; several during a rotation.
+    pub webhook_secrets: Vec<SecretString>,
+}
+
+impl StripeConfig {
+    /// A short human label for logs and the UI badge; never contains a key.
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            StripeBackend::Emulator { api_base } => format!("emulator at {api_base}"),
+            StripeBackend::Stripe {
+                mode: KeyMode::Test,
+                ..
+            } => "Stripe (test mode)".into(),
+            StripeBackend::Stripe {
+                mode: KeyMode::Live,
+                ..
+            } => "Stripe (live mode)".into(),
+        }
+    }
+
+    pub fn is_emulated(&self) -> bool {
+        matches!(self.backend, StripeBackend::Emulator { .. })
+    }
+}
+
+/// The paths Stripe sends users and events back to, joined onto `APP_URL` where needed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paths {
+    pub checkout_success: String,
+    pub checkout_cancel: String,
+    pub stripe_webhook: String,
+    pub customer_portal_return: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub app_env: AppEnv,
+    pub app_url: Url,
+    pub project_name: String,
+    pub database_url: String,
+    pub listen_addr: SocketAddr,
+    pub site_root: PathBuf,
+    pub request_body_limit: usize,
+    pub paths: Paths,
+    pub stripe: StripeConfig,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{var} is required when APP_ENV=production")]
+    MissingInProduction { var: &'static str },
+    #[error("{var} is a test-mode key; APP_ENV=production needs a live key")]
+    TestKeyInProduction { var: &'static str },
+    #[error("{var} is invalid: {reason}")]
+    Invalid { var: &'static str, reason: String },
+}
+
+impl ConfigError {
+    fn invalid(var: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            var,
+            reason: reason.into(),
+        }
+    }
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/app.db?mode=rwc";
+pub const DEFAULT_EMULATOR_API_BASE: &str = "http://127.0.0.1:12111/";
+const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The variables exactly as the environment spells them. Kept private and without
+/// `Debug` because it holds secrets as plain strings until validation wraps them.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawEnv {
+    app_env: Option<String>,
+    app_url: Option<String>,
+    project_name: Option<String>,
+    database_url: Option<String>,
+    leptos_site_addr: Option<String>,
+    leptos_site_root: Option<String>,
+    request_body_limit: Option<String>,
+    checkout_success_path: Option<String>,
+    checkout_cancel_path: Option<String>,
+    stripe_webhook_path: Option<String>,
+    customer_portal_return_path: Option<String>,
+    stripe_publishable_key: Option<String>,
+    stripe_secret_key: Option<String>,
+    stripe_webhook_secret: Option<String>,
+    stripe_api_base: Option<String>,
+}
+
+impl Config {
+    /// Reads `.env` (development convenience; real environment variables win), then
+    /// the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Builds the configuration from `(NAME, value)` pairs; the pure core of
+    /// [`Config::from_env`], used directly by tests.
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        // An empty value (`STRIPE_SECRET_KEY=` copied from .env.example) means "unset".
+        let vars = vars
+            .into_iter()
+            .filter(|(_, value)| !value.trim().is_empty());
+        let raw: RawEnv = envy::from_iter(vars)
+            .map_err(|err| ConfigError::invalid("environment", err.to_string()))?;
+        raw.validate()
+    }
+}
+
+impl RawEnv {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let app_env = match self.app_env.as_deref().map(str::trim) {
+            None | Some("development") => AppEnv::Development,
+            Some("production") => AppEnv::Production,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "APP_ENV",
+                    format!("`{other}` is not one of development, production"),
+                ))
+            }
+        };
+
+        let app_url = parse_http_url(
+            "APP_URL",
+            self.app_url.as_deref().unwrap_or("http://localhost:3000"),
+        )?;
+
+        let paths = Paths {
+            checkout_success: path_var(
+                "CHECKOUT_SUCCESS_PATH",
+                self.checkout_success_path,
+                "/dashboard/billing?checkout_status=success",
+            )?,
+            checkout_cancel: path_var(
+                "CHECKOUT_CANCEL_PATH",
+                self.checkout_cancel_path,
+                "/dashboard/billing?checkout_status=canceled",
+            )?,
+            stripe_webhook: path_var(
+                "STRIPE_WEBHOOK_PATH",
+                self.stripe_webhook_path,
+                "/api/stripe/webhooks",
+            )?,
+            customer_portal_return: path_var(
+                "CUSTOMER_PORTAL_RETURN_PATH",
+                self.customer_portal_return_path,
+                "/dashboard/billing",
+            )?,
+        };
+
+        let listen_addr = self
+            .leptos_site_addr
+            .as_deref()
+            .unwrap_or("127.0.0.1:3000")
+            .parse()
+            .map_err(|err| ConfigError::invalid("LEPTOS_SITE_ADDR", format!("{err}")))?;
+
+        let request_body_limit = match self.request_body_limit {
+            None => DEFAULT_BODY_LIMIT,
+            Some(value) => value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|limit| *limit > 0)
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        "REQUEST_BODY_LIMIT",
+                        "expected a positive number of bytes",
+                    )
+                })?,
+        };
+
+        let stripe = stripe_config(
+            app_env,
+            self.stripe_secret_key,
+            self.stripe_publishable_key,
+            self.stripe_webhook_secret,
+            self.stripe_api_base,
+        )?;
+
+        Ok(Config {
+            app_env,
+            app_url,
+            project_name: self
+                .project_name
+                .unwrap_or_else(|| "Billing Starter".to_owned()),
+            database_url: self
+                .database_url
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            listen_addr,
+            site_root: self
+                .leptos_site_root
+                .unwrap_or_else(|| "target/site".to_owned())
+                .into(),
+            request_body_limit,
+            paths,
+            stripe,
+        })
+    }
+}
+
+fn stripe_config(
+    app_env: AppEnv,
+    secret_key: Option<String>,
+    publishable_key: Option<String>,
+    webhook_secrets: Option<String>,
+    api_base: Option<String>,
+) -> Result<StripeConfig, ConfigError> {
+    let production = app_env == AppEnv::Production;
+    let api_base = api_base
+        .map(|base| parse_http_url("STRIPE_API_BASE", &base))
+        .transpose()?;
+
+    let webhook_secrets: Vec<SecretString> = webhook_secrets
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|secret| !secret.is_empty())
+        .map(|secret| {
+            if secret.starts_with("whsec_") {
+                Ok(SecretString::from(secret.to_owned()))
+            } else {
+                Err(ConfigError::invalid(
+                    "STRIPE_WEBHOOK_SECRET",
+                    "each comma-separated secret must start with whsec_",
+                ))
+            }
+        })
+        .collect::<Result<_, _>>()?;
+
+    let secret_key = secret_key.map(|key| key.trim().to_owned());
+    let publishable_key = publishable_key.map(|key| key.trim().to_owned());
+
+    let Some(secret) = secret_key else {
+        if production {
+            return Err(ConfigError::MissingInProduction {
+                var: "STRIPE_SECRET_KEY",
+            });
+        }
+        return Ok(StripeConfig {
+            backend: StripeBackend::Emulator {
+                api_base: match api_base {
+                    Some(base) => base,
+                    None => Url::parse(DEFAULT_EMULATOR_API_BASE).expect("constant URL parses"),
+                },
+            },
+            secret_key: None,
+            publishable_key,
+            webhook_secrets,
+        });
+    };
+
+    let mode = key_mode(&secret, &["sk_", "rk_"]).ok_or_else(|| {
+        ConfigError::invalid(
+            "STRIPE_SECRET_KEY",
+            "expected a secret (sk_test_/sk_live_) or restricted (rk_test_/rk_live_) key",
+        )
+    })?;
+    if let Some(key) = &publishable_key {
+        let publishable_mode = key_mode(key, &["pk_"]).ok_or_else(|| {
+            ConfigError::invalid("STRIPE_PUBLISHABLE_KEY", "expected pk_test_ or pk_live_")
+        })?;
+        if publishable_mode != mode {
+            return Err(ConfigError::invalid(
+                "STRIPE_PUBLISHABLE_KEY",
+                "its mode (test/live) differs from STRIPE_SECRET_KEY's",
+            ));
+        }
+    }
+
+    if production {
+        if mode == KeyMode::Test {
+            return Err(ConfigError::TestKeyInProduction {
+                var: "STRIPE_SECRET_KEY",
+            });
+        }
+        if publishable_key.is_none() {
+            return Err(ConfigError::MissingInProduction {
+                var: "STRIPE_PUBLISHABLE_KEY",
+            });
+        }
+        if webhook_secrets.is_empty() {
+            return Err(ConfigError::MissingInProduction {
+                var: "STRIPE_WEBHOOK_SECRET",
+            });
+        }
+    }
+
+    Ok(StripeConfig {
+        backend: StripeBackend::Stripe { mode, api_base },
+        secret_key: Some(SecretString::from(secret)),
+        publishable_key,
+        webhook_secrets,
+    })
+}
+
+/// Reads test/live from a key's prefix, given the key kinds allowed in this place.
+pub fn key_mode(key: &str, kinds: &[&str]) -> Option<KeyMode> {
+    kinds.iter().find_map(|kind| {
+        let rest = key.strip_prefix(kind)?;
+        if rest.starts_with("test_") {
+            Some(KeyMode::Test)
+        } else if rest.starts_with("live_") {
+            Some(KeyMode::Live)
+        } else {
+            None
+        }
+    })
+}
+
+fn parse_http_url(var: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value.trim()).map_err(|err| ConfigError::invalid(var, err.to_string()))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(ConfigError::invalid(
+            var,
+            format!("scheme `{other}` is not http or https"),
+        )),
+    }
+}
+
+fn path_var(
+    var: &'static str,
+    value: Option<String>,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let value = value.unwrap_or_else(|| default.to_owned());
+    if value.starts_with('/') && !value.starts_with("//") {
+        Ok(value)
+    } else {
+        Err(ConfigError::invalid(
+            var,
+            "must be a path starting with a single /",
+        ))
+    }
+}
+
+/// Exposes a secret for the one place that must send it (the Stripe client).
+pub fn expose(secret: &SecretString) -> &str {
+    secret.expose_secret()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn live_production() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("APP_ENV", "production"),
+            ("APP_URL", "https://example.com"),
+            ("STRIPE_SECRET_KEY", "sk_live_abc"),
+            ("STRIPE_PUBLISHABLE_KEY", "pk_live_abc"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_one"),
+        ]
+    }
+
+    #[test]
+    fn defaults_match_the_guide() {
+        let config = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(config.app_env, AppEnv::Development);
+        assert_eq!(config.app_url.as_str(), "http://localhost:3000/");
+        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(
+            config.paths.checkout_success,
+            "/dashboard/billing?checkout_status=success"
+        );
+        assert_eq!(
+            config.paths.checkout_cancel,
+            "/dashboard/billing?checkout_status=canceled"
+        );
+        assert_eq!(config.paths.stripe_webhook, "/api/stripe/webhooks");
+        assert_eq!(config.paths.customer_portal_return, "/dashboard/billing");
+        assert_eq!(config.listen_addr, "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(config.request_body_limit, DEFAULT_BODY_LIMIT);
+    }
+
+    #[test]
+    fn no_keys_in_development_means_the_emulator() {
+        let config = Config::from_vars(vars(&[])).unwrap();
+        assert!(config.stripe.is_emulated());
+        assert_eq!(
+            config.stripe.backend,
+            StripeBackend::Emulator {
+                api_base: Url::parse(DEFAULT_EMULATOR_API_BASE).unwrap()
+            }
+        );
+        // Empty values copied from .env.example count as unset.
+        let config = Config::from_vars(vars(&[
+            ("STRIPE_SECRET_KEY", ""),
+            ("STRIPE_API_BASE", "http://127.0.0.1:9999"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.stripe.backend,
+            StripeBackend::Emulator {
+                api_base: Url::parse("http://127.0.0.1:9999/").unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn webhook_secrets_are_a_comma_separated_list_for_rotation() {
+        let config =
+            Config::from_vars(vars(&[("STRIPE_WEBHOOK_SECRET", "whsec_old, whsec_new,")])).unwrap();
+        let secrets: Vec<&str> = config.stripe.webhook_secrets.iter().map(expose).collect();
+        assert_eq!(secrets, ["whsec_old", "whsec_new"]);
+
+        let err =
+            Config::from_vars(vars(&[("STRIPE_WEBHOOK_SECRET", "whsec_ok,oops")])).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                var: "STRIPE_WEBHOOK_SECRET",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn production_with_live_keys_starts() {
+        let config = Config::from_vars(vars(&live_production())).unwrap();
+        assert_eq!(config.app_env, AppEnv::Production);
+        assert_eq!(
+            config.stripe.backend,
+            StripeBackend::Stripe {
+                mode: KeyMode::Live,
+                api_base: None
+            }
+        );
+    }
+
+    #[test]
+    fn production_names_the_missing_or_test_mode_variable() {
+        let cases: [(&str, Option<&str>, ConfigError); 4] = [
+            (
+                "STRIPE_SECRET_KEY",
+                None,
+                ConfigError::MissingInProduction {
+                    var: "STRIPE_SECRET_KEY",
+                },
+            ),
+            (
+                "STRIPE_SECRET_KEY",
+                Some("sk_test_abc"),
+                ConfigError::Invalid {
+                    var: "STRIPE_PUBLISHABLE_KEY",
+                    reason: "its mode (test/live) differs from STRIPE_SECRET_KEY's".into(),
+                },
+            ),
+            (
+                "STRIPE_PUBLISHABLE_KEY",
+                None,
+                ConfigError::MissingInProduction {
+                    var: "STRIPE_PUBLISHABLE_KEY",
+                },
+            ),
+            (
+                "STRIPE_WEBHOOK_SECRET",
+                None,
+                ConfigError::MissingInProduction {
+                    var: "STRIPE_WEBHOOK_SECRET",
+                },
+            ),
+        ];
+        for (var, value, expected) in cases {
+            let mut env = live_production();
+            env.retain(|(name, _)| *name != var);
+            if let Some(value) = value {
+                env.push((var, value));
+            }
+            assert_eq!(
+                Config::from_vars(vars(&env)).unwrap_err(),
+                expected,
+                "{var}={value:?}"
+            );
+        }
+
+        let mut env = live_production();
+        env.retain(|(name, _)| !name.starts_with("STRIPE_"));
+        env.extend([
+            ("STRIPE_SECRET_KEY", "sk_test_abc"),
+            ("STRIPE_PUBLISHABLE_KEY", "pk_test_abc"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+        ]);
+        let err = Config::from_vars(vars(&env)).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::TestKeyInProduction {
+                var: "STRIPE_SECRET_KEY"
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "STRIPE_SECRET_KEY is a test-mode key; APP_ENV=production needs a live key"
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_values_by_name() {
+        let cases = [
+            ("APP_ENV", "staging"),
+            ("APP_URL", "localhost:3000"),
+            ("APP_URL", "ftp://example.com"),
+            ("STRIPE_SECRET_KEY", "pk_test_wrong_kind"),
+            ("STRIPE_WEBHOOK_PATH", "api/stripe/webhooks"),
+            ("CHECKOUT_SUCCESS_PATH", "//evil.example/steal"),
+            ("REQUEST_BODY_LIMIT", "0"),
+            ("LEPTOS_SITE_ADDR", "not an address"),
+        ];
+        for (var, value) in cases {
+            let err = Config::from_vars(vars(&[(var, value)])).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { var: v, .. } if *v == var),
+                "{var}={value}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_mode_reads_prefixes() {
+        assert_eq!(key_mode("sk_test_1", &["sk_"]), Some(KeyMode::Test));
+        assert_eq!(key_mode("rk_live_1", &["sk_", "rk_"]), Some(KeyMode::Live));
+        assert_eq!(key_mode("sk_live_1", &["pk_"]), None);
+        assert_eq!(key_mode("sk_other", &["sk_"]), None);
+    }
+
+    #[test]
+    fn debug_output_never_contains_secrets() {
+        let config = Config::from_vars(vars(&live_production())).unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("sk_live_abc"), "{printed}");
+        assert!(!printed.contains("whsec_one"), "{printed}");
+    }
+}

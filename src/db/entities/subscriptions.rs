@@ -1,0 +1,53 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "subscriptions")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub user_id: Option<i64>,
+    #[sea_orm(unique)]
+    pub stripe_subscription_id: String,
+    pub stripe_customer_id: String,
+    pub stripe_price_id: String,
+    /// The catalog's conceptual plan id (e.g. "premium").
+    pub plan_id: Option<String>,
+    pub price_lookup_key: Option<String>,
+    /// "month" or "year".
+    pub interval: Option<String>,
+    pub quantity: i32,
+    /// Stripe's status string: trialing, active, past_due, canceled, incomplete,
+    /// incomplete_expired, unpaid, paused.
+    pub status: String,
+    pub current_period_start: Option<DateTimeUtc>,
+    pub current_period_end: Option<DateTimeUtc>,
+    pub cancel_at_period_end: bool,
+    pub cancel_at: Option<DateTimeUtc>,
+    pub canceled_at: Option<DateTimeUtc>,
+    pub ended_at: Option<DateTimeUtc>,
+    pub trial_start: Option<DateTimeUtc>,
+    pub trial_end: Option<DateTimeUtc>,
+    /// Unix seconds of the Stripe state this row reflects; older writes are ignored.
+    pub stripe_state_at: i64,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::users::Entity",
+        from = "Column::UserId",
+        to = "super::users::Column::Id",
+        on_delete = "Cascade"
+    )]
+    User,
+}
+
+impl Related<super::users::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::User.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

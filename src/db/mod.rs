@@ -1,0 +1,133 @@
+//! Database connection, migrations and the sea-orm entities.
+//!
+//! SQLite (a file under `data/`) is the zero-set-up default; PostgreSQL is chosen
+//! by a `postgres://` `DATABASE_URL`. Both run the same migrations and entities.
+
+pub mod entities;
+
+use std::{path::Path, time::Duration};
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("could not create the directory {dir} for the SQLite database: {source}")]
+    CreateDir {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not connect to the database ({backend}): {source}")]
+    Connect {
+        backend: &'static str,
+        #[source]
+        source: DbErr,
+    },
+    #[error("database migration failed: {0}")]
+    Migrate(#[source] DbErr),
+    #[error("database query failed: {0}")]
+    Query(#[from] DbErr),
+}
+
+/// Opens a pool for `url`, creating the SQLite file (and its directory) if needed.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
+    let backend = backend_name(url);
+    if backend == "sqlite" {
+        ensure_sqlite_dir(url)?;
+    }
+
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(if backend == "sqlite" { 8 } else { 16 })
+        .acquire_timeout(Duration::from_secs(5))
+        // Statements are traced by our own spans; sqlx's per-statement logs would
+        // drown the request logs.
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            // WAL lets readers proceed during a write; the busy timeout turns write
+            // contention into a short wait instead of an immediate "database is locked".
+            opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+
+    Database::connect(options)
+        .await
+        .map_err(|source| DbError::Connect { backend, source })
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbError> {
+    Migrator::up(db, None).await.map_err(DbError::Migrate)
+}
+
+/// Runs a trivial query; returns the backend's name when the database answers.
+pub async fn ping(db: &DatabaseConnection) -> Result<&'static str, DbError> {
+    db.execute_unprepared("SELECT 1").await?;
+    Ok(match db.get_database_backend() {
+        DbBackend::Sqlite => "sqlite",
+        DbBackend::Postgres => "postgres",
+        _ => "other",
+    })
+}
+
+fn backend_name(url: &str) -> &'static str {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        "postgres"
+    } else if url.starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "unknown"
+    }
+}
+
+/// SQLite creates the file (with `mode=rwc`) but not its directory.
+fn ensure_sqlite_dir(url: &str) -> Result<(), DbError> {
+    let Some(path) = sqlite_file_path(url) else {
+        return Ok(());
+    };
+    match Path::new(path).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+                dir: dir.display().to_string(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The file path inside a `sqlite://path?query` URL; `None` for in-memory databases.
+fn sqlite_file_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_sqlite_file_path() {
+        assert_eq!(
+            sqlite_file_path("sqlite://data/app.db?mode=rwc"),
+            Some("data/app.db")
+        );
+        assert_eq!(sqlite_file_path("sqlite:///tmp/x.db"), Some("/tmp/x.db"));
+        assert_eq!(sqlite_file_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_file_path("postgres://localhost/db"), None);
+    }
+
+    #[test]
+    fn names_backends() {
+        assert_eq!(backend_name("postgres://u@h/db"), "postgres");
+        assert_eq!(backend_name("postgresql://u@h/db"), "postgres");
+        assert_eq!(backend_name("sqlite://data/app.db"), "sqlite");
+        assert_eq!(backend_name("mysql://h/db"), "unknown");
+    }
+}

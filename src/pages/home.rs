@@ -1,0 +1,87 @@
+//! The landing page. It proves the stack end to end: server-rendered HTML, a
+//! control that only works once hydrated, and a server function that reaches the
+//! database.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// What the server reports about itself to the landing page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerStatus {
+    /// Database backend that answered, e.g. "sqlite" or "postgres".
+    pub database: String,
+    /// Where Stripe calls go: "Stripe (test mode)", "Stripe (live mode)" or the emulator.
+    pub stripe: String,
+}
+
+#[server]
+pub async fn check_server() -> Result<ServerStatus, ServerFnError> {
+    let state = expect_context::<crate::server::AppState>();
+    let database = crate::db::ping(&state.db).await.map_err(|err| {
+        tracing::warn!(error = %err, "status check: database unavailable");
+        ServerFnError::new("The database is not reachable right now.")
+    })?;
+    Ok(ServerStatus {
+        database: database.to_string(),
+        stripe: state.config.stripe.describe(),
+    })
+}
+
+const INCLUDED: [&str; 5] = [
+    "A plan catalog in the repository, pushed to Stripe by the app itself",
+    "Checkout and Customer Portal sessions for the signed-in user only",
+    "Verified, exactly-once webhooks that tolerate any delivery order",
+    "SQLite by default, PostgreSQL for production",
+    "A loopback Stripe emulator for offline development and tests",
+];
+
+#[component]
+pub fn HomePage() -> impl IntoView {
+    let (show_included, set_show_included) = signal(false);
+    let check = ServerAction::<CheckServer>::new();
+
+    view! {
+        <section class="hero">
+            <h1>"Stripe billing for your Rust SaaS"</h1>
+            <p class="lead">
+                "Plans, checkout, the customer portal and webhooks, built with Leptos, axum and sea-orm."
+            </p>
+        </section>
+
+        <section class="panel">
+            <button
+                type="button"
+                class="button"
+                aria-expanded=move || show_included.get().to_string()
+                aria-controls="included-list"
+                on:click=move |_| set_show_included.update(|open| *open = !*open)
+            >
+                {move || if show_included.get() { "Hide what's included" } else { "Show what's included" }}
+            </button>
+            <ul id="included-list" class="included" hidden=move || !show_included.get()>
+                {INCLUDED.iter().map(|item| view! { <li>{*item}</li> }).collect_view()}
+            </ul>
+        </section>
+
+        <section class="panel">
+            <ActionForm action=check>
+                <button type="submit" class="button button-secondary">"Check the server"</button>
+            </ActionForm>
+            <p class="status" role="status" aria-live="polite">
+                {move || match check.value().get() {
+                    None => String::new(),
+                    Some(Ok(status)) => format!("Database: {} · Stripe: {}", status.database, status.stripe),
+                    Some(Err(err)) => format!("Server check failed: {}", readable(&err)),
+                }}
+            </p>
+        </section>
+    }
+}
+
+/// Strips Leptos' error-kind prefix so a person reads the message, not the plumbing.
+fn readable(err: &ServerFnError) -> String {
+    match err {
+        ServerFnError::ServerError(message) => message.clone(),
+        other => other.to_string(),
+    }
+}

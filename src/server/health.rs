@@ -1,0 +1,35 @@
+//! `/healthz`: is this instance able to serve? Load balancers poll it, so it is
+//! cheap (one trivial query) and says nothing about configuration or secrets.
+
+use axum::{extract::State, http::StatusCode, Json};
+use serde::Serialize;
+
+use super::AppState;
+
+#[derive(Serialize)]
+pub struct Health {
+    status: &'static str,
+    database: &'static str,
+}
+
+pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    match crate::db::ping(&state.db).await {
+        Ok(_) => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ok",
+                database: "ok",
+            }),
+        ),
+        Err(err) => {
+            tracing::error!(error = %err, "health check: database unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(Health {
+                    status: "unavailable",
+                    database: "unreachable",
+                }),
+            )
+        }
+    }
+}

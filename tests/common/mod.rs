@@ -1,0 +1,209 @@
+//! Test harness: real databases (a fresh SQLite file, a fresh PostgreSQL database)
+//! and the real server on a free port, talked to over HTTP.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use billing_starter::{
+    config::Config,
+    db,
+    server::{self, AppState},
+};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use tokio::sync::oneshot;
+
+/// Set by `.ci/run` (and by developers who want both backends) to a PostgreSQL
+/// server where tests may create and drop databases.
+pub const POSTGRES_URL_VAR: &str = "TEST_POSTGRES_URL";
+
+/// A database that exists only for one test and is removed afterwards.
+pub enum TestDb {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        url: String,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+        url: String,
+    },
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("nested/app.db").display()
+        );
+        TestDb::Sqlite { _dir: dir, url }
+    }
+
+    /// `None` when no PostgreSQL server is configured for tests.
+    pub async fn postgres() -> Option<Self> {
+        let admin_url = std::env::var(POSTGRES_URL_VAR)
+            .ok()
+            .filter(|url| !url.is_empty())?;
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "billing_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let admin = Database::connect(&admin_url).await.unwrap_or_else(|err| {
+            panic!("{POSTGRES_URL_VAR} is set but PostgreSQL is unreachable: {err}")
+        });
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        let url = replace_database(&admin_url, &name);
+        Some(TestDb::Postgres {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } => url,
+        }
+    }
+
+    pub async fn connect(&self) -> DatabaseConnection {
+        db::connect(self.url())
+            .await
+            .expect("connect to test database")
+    }
+
+    /// Drops a PostgreSQL test database (SQLite files go with their temp dir).
+    pub async fn cleanup(self) {
+        if let TestDb::Postgres {
+            admin_url, name, ..
+        } = self
+        {
+            let admin = Database::connect(&admin_url)
+                .await
+                .expect("reconnect as admin");
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await
+                .expect("drop test database");
+            admin.close().await.ok();
+        }
+    }
+}
+
+/// The given URL with its database name replaced, keeping any query string.
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("postgres URL has a database path");
+    match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+/// Runs `test` on a fresh SQLite database and, when configured, on a fresh
+/// PostgreSQL database.
+pub async fn on_each_backend<F, Fut>(test: F)
+where
+    F: Fn(DatabaseConnection) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let sqlite = TestDb::sqlite();
+    test(sqlite.connect().await).await;
+
+    match TestDb::postgres().await {
+        Some(postgres) => {
+            test(postgres.connect().await).await;
+            postgres.cleanup().await;
+        }
+        None => eprintln!("note: {POSTGRES_URL_VAR} not set; PostgreSQL half of this test skipped"),
+    }
+}
+
+/// A running app on a free loopback port.
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub db: DatabaseConnection,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn(database_url: &str, extra_env: &[(&str, &str)]) -> Self {
+        let mut vars = vec![("DATABASE_URL".to_owned(), database_url.to_owned())];
+        vars.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let config = Config::from_vars(vars).expect("test config is valid");
+
+        let db = db::connect(&config.database_url).await.expect("connect");
+        db::migrate(&db).await.expect("migrate");
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let state = AppState::new(db.clone(), config);
+        let server = tokio::spawn(server::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+
+        Self {
+            base_url,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            db,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Signals graceful shutdown and waits for the serve loop to return.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let server = self.server.take().expect("server running");
+        tokio::time::timeout(std::time::Duration::from_secs(10), server)
+            .await
+            .expect("server stops within 10 s")
+            .expect("server task did not panic")
+    }
+}
+
+#[test]
+fn replaces_the_database_name() {
+    assert_eq!(
+        replace_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+        "postgres://postgres@127.0.0.1:5432/x"
+    );
+    assert_eq!(
+        replace_database("postgres://u@h/test?sslmode=disable", "x"),
+        "postgres://u@h/x?sslmode=disable"
+    );
+}

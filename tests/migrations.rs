@@ -1,0 +1,197 @@
+//! The schema on real databases: migrations go up, down and up again, and every
+//! entity round-trips with the uniqueness rules the billing code relies on.
+
+mod common;
+
+use billing_starter::db::entities::{one_time_purchases, subscriptions, users, webhook_events};
+use chrono::{TimeZone, Utc};
+use common::on_each_backend;
+use migration::{Migrator, MigratorTrait, SchemaManager};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, ModelTrait, PaginatorTrait, Set};
+
+const TABLES: [&str; 4] = [
+    "users",
+    "subscriptions",
+    "one_time_purchases",
+    "webhook_events",
+];
+
+async fn table_presence(db: &DatabaseConnection) -> Vec<bool> {
+    let manager = SchemaManager::new(db);
+    let mut present = Vec::new();
+    for table in TABLES {
+        present.push(manager.has_table(table).await.unwrap());
+    }
+    present
+}
+
+#[tokio::test]
+async fn migrations_go_up_down_and_up_again() {
+    on_each_backend(|db| async move {
+        Migrator::up(&db, None).await.expect("first up");
+        assert_eq!(table_presence(&db).await, [true; 4]);
+
+        Migrator::down(&db, None).await.expect("down to nothing");
+        assert_eq!(table_presence(&db).await, [false; 4]);
+
+        Migrator::up(&db, None).await.expect("second up");
+        assert_eq!(table_presence(&db).await, [true; 4]);
+        assert!(Migrator::get_pending_migrations(&db)
+            .await
+            .unwrap()
+            .is_empty());
+
+        // Up on an up-to-date schema is a no-op, as start-up relies on.
+        Migrator::up(&db, None).await.expect("idempotent up");
+        db.close().await.unwrap();
+    })
+    .await;
+}
+
+fn at(hour: u32) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, hour, 0, 0).unwrap()
+}
+
+async fn insert_user(
+    db: &DatabaseConnection,
+    email: &str,
+    customer: Option<&str>,
+) -> Result<users::Model, sea_orm::DbErr> {
+    users::ActiveModel {
+        email: Set(email.to_owned()),
+        password_hash: Set("$argon2id$v=19$placeholder".to_owned()),
+        stripe_customer_id: Set(customer.map(str::to_owned)),
+        created_at: Set(at(9)),
+        updated_at: Set(at(9)),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+}
+
+#[tokio::test]
+async fn entities_round_trip_and_uniqueness_holds() {
+    on_each_backend(|db| async move {
+        Migrator::up(&db, None).await.unwrap();
+
+        let user = insert_user(&db, "ada@example.com", Some("cus_1"))
+            .await
+            .unwrap();
+        assert!(
+            insert_user(&db, "ada@example.com", None).await.is_err(),
+            "email is unique"
+        );
+        assert!(
+            insert_user(&db, "bob@example.com", Some("cus_1"))
+                .await
+                .is_err(),
+            "customer id is unique"
+        );
+        // NULL customer ids don't collide: many users have no Stripe customer yet.
+        insert_user(&db, "carol@example.com", None).await.unwrap();
+        insert_user(&db, "dan@example.com", None).await.unwrap();
+
+        let subscription = subscriptions::ActiveModel {
+            user_id: Set(Some(user.id)),
+            stripe_subscription_id: Set("sub_1".into()),
+            stripe_customer_id: Set("cus_1".into()),
+            stripe_price_id: Set("price_1".into()),
+            plan_id: Set(Some("premium".into())),
+            price_lookup_key: Set(Some("premium_monthly".into())),
+            interval: Set(Some("month".into())),
+            quantity: Set(1),
+            status: Set("active".into()),
+            current_period_start: Set(Some(at(10))),
+            current_period_end: Set(Some(at(11))),
+            cancel_at_period_end: Set(false),
+            cancel_at: Set(None),
+            canceled_at: Set(None),
+            ended_at: Set(None),
+            trial_start: Set(None),
+            trial_end: Set(None),
+            stripe_state_at: Set(1_795_000_000),
+            created_at: Set(at(10)),
+            updated_at: Set(at(10)),
+            ..Default::default()
+        }
+        .insert(&db)
+        .await
+        .unwrap();
+        let read = subscriptions::Entity::find_by_id(subscription.id)
+            .one(&db)
+            .await
+            .unwrap();
+        assert_eq!(read.as_ref(), Some(&subscription));
+
+        let purchase = one_time_purchases::ActiveModel {
+            user_id: Set(Some(user.id)),
+            stripe_customer_id: Set(Some("cus_1".into())),
+            stripe_checkout_session_id: Set(Some("cs_1".into())),
+            stripe_payment_intent_id: Set(Some("pi_1".into())),
+            stripe_price_id: Set("price_pack".into()),
+            plan_id: Set(Some("standard_pack".into())),
+            price_lookup_key: Set(Some("standard_pack".into())),
+            quantity: Set(1),
+            amount_total: Set(2900),
+            currency: Set("usd".into()),
+            status: Set("paid".into()),
+            refunded_at: Set(None),
+            reversed_at: Set(None),
+            stripe_state_at: Set(1_795_000_000),
+            created_at: Set(at(12)),
+            updated_at: Set(at(12)),
+            ..Default::default()
+        };
+        let stored = purchase.clone().insert(&db).await.unwrap();
+        assert_eq!(
+            one_time_purchases::Entity::find_by_id(stored.id)
+                .one(&db)
+                .await
+                .unwrap(),
+            Some(stored)
+        );
+        let mut duplicate = purchase;
+        duplicate.stripe_checkout_session_id = Set(Some("cs_2".into()));
+        assert!(
+            duplicate.insert(&db).await.is_err(),
+            "a payment intent grants once"
+        );
+
+        let event = webhook_events::ActiveModel {
+            stripe_event_id: Set("evt_1".into()),
+            event_type: Set("customer.subscription.updated".into()),
+            api_version: Set(Some("2026-09-30.endive".into())),
+            livemode: Set(false),
+            stripe_created_at: Set(at(13)),
+            received_at: Set(at(13)),
+            processed_at: Set(None),
+            status: Set("received".into()),
+            attempts: Set(0),
+            last_error: Set(None),
+            payload: Set("{\"id\":\"evt_1\"}".repeat(2000)),
+            ..Default::default()
+        };
+        let stored = event.clone().insert(&db).await.unwrap();
+        assert_eq!(
+            webhook_events::Entity::find_by_id(stored.id)
+                .one(&db)
+                .await
+                .unwrap(),
+            Some(stored)
+        );
+        assert!(
+            event.insert(&db).await.is_err(),
+            "an event id is recorded once"
+        );
+
+        // Deleting a user removes their billing rows with them.
+        user.delete(&db).await.unwrap();
+        assert_eq!(subscriptions::Entity::find().count(&db).await.unwrap(), 0);
+        assert_eq!(
+            one_time_purchases::Entity::find().count(&db).await.unwrap(),
+            0
+        );
+        db.close().await.unwrap();
+    })
+    .await;
+}

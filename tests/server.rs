@@ -1,0 +1,174 @@
+//! The real server on a free port: health, security headers, SSR, limits, shutdown.
+
+mod common;
+
+use common::{TestApp, TestDb};
+use reqwest::{header, StatusCode};
+
+#[tokio::test]
+async fn healthz_reports_the_database() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(db.url(), &[]).await;
+
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"status": "ok", "database": "ok"}));
+
+    // With the pool closed the instance must say it cannot serve.
+    app.db.clone().close().await.unwrap();
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn healthz_works_on_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        eprintln!("note: {} not set; skipped", common::POSTGRES_URL_VAR);
+        return;
+    };
+    let app = TestApp::spawn(db.url(), &[]).await;
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    app.stop().await.unwrap();
+    db.cleanup().await;
+}
+
+/// The value of `nonce="..."` on the first inline script of a page.
+fn script_nonce(html: &str) -> Option<&str> {
+    let start = html.find("<script")?;
+    let tag = &html[start..start + html[start..].find('>')?];
+    let value = &tag[tag.find("nonce=\"")? + 7..];
+    Some(&value[..value.find('"')?])
+}
+
+#[tokio::test]
+async fn pages_are_server_rendered_with_a_nonced_csp() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(db.url(), &[]).await;
+
+    let response = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    let html = response.text().await.unwrap();
+
+    assert!(
+        html.contains("Stripe billing for your Rust SaaS"),
+        "SSR output: {html}"
+    );
+    assert!(
+        html.contains("/pkg/billing-starter.js"),
+        "hydration script is referenced"
+    );
+
+    let nonce = script_nonce(&html).expect("inline scripts carry a nonce");
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(
+        csp.contains(&format!("'nonce-{nonce}'")),
+        "CSP {csp} allows nonce {nonce}"
+    );
+    assert!(csp.contains("'wasm-unsafe-eval'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(
+        headers[header::REFERRER_POLICY],
+        "strict-origin-when-cross-origin"
+    );
+    assert!(
+        headers.get(header::STRICT_TRANSPORT_SECURITY).is_none(),
+        "no HSTS in development"
+    );
+    assert!(headers.contains_key("x-request-id"));
+
+    // A second response gets a fresh nonce.
+    let again = app
+        .client
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_ne!(script_nonce(&again), Some(nonce));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn production_sends_hsts_and_non_pages_are_locked_down() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(
+        db.url(),
+        &[
+            ("APP_ENV", "production"),
+            ("APP_URL", "https://billing.example.com"),
+            ("STRIPE_SECRET_KEY", "sk_live_test_harness"),
+            ("STRIPE_PUBLISHABLE_KEY", "pk_live_test_harness"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_test_harness"),
+        ],
+    )
+    .await;
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let headers = response.headers();
+    assert!(headers[header::STRICT_TRANSPORT_SECURITY]
+        .to_str()
+        .unwrap()
+        .starts_with("max-age="));
+    assert_eq!(
+        headers[header::CONTENT_SECURITY_POLICY],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_paths_get_a_rendered_404() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(db.url(), &[]).await;
+    let response = app
+        .client
+        .get(app.url("/no/such/page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(response.text().await.unwrap().contains("Page not found"));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn request_bodies_over_the_limit_are_refused() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(db.url(), &[("REQUEST_BODY_LIMIT", "1024")]).await;
+    let response = app
+        .client
+        .post(app.url("/api/anything"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(vec![b'a'; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_lets_the_server_stop_cleanly() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(db.url(), &[]).await;
+    let url = app.url("/healthz");
+    let client = app.client.clone();
+    assert_eq!(
+        client.get(&url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    app.stop()
+        .await
+        .expect("serve loop returns Ok after the signal");
+    assert!(
+        client.get(&url).send().await.is_err(),
+        "no longer accepting connections"
+    );
+}
