@@ -1,0 +1,53 @@
+import { test, expect, Page } from '@playwright/test';
+
+/** Fails the test on any Content-Security-Policy violation or uncaught page error. */
+function watchForPageErrors(page: Page): string[] {
+  const problems: string[] = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && /Content.Security.Policy|Refused to/i.test(msg.text())) {
+      problems.push(msg.text());
+    }
+  });
+  page.on('pageerror', (err) => problems.push(err.message));
+  return problems;
+}
+
+test('the home page is server-rendered, then hydrated', async ({ page }) => {
+  const problems = watchForPageErrors(page);
+  await page.goto('/');
+
+  await expect(page.getByRole('heading', { name: 'Stripe billing for your Rust SaaS' })).toBeVisible();
+  // Set by an effect, which only runs once the wasm has hydrated the page.
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+
+  const toggle = page.getByRole('button', { name: "Show what's included" });
+  await expect(toggle).toHaveAttribute('aria-expanded', 'false');
+  await expect(page.locator('#included-list')).toBeHidden();
+
+  // Only the hydrated page reacts to this click: there is no server round-trip.
+  await toggle.click();
+  await expect(page.getByRole('button', { name: "Hide what's included" })).toHaveAttribute('aria-expanded', 'true');
+  await expect(page.locator('#included-list')).toBeVisible();
+  await expect(page.locator('#included-list li')).toHaveCount(5);
+
+  expect(problems).toEqual([]);
+});
+
+test('a server function reaches the database through the hydrated page', async ({ page }) => {
+  const problems = watchForPageErrors(page);
+  await page.goto('/');
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+
+  await page.getByRole('button', { name: 'Check the server' }).click();
+  await expect(page.getByRole('status')).toHaveText(/Database: sqlite · Stripe: emulator at http:\/\/127\.0\.0\.1:12111\//);
+  // The call went through fetch: the page did not navigate away.
+  await expect(page).toHaveURL(/\/$/);
+
+  expect(problems).toEqual([]);
+});
+
+test('unknown pages render a 404 inside the app shell', async ({ page }) => {
+  const response = await page.goto('/definitely/not/here');
+  expect(response?.status()).toBe(404);
+  await expect(page.getByRole('heading', { name: 'Page not found' })).toBeVisible();
+});
