@@ -1,0 +1,63 @@
+//! Refunds of a charge (by charge or payment intent): `charge.refunded`.
+
+use serde_json::{json, Value};
+
+use crate::{
+    api::{new_id, Ctx},
+    error::ApiError,
+    form, params,
+};
+
+pub fn create(ctx: &mut Ctx<'_>, p: &Value) -> Result<Value, ApiError> {
+    form::check_allowed(
+        p,
+        &[
+            "charge",
+            "payment_intent",
+            "amount",
+            "reason",
+            "metadata",
+            "metadata.*",
+            "expand.[]",
+        ],
+    )?;
+    let charge_id = match (
+        params::string(p, "charge"),
+        params::string(p, "payment_intent"),
+    ) {
+        (Some(charge), _) => charge.to_owned(),
+        (None, Some(pi)) => ctx.fetch(pi, "payment_intent", "payment_intent")?["latest_charge"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ApiError::invalid_parameter(
+                    "payment_intent",
+                    "This PaymentIntent has no successful charge to refund.",
+                )
+            })?,
+        (None, None) => return Err(ApiError::missing_parameter("charge")),
+    };
+    let charge = ctx.fetch(&charge_id, "charge", "charge")?;
+    let refundable = charge["amount_captured"].as_i64().unwrap_or(0)
+        - charge["amount_refunded"].as_i64().unwrap_or(0);
+    let amount = params::integer(p, "amount", "amount")?.unwrap_or(refundable);
+    if amount <= 0 || amount > refundable {
+        return Err(ApiError::invalid_parameter("amount", format!("Refund amount ({amount}) is greater than unrefunded amount on charge ({refundable})")));
+    }
+    let now = ctx.now();
+    let refund = json!({
+        "id": new_id("re"), "object": "refund", "amount": amount, "charge": charge_id, "created": now,
+        "currency": charge["currency"], "metadata": params::metadata(p), "payment_intent": charge["payment_intent"],
+        "reason": params::string(p, "reason"), "status": "succeeded", "balance_transaction": null,
+        "receipt_number": null, "source_transfer_reversal": null, "transfer_reversal": null, "destination_details": null,
+    });
+    ctx.store.insert(refund.clone());
+    let total = charge["amount_refunded"].as_i64().unwrap_or(0) + amount;
+    let full = total >= charge["amount_captured"].as_i64().unwrap_or(0);
+    ctx.update(&charge_id, Some("charge.refunded"), |charge| {
+        charge["amount_refunded"] = json!(total);
+        charge["refunded"] = json!(full);
+    })?;
+    ctx.emit("refund.created", &refund, None);
+    Ok(refund)
+}

@@ -1,0 +1,98 @@
+//! Test controls under `/_emulator` (never `/v1`): reset, time, fault injection,
+//! delivery modes (duplicate, delay, drop, hold then shuffle) and the delivery log.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    api::Ctx,
+    billing::clocks,
+    store::{DeliveryMode, Faults, Store},
+    webhooks, Emulator,
+};
+
+pub fn routes() -> Router<Arc<Emulator>> {
+    Router::new()
+        .route(
+            "/_emulator/health",
+            get(|| async { Json(json!({"status": "ok"})) }),
+        )
+        .route("/_emulator/reset", post(reset))
+        .route("/_emulator/advance", post(advance))
+        .route("/_emulator/faults", post(set_faults))
+        .route("/_emulator/delivery", post(set_delivery))
+        .route("/_emulator/delivery/flush", post(flush))
+        .route("/_emulator/deliveries", get(deliveries))
+}
+
+async fn reset(State(emulator): State<Arc<Emulator>>) -> Json<serde_json::Value> {
+    *emulator.lock() = Store::default();
+    emulator
+        .held
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
+    Json(json!({"reset": true}))
+}
+
+#[derive(Deserialize)]
+struct Advance {
+    seconds: i64,
+}
+
+/// Moves the account clock (customers without a test clock) forward.
+async fn advance(State(emulator): State<Arc<Emulator>>, Json(body): Json<Advance>) -> Response {
+    let mut store = emulator.lock();
+    let mut ctx = Ctx::new(&mut store, &emulator);
+    let result = clocks::advance_account(&mut ctx, body.seconds);
+    let now = ctx.now();
+    let outgoing = std::mem::take(&mut ctx.outgoing);
+    drop(store);
+    emulator.send(outgoing);
+    match result {
+        Ok(()) => Json(json!({"now": now})).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn set_faults(State(emulator): State<Arc<Emulator>>, Json(faults): Json<Faults>) -> Response {
+    if !(0.0..=1.0).contains(&faults.rate)
+        || faults
+            .kinds
+            .iter()
+            .any(|k| !matches!(k.as_str(), "500" | "429" | "hang"))
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "rate must be 0..1 and kinds among 500, 429, hang"})),
+        )
+            .into_response();
+    }
+    emulator.lock().faults = faults.clone();
+    Json(json!(faults)).into_response()
+}
+
+async fn set_delivery(
+    State(emulator): State<Arc<Emulator>>,
+    Json(mode): Json<DeliveryMode>,
+) -> Json<DeliveryMode> {
+    emulator.lock().delivery_mode = mode.clone();
+    Json(mode)
+}
+
+async fn flush(State(emulator): State<Arc<Emulator>>) -> Json<serde_json::Value> {
+    Json(json!({"sent": webhooks::flush_held(&emulator)}))
+}
+
+async fn deliveries(State(emulator): State<Arc<Emulator>>) -> Json<serde_json::Value> {
+    Json(json!(emulator.lock().deliveries))
+}

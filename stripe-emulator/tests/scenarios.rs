@@ -1,0 +1,1002 @@
+//! Scenario tests: the running emulator, driven through the async-stripe client
+//! and its hosted pages (as a customer's browser would), with every webhook
+//! verified and parsed by async-stripe's own webhook code.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{extract::State, http::HeaderMap, routing::post, Router};
+use serde_json::{json, Value};
+use stripe_emulator::{EmulatorConfig, ForwardTarget, RetryPolicy, Running};
+
+const SECRET: &str = "whsec_scenario_tests";
+
+#[derive(Default)]
+struct Received {
+    types: Vec<String>,
+    objects: Vec<Value>,
+    problems: Vec<String>,
+}
+
+struct Harness {
+    emulator: Running,
+    stripe: stripe::Client,
+    http: reqwest::Client,
+    received: Arc<Mutex<Received>>,
+}
+
+async fn receive(
+    State(received): State<Arc<Mutex<Received>>>,
+    headers: HeaderMap,
+    body: String,
+) -> axum::http::StatusCode {
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let mut received = received.lock().unwrap();
+    match stripe_webhook::Webhook::construct_event(&body, signature, SECRET) {
+        Ok(event) => {
+            if matches!(event.data.object, stripe_webhook::EventObject::Unknown(_))
+                && !body.contains("\"type\":\"test_helpers")
+                && !body.contains("payment_method.attached")
+                && !body.contains("billing_portal.configuration")
+                && !body.contains("refund.created")
+            {
+                received.problems.push(format!(
+                    "unparsed known event: {}",
+                    &body[..body.len().min(200)]
+                ));
+            }
+            let value: Value = serde_json::from_str(&body).unwrap();
+            received
+                .types
+                .push(value["type"].as_str().unwrap_or_default().to_owned());
+            received.objects.push(value);
+            axum::http::StatusCode::OK
+        }
+        Err(err) => {
+            received
+                .problems
+                .push(format!("{err:?}: {}", &body[..body.len().min(300)]));
+            axum::http::StatusCode::BAD_REQUEST
+        }
+    }
+}
+
+impl Harness {
+    async fn start() -> Self {
+        let received = Arc::new(Mutex::new(Received::default()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let app = Router::new()
+            .route("/hook", post(receive))
+            .with_state(received.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let emulator = stripe_emulator::start(
+            listener,
+            EmulatorConfig {
+                forward_to: Some(ForwardTarget {
+                    url: hook_url,
+                    secret: SECRET.into(),
+                }),
+                retry: RetryPolicy {
+                    max_attempts: 3,
+                    base_delay: Duration::from_millis(50),
+                },
+                snapshot: None,
+            },
+        )
+        .await
+        .unwrap();
+        let stripe = stripe::ClientBuilder::new("sk_test_scenarios")
+            .url(emulator.base_url.clone())
+            .build()
+            .unwrap();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self {
+            emulator,
+            stripe,
+            http,
+            received,
+        }
+    }
+
+    async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let url = format!("{}v1/{path}", self.emulator.base_url);
+        let request = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth("sk_test_scenarios");
+        let request = if method == reqwest::Method::GET {
+            request.query(form)
+        } else {
+            request.form(form)
+        };
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Value {
+        let (status, body) = self.api(reqwest::Method::POST, path, form).await;
+        assert_eq!(status, 200, "POST {path}: {body}");
+        body
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.api(reqwest::Method::GET, path, &[]).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Products and prices like the starter's catalog: Premium monthly/yearly, a one-time pack.
+    async fn catalog(&self) -> (String, String, String) {
+        let premium = self.post("products", &[("name", "Premium")]).await;
+        let pack = self.post("products", &[("name", "Standard Pack")]).await;
+        let premium = premium["id"].as_str().unwrap();
+        let monthly = self
+            .post(
+                "prices",
+                &[
+                    ("product", premium),
+                    ("currency", "usd"),
+                    ("unit_amount", "4900"),
+                    ("recurring[interval]", "month"),
+                    ("lookup_key", "premium_monthly"),
+                ],
+            )
+            .await;
+        let yearly = self
+            .post(
+                "prices",
+                &[
+                    ("product", premium),
+                    ("currency", "usd"),
+                    ("unit_amount", "49000"),
+                    ("recurring[interval]", "year"),
+                    ("lookup_key", "premium_yearly"),
+                ],
+            )
+            .await;
+        let one_time = self
+            .post(
+                "prices",
+                &[
+                    ("product", pack["id"].as_str().unwrap()),
+                    ("currency", "usd"),
+                    ("unit_amount", "2900"),
+                    ("lookup_key", "standard_pack"),
+                ],
+            )
+            .await;
+        for price in [&monthly, &yearly, &one_time] {
+            let _: stripe_shared::Price =
+                serde_json::from_value(price.clone()).expect("price parses in async-stripe");
+        }
+        (
+            monthly["id"].as_str().unwrap().into(),
+            yearly["id"].as_str().unwrap().into(),
+            one_time["id"].as_str().unwrap().into(),
+        )
+    }
+
+    async fn customer(&self, email: &str, clock: Option<&str>) -> String {
+        let mut create = stripe_core::customer::CreateCustomer::new().email(email);
+        if let Some(clock) = clock {
+            create = create.test_clock(clock);
+        }
+        create
+            .send(&self.stripe)
+            .await
+            .expect("customer via async-stripe")
+            .id
+            .to_string()
+    }
+
+    async fn checkout(
+        &self,
+        customer: &str,
+        price: &str,
+        mode: stripe_shared::CheckoutSessionMode,
+    ) -> stripe_shared::CheckoutSession {
+        stripe_checkout::checkout_session::CreateCheckoutSession::new()
+            .mode(mode)
+            .customer(customer)
+            .client_reference_id("user_42")
+            .line_items(vec![
+                stripe_checkout::checkout_session::CreateCheckoutSessionLineItems {
+                    price: Some(price.into()),
+                    quantity: Some(1),
+                    ..Default::default()
+                },
+            ])
+            .success_url(
+                "http://app.test/billing?checkout_status=success&session_id={CHECKOUT_SESSION_ID}",
+            )
+            .cancel_url("http://app.test/billing?checkout_status=canceled")
+            .send(&self.stripe)
+            .await
+            .expect("checkout session via async-stripe")
+    }
+
+    /// Submits the hosted Checkout page with `card`; returns (status, Location, body).
+    async fn pay(
+        &self,
+        session: &stripe_shared::CheckoutSession,
+        card: &str,
+    ) -> (u16, String, String) {
+        let url = session.url.clone().expect("open session has a url");
+        let page = self.http.get(&url).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let response = self
+            .http
+            .post(&url)
+            .form(&[("card_number", card), ("email", "buyer@example.com")])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, location, response.text().await.unwrap())
+    }
+
+    async fn subscription(&self, id: &str) -> stripe_shared::Subscription {
+        stripe_billing::subscription::RetrieveSubscription::new(id)
+            .send(&self.stripe)
+            .await
+            .expect("subscription via async-stripe")
+    }
+
+    /// Waits until the webhook receiver saw `kind` at least `count` times.
+    async fn wait_for(&self, kind: &str, count: usize) {
+        for _ in 0..200 {
+            if self
+                .received
+                .lock()
+                .unwrap()
+                .types
+                .iter()
+                .filter(|t| *t == kind)
+                .count()
+                >= count
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "never received {count} × {kind}; got {:?}",
+            self.received.lock().unwrap().types
+        );
+    }
+
+    fn assert_events_clean(&self) {
+        let received = self.received.lock().unwrap();
+        assert!(
+            received.problems.is_empty(),
+            "webhook problems: {:#?}",
+            received.problems
+        );
+    }
+}
+
+#[tokio::test]
+async fn subscription_checkout_with_4242_creates_an_active_subscription_and_its_events() {
+    let h = Harness::start().await;
+    let (monthly, _, _) = h.catalog().await;
+    let customer = h.customer("ada@example.com", None).await;
+    let session = h
+        .checkout(
+            &customer,
+            &monthly,
+            stripe_shared::CheckoutSessionMode::Subscription,
+        )
+        .await;
+    assert_eq!(
+        session.status,
+        Some(stripe_shared::CheckoutSessionStatus::Open)
+    );
+
+    let (status, location, _) = h.pay(&session, "4242 4242 4242 4242").await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        location,
+        format!(
+            "http://app.test/billing?checkout_status=success&session_id={}",
+            session.id
+        )
+    );
+
+    let done = stripe_checkout::checkout_session::RetrieveCheckoutSession::new(session.id.clone())
+        .expand(vec!["subscription".to_owned(), "line_items".to_owned()])
+        .send(&h.stripe)
+        .await
+        .unwrap();
+    assert_eq!(
+        done.status,
+        Some(stripe_shared::CheckoutSessionStatus::Complete)
+    );
+    assert_eq!(
+        done.payment_status,
+        stripe_shared::CheckoutSessionPaymentStatus::Paid
+    );
+    let subscription_id = done
+        .subscription
+        .as_ref()
+        .expect("subscription set")
+        .id()
+        .to_string();
+    assert_eq!(done.line_items.as_ref().map(|l| l.data.len()), Some(1));
+
+    let subscription = h.subscription(&subscription_id).await;
+    assert_eq!(
+        subscription.status,
+        stripe_shared::SubscriptionStatus::Active
+    );
+    let item = &subscription.items.data[0];
+    assert_eq!(item.price.id.as_str(), monthly);
+    assert!(item.current_period_end > item.current_period_start);
+
+    for kind in [
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "invoice.created",
+        "invoice.finalized",
+        "invoice.paid",
+        "invoice.payment_succeeded",
+        "payment_intent.succeeded",
+        "charge.succeeded",
+        "checkout.session.completed",
+    ] {
+        h.wait_for(kind, 1).await;
+    }
+    // Signed events carry the pinned API version and `previous_attributes` on updates.
+    let received = h.received.lock().unwrap().objects.clone();
+    assert!(received
+        .iter()
+        .all(|e| e["api_version"] == stripe_emulator::API_VERSION));
+    let updated = received
+        .iter()
+        .find(|e| e["type"] == "customer.subscription.updated")
+        .unwrap();
+    assert_eq!(
+        updated["data"]["previous_attributes"]["status"],
+        "incomplete"
+    );
+    let invoice = received
+        .iter()
+        .find(|e| e["type"] == "invoice.paid")
+        .unwrap();
+    assert_eq!(
+        invoice["data"]["object"]["parent"]["subscription_details"]["subscription"],
+        subscription_id.as_str()
+    );
+    assert_eq!(
+        invoice["data"]["object"]["billing_reason"],
+        "subscription_create"
+    );
+    h.assert_events_clean();
+}
+
+#[tokio::test]
+async fn declined_cards_stay_on_the_page_and_create_nothing() {
+    let h = Harness::start().await;
+    let (monthly, _, _) = h.catalog().await;
+    let customer = h.customer("bob@example.com", None).await;
+    let session = h
+        .checkout(
+            &customer,
+            &monthly,
+            stripe_shared::CheckoutSessionMode::Subscription,
+        )
+        .await;
+    for (card, message) in [
+        ("4000000000000002", "Your card was declined."),
+        ("4000000000009995", "Your card has insufficient funds."),
+        ("4000000000000341", "Your card was declined."),
+    ] {
+        let (status, _, body) = h.pay(&session, card).await;
+        assert_eq!(status, 402, "{card}");
+        assert!(body.contains(message), "{card}: {body}");
+    }
+    let (_, list) = h
+        .api(
+            reqwest::Method::GET,
+            "subscriptions",
+            &[("customer", &customer), ("status", "all")],
+        )
+        .await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0);
+    let again = stripe_checkout::checkout_session::RetrieveCheckoutSession::new(session.id.clone())
+        .send(&h.stripe)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status,
+        Some(stripe_shared::CheckoutSessionStatus::Open)
+    );
+}
+
+#[tokio::test]
+async fn three_d_secure_can_be_approved_or_failed() {
+    let h = Harness::start().await;
+    let (monthly, _, _) = h.catalog().await;
+    let customer = h.customer("sca@example.com", None).await;
+    let session = h
+        .checkout(
+            &customer,
+            &monthly,
+            stripe_shared::CheckoutSessionMode::Subscription,
+        )
+        .await;
+    let url = session.url.clone().unwrap();
+
+    let (status, location, _) = h.pay(&session, "4000002500003155").await;
+    assert_eq!(
+        (status, location.as_str()),
+        (303, format!("/checkout/{}/3ds", session.id).as_str())
+    );
+    let failed = h
+        .http
+        .post(format!("{url}/3ds"))
+        .form(&[("action", "fail")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 402);
+    assert!(failed
+        .text()
+        .await
+        .unwrap()
+        .contains("unable to authenticate"));
+
+    let (_, location, _) = h.pay(&session, "4000002500003155").await;
+    assert!(location.ends_with("/3ds"));
+    let approved = h
+        .http
+        .post(format!("{url}/3ds"))
+        .form(&[("action", "complete")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 303);
+    let done = stripe_checkout::checkout_session::RetrieveCheckoutSession::new(session.id.clone())
+        .send(&h.stripe)
+        .await
+        .unwrap();
+    assert_eq!(
+        done.status,
+        Some(stripe_shared::CheckoutSessionStatus::Complete)
+    );
+}
+
+#[tokio::test]
+async fn one_time_checkout_charges_once_and_can_be_refunded() {
+    let h = Harness::start().await;
+    let (_, _, pack) = h.catalog().await;
+    let customer = h.customer("pack@example.com", None).await;
+    let session = h
+        .checkout(
+            &customer,
+            &pack,
+            stripe_shared::CheckoutSessionMode::Payment,
+        )
+        .await;
+    let (status, _, _) = h.pay(&session, "4242424242424242").await;
+    assert_eq!(status, 303);
+    let done = stripe_checkout::checkout_session::RetrieveCheckoutSession::new(session.id.clone())
+        .send(&h.stripe)
+        .await
+        .unwrap();
+    let pi = done
+        .payment_intent
+        .expect("payment intent")
+        .id()
+        .to_string();
+    let intent: stripe_shared::PaymentIntent =
+        serde_json::from_value(h.get(&format!("payment_intents/{pi}")).await).unwrap();
+    assert_eq!(intent.status, stripe_shared::PaymentIntentStatus::Succeeded);
+    assert_eq!(intent.amount, 2900);
+
+    h.post("refunds", &[("payment_intent", &pi)]).await;
+    h.wait_for("checkout.session.completed", 1).await;
+    h.wait_for("charge.refunded", 1).await;
+    h.assert_events_clean();
+}
+
+#[tokio::test]
+async fn sessions_expire_on_request_and_the_back_link_returns() {
+    let h = Harness::start().await;
+    let (monthly, _, _) = h.catalog().await;
+    let customer = h.customer("exp@example.com", None).await;
+    let session = h
+        .checkout(
+            &customer,
+            &monthly,
+            stripe_shared::CheckoutSessionMode::Subscription,
+        )
+        .await;
+    let back = h
+        .http
+        .get(format!("{}/back", session.url.clone().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        back.headers()["location"],
+        "http://app.test/billing?checkout_status=canceled"
+    );
+
+    let expired = h
+        .post(&format!("checkout/sessions/{}/expire", session.id), &[])
+        .await;
+    assert_eq!(expired["status"], "expired");
+    assert!(expired["url"].is_null());
+    let (status, body) = h
+        .api(
+            reqwest::Method::POST,
+            &format!("checkout/sessions/{}/expire", session.id),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    h.wait_for("checkout.session.expired", 1).await;
+    h.assert_events_clean();
+}
+
+#[tokio::test]
+async fn portal_plan_change_then_cancel_at_period_end_then_period_end() {
+    let h = Harness::start().await;
+    let (monthly, yearly, _) = h.catalog().await;
+    let customer = h.customer("portal@example.com", None).await;
+    let session = h
+        .checkout(
+            &customer,
+            &monthly,
+            stripe_shared::CheckoutSessionMode::Subscription,
+        )
+        .await;
+    h.pay(&session, "4242424242424242").await;
+    let sub_id = h.get(&format!("checkout/sessions/{}", session.id)).await["subscription"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let product = h.get(&format!("prices/{monthly}")).await["product"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let config = h
+        .post(
+            "billing_portal/configurations",
+            &[
+                (
+                    "business_profile[privacy_policy_url]",
+                    "http://app.test/privacy-policy",
+                ),
+                ("features[subscription_update][enabled]", "true"),
+                (
+                    "features[subscription_update][default_allowed_updates][0]",
+                    "price",
+                ),
+                (
+                    "features[subscription_update][proration_behavior]",
+                    "create_prorations",
+                ),
+                (
+                    "features[subscription_update][products][0][product]",
+                    &product,
+                ),
+                (
+                    "features[subscription_update][products][0][prices][0]",
+                    &monthly,
+                ),
+                (
+                    "features[subscription_update][products][0][prices][1]",
+                    &yearly,
+                ),
+                ("features[subscription_cancel][enabled]", "true"),
+                ("features[subscription_cancel][mode]", "at_period_end"),
+                ("features[payment_method_update][enabled]", "true"),
+            ],
+        )
+        .await;
+    let _: stripe_billing::BillingPortalConfiguration =
+        serde_json::from_value(config.clone()).expect("portal configuration parses");
+    let portal = h
+        .post(
+            "billing_portal/sessions",
+            &[
+                ("customer", &customer),
+                ("configuration", config["id"].as_str().unwrap()),
+                ("return_url", "http://app.test/billing"),
+                ("flow_data[type]", "subscription_update_confirm"),
+                (
+                    "flow_data[subscription_update_confirm][subscription]",
+                    &sub_id,
+                ),
+                (
+                    "flow_data[subscription_update_confirm][items][0][id]",
+                    h.subscription(&sub_id).await.items.data[0].id.as_str(),
+                ),
+                (
+                    "flow_data[subscription_update_confirm][items][0][price]",
+                    &yearly,
+                ),
+            ],
+        )
+        .await;
+    let _: stripe_billing::BillingPortalSession =
+        serde_json::from_value(portal.clone()).expect("portal session parses");
+    let portal_url = portal["url"].as_str().unwrap();
+    assert!(h
+        .http
+        .get(portal_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("Confirm plan change"));
+    let switched = h
+        .http
+        .post(portal_url)
+        .form(&[
+            ("action", "switch"),
+            ("subscription", &sub_id),
+            ("price", &yearly),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), 200);
+    let sub = h.subscription(&sub_id).await;
+    assert_eq!(sub.items.data[0].price.id.as_str(), yearly);
+
+    h.http
+        .post(portal_url)
+        .form(&[("action", "cancel"), ("subscription", &sub_id)])
+        .send()
+        .await
+        .unwrap();
+    let sub = h.subscription(&sub_id).await;
+    assert!(sub.cancel_at_period_end);
+    assert_eq!(sub.status, stripe_shared::SubscriptionStatus::Active);
+
+    let period_end = sub.items.data[0].current_period_end;
+    let now = stripe_emulator::api::wall_clock();
+    let advanced = h
+        .http
+        .post(format!("{}_emulator/advance", h.emulator.base_url))
+        .json(&json!({"seconds": period_end - now + 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(advanced.status(), 200);
+    assert_eq!(
+        h.subscription(&sub_id).await.status,
+        stripe_shared::SubscriptionStatus::Canceled
+    );
+    h.wait_for("customer.subscription.deleted", 1).await;
+    let received = h.received.lock().unwrap().objects.clone();
+    let cancel = received.iter().find(|e| {
+        e["type"] == "customer.subscription.updated"
+            && e["data"]["object"]["cancel_at_period_end"] == true
+    });
+    assert!(cancel.is_some());
+    h.assert_events_clean();
+}
+
+#[tokio::test]
+async fn test_clock_renewal_and_failed_renewal_then_recovery_by_card_update() {
+    let h = Harness::start().await;
+    let (monthly, _, _) = h.catalog().await;
+    let start = 1_800_000_000;
+    let clock = h
+        .post(
+            "test_helpers/test_clocks",
+            &[("frozen_time", &start.to_string())],
+        )
+        .await;
+    let clock_id = clock["id"].as_str().unwrap();
+    let customer = h.customer("clock@example.com", Some(clock_id)).await;
+    let session = h
+        .checkout(
+            &customer,
+            &monthly,
+            stripe_shared::CheckoutSessionMode::Subscription,
+        )
+        .await;
+    h.pay(&session, "4242424242424242").await;
+    let sub_id = h.get(&format!("checkout/sessions/{}", session.id)).await["subscription"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first_end = h.subscription(&sub_id).await.items.data[0].current_period_end;
+
+    // Renewal: a new period and a subscription_cycle invoice, paid.
+    let advanced: stripe_shared::TestHelpersTestClock = serde_json::from_value(
+        h.post(
+            &format!("test_helpers/test_clocks/{clock_id}/advance"),
+            &[("frozen_time", &(first_end + 3600).to_string())],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(
+        advanced.status,
+        stripe_shared::TestHelpersTestClockStatus::Ready
+    );
+    let sub = h.subscription(&sub_id).await;
+    assert_eq!(sub.items.data[0].current_period_start, first_end);
+    assert_eq!(sub.status, stripe_shared::SubscriptionStatus::Active);
+    let invoices = h.get(&format!("invoices?customer={customer}")).await;
+    assert_eq!(invoices["data"][0]["billing_reason"], "subscription_cycle");
+    assert_eq!(invoices["data"][0]["status"], "paid");
+    let _: stripe_shared::Invoice =
+        serde_json::from_value(invoices["data"][0].clone()).expect("invoice parses");
+
+    // A card that fails every charge makes the next renewal fail: past_due.
+    let portal = h
+        .post(
+            "billing_portal/configurations",
+            &[("features[payment_method_update][enabled]", "true")],
+        )
+        .await;
+    let session = h
+        .post(
+            "billing_portal/sessions",
+            &[
+                ("customer", &customer),
+                ("configuration", portal["id"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    let portal_url = session["url"].as_str().unwrap();
+    h.http
+        .post(portal_url)
+        .form(&[("action", "card"), ("card_number", "4000000000000341")])
+        .send()
+        .await
+        .unwrap();
+    let second_end = sub.items.data[0].current_period_end;
+    h.post(
+        &format!("test_helpers/test_clocks/{clock_id}/advance"),
+        &[("frozen_time", &(second_end + 3600).to_string())],
+    )
+    .await;
+    assert_eq!(
+        h.subscription(&sub_id).await.status,
+        stripe_shared::SubscriptionStatus::PastDue
+    );
+    h.wait_for("invoice.payment_failed", 1).await;
+
+    // Updating the card retries the open invoice at once and clears past_due.
+    h.http
+        .post(portal_url)
+        .form(&[("action", "card"), ("card_number", "4242424242424242")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        h.subscription(&sub_id).await.status,
+        stripe_shared::SubscriptionStatus::Active
+    );
+    h.assert_events_clean();
+}
+
+#[tokio::test]
+async fn idempotency_keys_and_unknown_parameters_behave_like_stripe() {
+    let h = Harness::start().await;
+    let url = format!("{}v1/customers", h.emulator.base_url);
+    let send = |email: &'static str| {
+        h.http
+            .post(&url)
+            .bearer_auth("sk_test_x")
+            .header("Idempotency-Key", "key-1")
+            .form(&[("email", email)])
+            .send()
+    };
+    let first: Value = send("a@example.com").await.unwrap().json().await.unwrap();
+    let replay = send("a@example.com").await.unwrap();
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let replay: Value = replay.json().await.unwrap();
+    assert_eq!(first["id"], replay["id"]);
+    let mismatch = send("b@example.com").await.unwrap();
+    assert_eq!(mismatch.status(), 400);
+    assert_eq!(
+        mismatch.json::<Value>().await.unwrap()["error"]["type"],
+        "idempotency_error"
+    );
+
+    let (status, body) = h
+        .api(
+            reqwest::Method::POST,
+            "customers",
+            &[("emial", "typo@example.com")],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["param"], "emial");
+    assert_eq!(body["error"]["code"], "parameter_unknown");
+
+    let (status, body) = h
+        .api(reqwest::Method::GET, "customers/cus_missing", &[])
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "resource_missing");
+
+    let unauthenticated = h
+        .http
+        .get(format!("{}v1/customers", h.emulator.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+
+    // Lookup keys: list by key, and move a key with transfer_lookup_key.
+    let (monthly, _, _) = h.catalog().await;
+    let found = h.get("prices?lookup_keys[]=premium_monthly").await;
+    assert_eq!(found["data"][0]["id"], monthly.as_str());
+    let product = h.get(&format!("prices/{monthly}")).await["product"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = h
+        .api(
+            reqwest::Method::POST,
+            "prices",
+            &[
+                ("product", &product),
+                ("currency", "usd"),
+                ("unit_amount", "5900"),
+                ("recurring[interval]", "month"),
+                ("lookup_key", "premium_monthly"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "a taken lookup key needs transfer_lookup_key");
+    let moved = h
+        .post(
+            "prices",
+            &[
+                ("product", &product),
+                ("currency", "usd"),
+                ("unit_amount", "5900"),
+                ("recurring[interval]", "month"),
+                ("lookup_key", "premium_monthly"),
+                ("transfer_lookup_key", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        h.get("prices?lookup_keys[]=premium_monthly").await["data"][0]["id"],
+        moved["id"]
+    );
+    assert!(h.get(&format!("prices/{monthly}")).await["lookup_key"].is_null());
+
+    let search = h.get("customers/search?query=email:'a@example.com'").await;
+    assert_eq!(search["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn every_object_type_has_the_specs_required_fields() {
+    let spec: Value = serde_json::from_str(include_str!("required_fields.json")).unwrap();
+    let h = Harness::start().await;
+    let (monthly, _, pack) = h.catalog().await;
+    let customer = h.customer("shape@example.com", None).await;
+    let session = h
+        .checkout(
+            &customer,
+            &monthly,
+            stripe_shared::CheckoutSessionMode::Subscription,
+        )
+        .await;
+    h.pay(&session, "4242424242424242").await;
+    let one_time = h
+        .checkout(
+            &customer,
+            &pack,
+            stripe_shared::CheckoutSessionMode::Payment,
+        )
+        .await;
+    h.pay(&one_time, "4242424242424242").await;
+    h.post(
+        "webhook_endpoints",
+        &[
+            ("url", "http://127.0.0.1:9/none"),
+            ("enabled_events[]", "invoice.paid"),
+        ],
+    )
+    .await;
+    h.post("test_helpers/test_clocks", &[("frozen_time", "1800000000")])
+        .await;
+    let config = h
+        .post(
+            "billing_portal/configurations",
+            &[("features[invoice_history][enabled]", "true")],
+        )
+        .await;
+    h.post(
+        "billing_portal/sessions",
+        &[
+            ("customer", &customer),
+            ("configuration", config["id"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    let pi = h.get(&format!("checkout/sessions/{}", one_time.id)).await["payment_intent"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    h.post("refunds", &[("payment_intent", &pi)]).await;
+
+    let store = h.emulator.emulator.lock();
+    let mut checked = Vec::new();
+    for (kind, required) in spec["required"].as_object().unwrap() {
+        let objects: Vec<&Value> = match kind.as_str() {
+            "item" => vec![],
+            "line_item" => vec![],
+            _ => store.list(kind).collect(),
+        };
+        for object in &objects {
+            for field in required.as_array().unwrap() {
+                let field = field.as_str().unwrap();
+                assert!(
+                    object.get(field).is_some(),
+                    "{kind} lacks required `{field}`"
+                );
+            }
+            assert!(
+                object
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .all(|k| !k.starts_with("x_")),
+                "{kind} leaks private fields"
+            );
+        }
+        if !objects.is_empty() {
+            checked.push(kind.clone());
+        }
+    }
+    for kind in [
+        "customer",
+        "product",
+        "price",
+        "checkout.session",
+        "subscription",
+        "invoice",
+        "payment_intent",
+        "charge",
+        "payment_method",
+        "event",
+        "webhook_endpoint",
+        "test_helpers.test_clock",
+        "billing_portal.configuration",
+        "billing_portal.session",
+        "refund",
+    ] {
+        assert!(
+            checked.iter().any(|k| k == kind),
+            "no {kind} was produced to check"
+        );
+    }
+}
