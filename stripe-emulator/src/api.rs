@@ -349,6 +349,13 @@ fn dispatch(
         ("GET", ["charges", id]) => ctx.fetch(id, "charge", "charge"),
         ("POST", ["refunds"]) => billing::refunds::create(ctx, p),
 
+        ("POST", ["coupons"]) => billing::coupons::coupon_create(ctx, p),
+        ("GET", ["coupons"]) => billing::coupons::coupon_list(ctx, p),
+        ("GET", ["coupons", id]) => ctx.fetch(id, "coupon", "coupon"),
+        ("POST", ["promotion_codes"]) => billing::coupons::promotion_code_create(ctx, p),
+        ("GET", ["promotion_codes"]) => billing::coupons::promotion_code_list(ctx, p),
+        ("GET", ["promotion_codes", id]) => ctx.fetch(id, "promotion_code", "promotion_code"),
+
         ("GET", ["events"]) => list_filtered(ctx, p, "event", "/v1/events", &["type"]),
         ("GET", ["events", id]) => ctx.fetch(id, "event", "id"),
 

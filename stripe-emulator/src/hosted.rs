@@ -174,7 +174,6 @@ async fn checkout_page(State(emulator): State<Arc<Emulator>>, Path(id): Path<Str
 struct PayForm {
     card_number: String,
     email: Option<String>,
-    #[allow(dead_code)] // accepted so the field can be tried; no discounts are applied yet
     promotion_code: Option<String>,
 }
 
@@ -227,7 +226,13 @@ async fn checkout_pay(
     }
     let email = form.email.filter(|e| !e.trim().is_empty());
     let outcome = run(&emulator, |ctx| {
-        billing::checkout::pay(ctx, &id, &form.card_number, email.as_deref())
+        billing::checkout::pay(
+            ctx,
+            &id,
+            &form.card_number,
+            email.as_deref(),
+            form.promotion_code.as_deref(),
+        )
     });
     outcome_response(&emulator, &id, outcome)
 }

@@ -1000,3 +1000,349 @@ async fn every_object_type_has_the_specs_required_fields() {
         );
     }
 }
+
+#[tokio::test]
+async fn time_advance_expires_open_sessions() {
+    let h = Harness::start().await;
+    let (monthly, _, _) = h.catalog().await;
+    let customer = h.customer("late@example.com", None).await;
+    let session = h
+        .checkout(
+            &customer,
+            &monthly,
+            stripe_shared::CheckoutSessionMode::Subscription,
+        )
+        .await;
+    h.http
+        .post(format!("{}_emulator/advance", h.emulator.base_url))
+        .json(&json!({"seconds": 86_401}))
+        .send()
+        .await
+        .unwrap();
+    h.wait_for("checkout.session.expired", 1).await;
+    let page = h
+        .http
+        .get(session.url.clone().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("no longer available"));
+}
+
+#[tokio::test]
+async fn injected_faults_are_retried_by_async_stripe_with_one_idempotency_key() {
+    let h = Harness::start().await;
+    h.http
+        .post(format!("{}_emulator/faults", h.emulator.base_url))
+        .json(&json!({"rate": 0.5, "kinds": ["500", "429"], "hang_ms": 0}))
+        .send()
+        .await
+        .unwrap();
+    let client = stripe::ClientBuilder::new("sk_test_faults")
+        .url(h.emulator.base_url.clone())
+        .request_strategy(stripe::RequestStrategy::Idempotent(
+            stripe::IdempotencyKey::new("customer-for-user-7").unwrap(),
+        ))
+        .build()
+        .unwrap();
+    // With half the calls failing, some attempts fail; every retry reuses the key,
+    // so however many attempts it takes, one customer exists.
+    let mut ids = std::collections::HashSet::new();
+    let mut successes = 0;
+    for _ in 0..200 {
+        if let Ok(customer) = stripe_core::customer::CreateCustomer::new()
+            .email("user7@example.com")
+            .send(&client)
+            .await
+        {
+            ids.insert(customer.id.to_string());
+            successes += 1;
+            if successes == 3 {
+                break;
+            }
+        }
+    }
+    assert_eq!(successes, 3, "calls succeed once the dice allow");
+    h.http
+        .post(format!("{}_emulator/faults", h.emulator.base_url))
+        .json(&json!({"rate": 0.0, "kinds": [], "hang_ms": 0}))
+        .send()
+        .await
+        .unwrap();
+    let listed = h.get("customers?email=user7@example.com").await;
+    assert_eq!(
+        listed["data"].as_array().unwrap().len(),
+        1,
+        "one customer despite faults and retries"
+    );
+    assert_eq!(
+        ids.len(),
+        1,
+        "every success returned the same customer: {ids:?}"
+    );
+
+    let (status, body) = {
+        h.http
+            .post(format!("{}_emulator/faults", h.emulator.base_url))
+            .json(&json!({"rate": 1.0, "kinds": ["429"], "hang_ms": 0}))
+            .send()
+            .await
+            .unwrap();
+        let response = h
+            .http
+            .post(format!("{}v1/customers", h.emulator.base_url))
+            .bearer_auth("sk_test_x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["stripe-should-retry"], "true");
+        (
+            response.status().as_u16(),
+            response.json::<Value>().await.unwrap(),
+        )
+    };
+    assert_eq!(status, 429);
+    assert_eq!(body["error"]["code"], "rate_limit");
+}
+
+#[tokio::test]
+async fn delivery_controls_duplicate_and_reorder_events_and_reset_clears_state() {
+    let h = Harness::start().await;
+    let base = h.emulator.base_url.clone();
+    h.http
+        .post(format!("{base}_emulator/delivery"))
+        .json(&json!({"duplicates": 3, "max_delay_ms": 0, "drop_first": 0, "hold": true}))
+        .send()
+        .await
+        .unwrap();
+    for i in 0..5 {
+        h.post("customers", &[("email", &format!("dup{i}@example.com"))])
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        h.received.lock().unwrap().types.is_empty(),
+        "held deliveries wait for flush"
+    );
+    let flushed: Value = h
+        .http
+        .post(format!("{base}_emulator/delivery/flush"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(flushed["sent"], 15);
+    h.wait_for("customer.created", 15).await;
+    let ids: std::collections::HashSet<String> = h
+        .received
+        .lock()
+        .unwrap()
+        .objects
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 5, "each event delivered three times");
+
+    let log: Value = h
+        .http
+        .get(format!("{base}_emulator/deliveries"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(log.as_array().unwrap().len(), 15);
+    assert!(log.as_array().unwrap().iter().all(|d| d["status"] == 200));
+
+    h.http
+        .post(format!("{base}_emulator/reset"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        h.get("customers").await["data"].as_array().unwrap().len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_retried_with_backoff() {
+    let h = Harness::start().await;
+    let base = h.emulator.base_url.clone();
+    h.http
+        .post(format!("{base}_emulator/delivery"))
+        .json(&json!({"duplicates": 1, "max_delay_ms": 0, "drop_first": 2, "hold": false}))
+        .send()
+        .await
+        .unwrap();
+    h.post("customers", &[("email", "retry@example.com")]).await;
+    h.wait_for("customer.created", 1).await;
+    let log: Value = h
+        .http
+        .get(format!("{base}_emulator/deliveries"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let attempts: Vec<u64> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["attempt"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        attempts,
+        [1, 2, 3],
+        "two dropped attempts, delivered on the third"
+    );
+}
+
+#[tokio::test]
+async fn snapshots_keep_state_across_restarts() {
+    let dir = tempfile_dir();
+    let path = dir.join("state.json");
+    let config = || EmulatorConfig {
+        snapshot: Some(path.clone()),
+        ..EmulatorConfig::default()
+    };
+    let first = stripe_emulator::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        config(),
+    )
+    .await
+    .unwrap();
+    let client = stripe::ClientBuilder::new("sk_test_snap")
+        .url(first.base_url.clone())
+        .build()
+        .unwrap();
+    let customer = stripe_core::customer::CreateCustomer::new()
+        .email("keep@example.com")
+        .send(&client)
+        .await
+        .unwrap();
+    first.stop().await;
+
+    let second = stripe_emulator::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        config(),
+    )
+    .await
+    .unwrap();
+    let client = stripe::ClientBuilder::new("sk_test_snap")
+        .url(second.base_url.clone())
+        .build()
+        .unwrap();
+    let again = stripe_core::customer::RetrieveCustomer::new(customer.id.clone())
+        .send(&client)
+        .await
+        .unwrap();
+    match again {
+        stripe_core::customer::RetrieveCustomerReturned::Customer(again) => {
+            assert_eq!(again.id, customer.id)
+        }
+        other => panic!("expected the customer back, got {other:?}"),
+    }
+    second.stop().await;
+    std::fs::remove_dir_all(dir).ok();
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "stripe-emulator-test-{}-{}",
+        std::process::id(),
+        stripe_emulator::api::new_id("d")
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn promotion_codes_can_be_tried_on_the_hosted_page() {
+    let h = Harness::start().await;
+    let (monthly, _, _) = h.catalog().await;
+    let coupon = h
+        .post("coupons", &[("percent_off", "20"), ("duration", "once")])
+        .await;
+    let promo = h
+        .post(
+            "promotion_codes",
+            &[
+                ("promotion[type]", "coupon"),
+                ("promotion[coupon]", coupon["id"].as_str().unwrap()),
+                ("code", "LAUNCH20"),
+            ],
+        )
+        .await;
+    let _: stripe_shared::PromotionCode =
+        serde_json::from_value(promo).expect("promotion code parses");
+    let customer = h.customer("promo@example.com", None).await;
+    let session = stripe_checkout::checkout_session::CreateCheckoutSession::new()
+        .mode(stripe_shared::CheckoutSessionMode::Subscription)
+        .customer(customer.as_str())
+        .allow_promotion_codes(true)
+        .line_items(vec![
+            stripe_checkout::checkout_session::CreateCheckoutSessionLineItems {
+                price: Some(monthly.clone()),
+                quantity: Some(1),
+                ..Default::default()
+            },
+        ])
+        .success_url("http://app.test/ok?session_id={CHECKOUT_SESSION_ID}")
+        .send(&h.stripe)
+        .await
+        .unwrap();
+    let url = session.url.clone().unwrap();
+    assert!(h
+        .http
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("Promotion code"));
+
+    let bad = h
+        .http
+        .post(&url)
+        .form(&[
+            ("card_number", "4242424242424242"),
+            ("promotion_code", "NOPE"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 402);
+    assert!(bad.text().await.unwrap().contains("This code is invalid."));
+
+    let good = h
+        .http
+        .post(&url)
+        .form(&[
+            ("card_number", "4242424242424242"),
+            ("promotion_code", "launch20"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(good.status(), 303);
+    let invoices = h.get(&format!("invoices?customer={customer}")).await;
+    assert_eq!(
+        invoices["data"][0]["amount_paid"], 3920,
+        "20% off the first invoice"
+    );
+    assert_eq!(
+        h.get(&format!("coupons/{}", coupon["id"].as_str().unwrap()))
+            .await["times_redeemed"],
+        1
+    );
+}

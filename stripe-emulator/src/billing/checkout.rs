@@ -226,6 +226,21 @@ pub fn expire(ctx: &mut Ctx<'_>, id: &str, p: &Value) -> Result<Value, ApiError>
     expire_now(ctx, id)
 }
 
+/// Expires every open session whose `expires_at` has passed (after a time advance).
+pub fn expire_due(ctx: &mut Ctx<'_>) -> Result<(), ApiError> {
+    let now = ctx.now();
+    let due: Vec<String> = ctx
+        .store
+        .list("checkout.session")
+        .filter(|s| s["status"] == "open" && s["expires_at"].as_i64().is_some_and(|at| at <= now))
+        .filter_map(|s| str_of(s, "id").map(str::to_owned))
+        .collect();
+    for id in due {
+        expire_now(ctx, &id)?;
+    }
+    Ok(())
+}
+
 fn expire_now(ctx: &mut Ctx<'_>, id: &str) -> Result<Value, ApiError> {
     let session = ctx.update(id, None, |session| {
         session["status"] = json!("expired");
@@ -252,6 +267,7 @@ pub fn pay(
     id: &str,
     card_number: &str,
     email: Option<&str>,
+    promotion_code: Option<&str>,
 ) -> Result<PayOutcome, ApiError> {
     let session = session(ctx, id)?;
     if session["status"] != "open" {
@@ -259,6 +275,18 @@ pub fn pay(
             "This Checkout Session is no longer open.",
         ));
     }
+    // A code is checked before the card, as the hosted page does.
+    let promotion_code = promotion_code
+        .map(str::trim)
+        .filter(|code| !code.is_empty() && session["allow_promotion_codes"] == true);
+    if let Some(code) = promotion_code {
+        if let Err(message) =
+            super::coupons::redeem(ctx, code, session["currency"].as_str().unwrap_or("usd"))
+        {
+            return Ok(PayOutcome::Declined(message.to_owned()));
+        }
+    }
+    ctx.store.private(id)["promotion_code"] = json!(promotion_code);
     let card = match Card::from_number(card_number) {
         Ok(card) => card,
         Err(message) => return Ok(PayOutcome::Declined(message.to_owned())),
@@ -338,6 +366,21 @@ fn complete(
         })
         .collect();
     let currency = session["currency"].as_str().unwrap_or("usd").to_owned();
+    let promotion = match private["promotion_code"].as_str() {
+        Some(code) => super::coupons::redeem(ctx, code, &currency).ok(),
+        None => None,
+    };
+    if let Some((promo, coupon)) = &promotion {
+        for id in [
+            promo["id"].as_str().unwrap_or_default(),
+            coupon["id"].as_str().unwrap_or_default(),
+        ] {
+            if let Some(object) = ctx.store.get_mut(id) {
+                object["times_redeemed"] =
+                    json!(object["times_redeemed"].as_i64().unwrap_or(0) + 1);
+            }
+        }
+    }
 
     let mut changes = json!({});
     let payment_status;
@@ -353,6 +396,7 @@ fn complete(
                 metadata,
                 trial_days: private["trial_days"].as_i64(),
                 payment_method: &pm_id,
+                coupon: promotion.as_ref().map(|(_, coupon)| coupon.clone()),
             },
         )?;
         payment_status = if started.invoice["amount_due"] == 0 {
@@ -363,7 +407,14 @@ fn complete(
         changes["subscription"] = started.subscription["id"].clone();
         changes["invoice"] = started.invoice["id"].clone();
     } else {
-        let amount = session["amount_total"].as_i64().unwrap_or(0);
+        let subtotal = session["amount_total"].as_i64().unwrap_or(0);
+        let discount = promotion
+            .as_ref()
+            .map_or(0, |(_, coupon)| super::coupons::discount(coupon, subtotal));
+        let amount = subtotal - discount;
+        changes["amount_total"] = json!(amount);
+        changes["total_details"] =
+            json!({"amount_discount": discount, "amount_shipping": 0, "amount_tax": 0});
         let metadata = private["payment_intent_metadata"]
             .as_object()
             .map_or(json!({}), |m| json!(m));
@@ -381,6 +432,9 @@ fn complete(
         );
         payment_status = "paid";
         changes["payment_intent"] = pi["id"].clone();
+    }
+    if let Some((promo, _)) = &promotion {
+        changes["discounts"] = json!([{"coupon": null, "promotion_code": promo["id"]}]);
     }
 
     let details = json!({"address": null, "email": customer["email"], "name": customer["name"], "phone": null,

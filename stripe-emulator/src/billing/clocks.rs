@@ -70,5 +70,6 @@ pub fn advance_account(ctx: &mut Ctx<'_>, seconds: i64) -> Result<(), ApiError> 
         .filter(|c| c["test_clock"].is_null())
         .filter_map(|c| str_of(c, "id").map(str::to_owned))
         .collect();
-    subscriptions::catch_up(ctx, &customers)
+    subscriptions::catch_up(ctx, &customers)?;
+    super::checkout::expire_due(ctx)
 }

@@ -3,6 +3,7 @@
 
 pub mod checkout;
 pub mod clocks;
+pub mod coupons;
 pub mod portal;
 pub mod refunds;
 pub mod subscriptions;

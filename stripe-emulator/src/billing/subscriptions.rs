@@ -21,6 +21,8 @@ pub struct Start<'a> {
     pub metadata: Value,
     pub trial_days: Option<i64>,
     pub payment_method: &'a str,
+    /// A coupon redeemed at Checkout, applied to as many invoices as it covers.
+    pub coupon: Option<Value>,
 }
 
 pub struct Started {
@@ -89,6 +91,10 @@ pub fn start(ctx: &mut Ctx<'_>, start: Start<'_>) -> Result<Started, ApiError> {
         sub["trial_end"] = json!(trial_end);
     }
     ctx.store.insert(sub.clone());
+    if let Some(coupon) = start.coupon {
+        let covered = super::coupons::invoices_covered(&coupon, &interval);
+        ctx.store.private(&sub_id)["coupon"] = json!({"coupon": coupon, "remaining": covered});
+    }
     ctx.emit("customer.subscription.created", &sub, None);
 
     let invoice = bill_period(
@@ -164,7 +170,7 @@ fn bill_period(
         ctx.store.invoice_counter
     );
     let base = ctx.emulator.base_url.clone();
-    let invoice = objects::invoice(objects::InvoiceSpec {
+    let mut invoice = objects::invoice(objects::InvoiceSpec {
         id: &invoice_id,
         now,
         customer: &customer,
@@ -177,6 +183,9 @@ fn bill_period(
         hosted_base: &base,
         test_clock: str_of(&sub, "test_clock"),
     });
+    if !free {
+        apply_coupon(ctx, sub_id, &mut invoice);
+    }
     let mut public = invoice.clone();
     objects::strip_private(&mut public);
     ctx.store.insert(invoice);
@@ -186,6 +195,28 @@ fn bill_period(
     })?;
     ctx.emit("invoice.finalized", &invoice, None);
     Ok(invoice)
+}
+
+/// Takes the subscription's coupon off `invoice` while the coupon still covers invoices.
+fn apply_coupon(ctx: &mut Ctx<'_>, sub_id: &str, invoice: &mut Value) {
+    let entry = ctx.store.private(sub_id)["coupon"].clone();
+    if entry.is_null() || entry["remaining"].as_i64() == Some(0) {
+        return;
+    }
+    let total = invoice["total"].as_i64().unwrap_or(0);
+    let off = super::coupons::discount(&entry["coupon"], total);
+    for key in [
+        "amount_due",
+        "amount_remaining",
+        "total",
+        "total_excluding_tax",
+    ] {
+        invoice[key] = json!(total - off);
+    }
+    invoice["total_discount_amounts"] = json!([{"amount": off, "discount": new_id("di")}]);
+    if let Some(remaining) = entry["remaining"].as_i64() {
+        ctx.store.private(sub_id)["coupon"]["remaining"] = json!(remaining - 1);
+    }
 }
 
 /// Tries to collect an open invoice with `payment_method`. A zero invoice is paid
