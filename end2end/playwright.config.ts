@@ -9,6 +9,8 @@ import * as fs from 'node:fs';
 // `cargo leptos build` works too.
 const root = path.resolve(__dirname, '..');
 const port = Number(process.env.E2E_PORT ?? 3100);
+// The app starts its in-process Stripe emulator here (not on the development 12111).
+export const emulatorPort = Number(process.env.E2E_EMULATOR_PORT ?? 12112);
 const appBin = process.env.APP_BIN ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, 'target'), 'debug', 'billing-starter');
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'billing-e2e-'));
 
@@ -52,6 +54,8 @@ export default defineConfig({
       DATABASE_URL: `sqlite://${dataDir}/e2e.db?mode=rwc`,
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       LEPTOS_SITE_ROOT: path.join(root, 'target', 'site'),
+      STRIPE_API_BASE: `http://127.0.0.1:${emulatorPort}/`,
+      STRIPE_EMULATOR_SNAPSHOT: path.join(dataDir, 'stripe-emulator.json'),
       RUST_LOG: 'warn',
     },
   },

@@ -7,7 +7,10 @@ use leptos_router::{
     path,
 };
 
-use crate::pages::{home::HomePage, not_found::NotFound};
+use crate::{
+    components::mode_badge::ModeBadge,
+    pages::{home::HomePage, not_found::NotFound},
+};
 
 /// The HTML document the server streams. Runs on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -46,6 +49,7 @@ pub fn App() -> impl IntoView {
                 <A href="/" attr:class="brand">
                     "Billing Starter"
                 </A>
+                <ModeBadge />
             </header>
             <main class="site-main">
                 <Routes fallback=NotFound>

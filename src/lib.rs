@@ -5,6 +5,8 @@
 //! server-only modules declared once below.
 
 pub mod app;
+pub mod catalog;
+pub mod components;
 pub mod pages;
 
 #[cfg(feature = "ssr")]

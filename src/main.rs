@@ -71,11 +71,7 @@ async fn serve(db: sea_orm::DatabaseConnection, config: Config) -> anyhow::Resul
         database = %db::ping(&db).await?,
         "starting"
     );
-    if config.stripe.is_emulated() {
-        tracing::warn!(
-            "no STRIPE_SECRET_KEY set: Stripe calls go to the local emulator (test mode)"
-        );
-    }
+    let emulator = server::dev_stripe::start_if_needed(&config).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -86,6 +82,10 @@ async fn serve(db: sea_orm::DatabaseConnection, config: Config) -> anyhow::Resul
         server::shutdown_signal(),
     )
     .await?;
+    if let Some(emulator) = emulator {
+        // Saves the emulator's snapshot so the next `serve` finds the same account.
+        emulator.stop().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

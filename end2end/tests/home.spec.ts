@@ -1,4 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
+import { emulatorPort } from '../playwright.config';
 
 /** Fails the test on any Content-Security-Policy violation or uncaught page error. */
 function watchForPageErrors(page: Page): string[] {
@@ -39,7 +40,7 @@ test('a server function reaches the database through the hydrated page', async (
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
 
   await page.getByRole('button', { name: 'Check the server' }).click();
-  await expect(page.getByRole('status')).toHaveText(/Database: sqlite · Stripe: emulator at http:\/\/127\.0\.0\.1:12111\//);
+  await expect(page.getByRole('status')).toHaveText(/Database: sqlite · Stripe: emulator at http:\/\/127\.0\.0\.1:\d+\//);
   // The call went through fetch: the page did not navigate away.
   await expect(page).toHaveURL(/\/$/);
 
@@ -50,4 +51,15 @@ test('unknown pages render a 404 inside the app shell', async ({ page }) => {
   const response = await page.goto('/definitely/not/here');
   expect(response?.status()).toBe(404);
   await expect(page.getByRole('heading', { name: 'Page not found' })).toBeVisible();
+});
+
+test('without Stripe keys the app runs its emulator and says so', async ({ page, request }) => {
+  await page.goto('/');
+  await expect(page.getByRole('note')).toHaveText('Test mode — emulator');
+  const health = await request.get(`http://127.0.0.1:${emulatorPort}/_emulator/health`);
+  expect(health.ok()).toBeTruthy();
+  // It speaks Stripe's API: an unauthenticated call gets Stripe's 401 error shape.
+  const unauthenticated = await request.get(`http://127.0.0.1:${emulatorPort}/v1/customers`);
+  expect(unauthenticated.status()).toBe(401);
+  expect((await unauthenticated.json()).error.type).toBe('invalid_request_error');
 });

@@ -1,5 +1,6 @@
 //! The axum server: shared state, router, middleware and the serve loop.
 
+pub mod dev_stripe;
 pub mod health;
 pub mod security;
 pub mod telemetry;

@@ -32,6 +32,7 @@ pub fn routes() -> Router<Arc<Emulator>> {
         .route("/_emulator/delivery", post(set_delivery))
         .route("/_emulator/delivery/flush", post(flush))
         .route("/_emulator/deliveries", get(deliveries))
+        .route("/_emulator/charges/{id}/dispute", post(dispute))
 }
 
 async fn reset(State(emulator): State<Arc<Emulator>>) -> Json<serde_json::Value> {
@@ -60,6 +61,23 @@ async fn advance(State(emulator): State<Arc<Emulator>>, Json(body): Json<Advance
     emulator.send(outgoing);
     match result {
         Ok(()) => Json(json!({"now": now})).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// Opens a dispute on a charge, as a card holder would (`charge.dispute.created`).
+async fn dispute(
+    State(emulator): State<Arc<Emulator>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let mut store = emulator.lock();
+    let mut ctx = Ctx::new(&mut store, &emulator);
+    let result = crate::billing::refunds::dispute(&mut ctx, &id, "fraudulent");
+    let outgoing = std::mem::take(&mut ctx.outgoing);
+    drop(store);
+    emulator.send(outgoing);
+    match result {
+        Ok(dispute) => Json(dispute).into_response(),
         Err(err) => err.into_response(),
     }
 }

@@ -1346,3 +1346,157 @@ async fn promotion_codes_can_be_tried_on_the_hosted_page() {
         1
     );
 }
+
+#[tokio::test]
+async fn trials_warn_before_ending_then_bill_and_disputes_can_be_opened() {
+    let h = Harness::start().await;
+    let (monthly, _, pack) = h.catalog().await;
+    let clock = h
+        .post("test_helpers/test_clocks", &[("frozen_time", "1800000000")])
+        .await;
+    let clock_id = clock["id"].as_str().unwrap();
+    let customer = h.customer("trial@example.com", Some(clock_id)).await;
+    let session = h
+        .post(
+            "checkout/sessions",
+            &[
+                ("mode", "subscription"),
+                ("customer", &customer),
+                ("line_items[0][price]", &monthly),
+                ("line_items[0][quantity]", "1"),
+                ("subscription_data[trial_period_days]", "14"),
+                ("success_url", "http://app.test/ok"),
+            ],
+        )
+        .await;
+    let pay = h
+        .http
+        .post(session["url"].as_str().unwrap())
+        .form(&[("card_number", "4242424242424242")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pay.status(), 303);
+    let done = h
+        .get(&format!(
+            "checkout/sessions/{}",
+            session["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(done["payment_status"], "no_payment_required");
+    let sub_id = done["subscription"].as_str().unwrap().to_owned();
+    assert_eq!(
+        h.subscription(&sub_id).await.status,
+        stripe_shared::SubscriptionStatus::Trialing
+    );
+
+    h.post(
+        &format!("test_helpers/test_clocks/{clock_id}/advance"),
+        &[("frozen_time", &(1_800_000_000 + 12 * 86_400).to_string())],
+    )
+    .await;
+    h.wait_for("customer.subscription.trial_will_end", 1).await;
+    h.post(
+        &format!("test_helpers/test_clocks/{clock_id}/advance"),
+        &[("frozen_time", &(1_800_000_000 + 15 * 86_400).to_string())],
+    )
+    .await;
+    let sub = h.subscription(&sub_id).await;
+    assert_eq!(sub.status, stripe_shared::SubscriptionStatus::Active);
+    let invoices = h.get(&format!("invoices?subscription={sub_id}")).await;
+    assert_eq!(
+        invoices["data"][0]["amount_paid"], 4900,
+        "billed when the trial ended"
+    );
+
+    let one_time = h
+        .checkout(
+            &customer,
+            &pack,
+            stripe_shared::CheckoutSessionMode::Payment,
+        )
+        .await;
+    h.pay(&one_time, "4242424242424242").await;
+    let pi = h.get(&format!("checkout/sessions/{}", one_time.id)).await["payment_intent"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let charge = h.get(&format!("payment_intents/{pi}")).await["latest_charge"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dispute = h
+        .http
+        .post(format!(
+            "{}_emulator/charges/{charge}/dispute",
+            h.emulator.base_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dispute.status(), 200);
+    h.wait_for("charge.dispute.created", 1).await;
+    h.assert_events_clean();
+}
+
+#[tokio::test]
+async fn unpaid_renewals_are_retried_then_the_subscription_is_canceled() {
+    let h = Harness::start().await;
+    let (monthly, _, _) = h.catalog().await;
+    let clock = h
+        .post("test_helpers/test_clocks", &[("frozen_time", "1800000000")])
+        .await;
+    let clock_id = clock["id"].as_str().unwrap().to_owned();
+    let customer = h.customer("dunning@example.com", Some(&clock_id)).await;
+    let session = h
+        .checkout(
+            &customer,
+            &monthly,
+            stripe_shared::CheckoutSessionMode::Subscription,
+        )
+        .await;
+    h.pay(&session, "4242424242424242").await;
+    let sub_id = h.get(&format!("checkout/sessions/{}", session.id)).await["subscription"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let config = h
+        .post(
+            "billing_portal/configurations",
+            &[("features[payment_method_update][enabled]", "true")],
+        )
+        .await;
+    let portal = h
+        .post(
+            "billing_portal/sessions",
+            &[
+                ("customer", &customer),
+                ("configuration", config["id"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    h.http
+        .post(portal["url"].as_str().unwrap())
+        .form(&[("action", "card"), ("card_number", "4000000000000341")])
+        .send()
+        .await
+        .unwrap();
+
+    let mut at = h.subscription(&sub_id).await.items.data[0].current_period_end + 60;
+    let path = format!("test_helpers/test_clocks/{clock_id}/advance");
+    h.post(&path, &[("frozen_time", &at.to_string())]).await;
+    assert_eq!(
+        h.subscription(&sub_id).await.status,
+        stripe_shared::SubscriptionStatus::PastDue
+    );
+    // Retries at +3, +5 and +7 days; the last failure ends the subscription.
+    for days in [3, 5, 7] {
+        at += days * 86_400;
+        h.post(&path, &[("frozen_time", &at.to_string())]).await;
+    }
+    let sub = h.subscription(&sub_id).await;
+    assert_eq!(sub.status, stripe_shared::SubscriptionStatus::Canceled);
+    h.wait_for("invoice.payment_failed", 4).await;
+    h.wait_for("customer.subscription.deleted", 1).await;
+    h.assert_events_clean();
+}

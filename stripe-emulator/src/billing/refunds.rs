@@ -8,6 +8,25 @@ use crate::{
     form, params,
 };
 
+/// Test control: the card holder disputes a charge (`charge.dispute.created`).
+pub fn dispute(ctx: &mut Ctx<'_>, charge_id: &str, reason: &str) -> Result<Value, ApiError> {
+    let charge = ctx.fetch(charge_id, "charge", "charge")?;
+    let now = ctx.now();
+    let dispute = crate::objects::build(
+        "dispute",
+        json!({
+            "id": new_id("dp"), "created": now, "amount": charge["amount"], "currency": charge["currency"],
+            "charge": charge_id, "payment_intent": charge["payment_intent"], "reason": reason,
+            "status": "needs_response", "metadata": {}, "balance_transactions": [], "is_charge_refundable": false,
+            "evidence_details": {"due_by": now + 7 * 86_400, "has_evidence": false, "past_due": false, "submission_count": 0, "enhanced_eligibility": {}},
+        }),
+    );
+    ctx.store.insert(dispute.clone());
+    ctx.update(charge_id, None, |charge| charge["disputed"] = json!(true))?;
+    ctx.emit("charge.dispute.created", &dispute, None);
+    Ok(dispute)
+}
+
 pub fn create(ctx: &mut Ctx<'_>, p: &Value) -> Result<Value, ApiError> {
     form::check_allowed(
         p,

@@ -717,6 +717,15 @@ fn catch_up_one(ctx: &mut Ctx<'_>, sub_id: &str) -> Result<(), ApiError> {
             }
         }
 
+        if sub["status"] == "trialing" {
+            if let Some(trial_end) = sub["trial_end"].as_i64() {
+                let warned = ctx.store.private(sub_id)["trial_will_end_sent"] == true;
+                if !warned && trial_end - 3 * 86_400 <= now && now < trial_end {
+                    ctx.store.private(sub_id)["trial_will_end_sent"] = json!(true);
+                    ctx.emit("customer.subscription.trial_will_end", &sub, None);
+                }
+            }
+        }
         if period_end > now {
             return Ok(());
         }

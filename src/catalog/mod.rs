@@ -1,0 +1,182 @@
+//! The billing catalog: plans and prices as plain data, shared by the server and
+//! the browser. Loading and validation (`load`, `validate`) and money formatting
+//! (`money`, `display`) run on the server; the browser receives computed strings.
+
+#[cfg(feature = "ssr")]
+pub mod display;
+#[cfg(feature = "ssr")]
+pub mod load;
+#[cfg(feature = "ssr")]
+pub mod money;
+#[cfg(feature = "ssr")]
+pub mod validate;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalog {
+    pub plans: Vec<Plan>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BillingType {
+    Free,
+    OneTime,
+    Subscription,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Interval {
+    Month,
+    Year,
+    OneTime,
+}
+
+impl Interval {
+    /// Stripe's `recurring.interval`, or `None` for one-time prices.
+    pub fn stripe_interval(self) -> Option<&'static str> {
+        match self {
+            Interval::Month => Some("month"),
+            Interval::Year => Some("year"),
+            Interval::OneTime => None,
+        }
+    }
+}
+
+/// An entitlement limit: a count, or no limit at all (`"unlimited"` in the file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    Count(u64),
+    Unlimited,
+}
+
+impl Serialize for Limit {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Limit::Count(count) => serializer.serialize_u64(*count),
+            Limit::Unlimited => serializer.serialize_str("unlimited"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u64),
+            Word(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Count(count) => Ok(Limit::Count(count)),
+            Raw::Word(word) if word == "unlimited" => Ok(Limit::Unlimited),
+            Raw::Word(word) => Err(serde::de::Error::custom(format!(
+                "expected a non-negative number or \"unlimited\", found \"{word}\""
+            ))),
+        }
+    }
+}
+
+/// Call-to-action texts; `{price}` is replaced by the price for the interval.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallToAction {
+    pub start: Option<String>,
+    pub buy: Option<String>,
+    pub owned: Option<String>,
+    pub monthly: Option<String>,
+    pub yearly: Option<String>,
+    pub current: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Conceptual id, stable across environments ("premium").
+    pub id: String,
+    pub billing: BillingType,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub features: Vec<String>,
+    #[serde(default)]
+    pub limits: BTreeMap<String, Limit>,
+    #[serde(default)]
+    pub popular: bool,
+    #[serde(default)]
+    pub cta: CallToAction,
+    #[serde(default)]
+    pub trial_days: Option<u32>,
+    #[serde(default)]
+    pub prices: Vec<Price>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Stable key the app resolves to a Stripe price id in each environment.
+    pub lookup_key: String,
+    /// Minor currency units (cents).
+    pub amount: i64,
+    /// ISO 4217 code, lower case as Stripe writes it.
+    pub currency: String,
+    pub interval: Interval,
+    /// Explicit Stripe ids for projects that already have prices; by environment.
+    #[serde(default)]
+    pub stripe: StripeIds,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StripeIds {
+    pub test: Option<String>,
+    pub live: Option<String>,
+}
+
+impl Catalog {
+    pub fn plan(&self, id: &str) -> Option<&Plan> {
+        self.plans.iter().find(|plan| plan.id == id)
+    }
+
+    /// Every price with the plan it belongs to.
+    pub fn prices(&self) -> impl Iterator<Item = (&Plan, &Price)> {
+        self.plans
+            .iter()
+            .flat_map(|plan| plan.prices.iter().map(move |price| (plan, price)))
+    }
+
+    pub fn price_by_lookup_key(&self, lookup_key: &str) -> Option<(&Plan, &Price)> {
+        self.prices()
+            .find(|(_, price)| price.lookup_key == lookup_key)
+    }
+}
+
+impl Plan {
+    pub fn price(&self, interval: Interval) -> Option<&Price> {
+        self.prices.iter().find(|price| price.interval == interval)
+    }
+}
+
+/// A price as the pricing page shows it; computed on the server (`display`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceDisplay {
+    /// "$49/month", "$490/year", "$29".
+    pub label: String,
+    /// For yearly prices: "$40.83/month".
+    pub per_month: Option<String>,
+    /// For yearly prices cheaper than 12 months: "Save 17%".
+    pub savings: Option<String>,
+}
+
+/// A plan's call to action for one visitor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallToActionView {
+    pub text: String,
+    /// Current plan, or a pack already owned: nothing to do.
+    pub disabled: bool,
+}

@@ -1,0 +1,3 @@
+//! Small UI pieces shared by pages.
+
+pub mod mode_badge;
