@@ -1,5 +1,4 @@
-//! Command-line interface of the server binary. New operational commands
-//! (catalog, doctor, webhooks replay, reconcile) are added here as subcommands.
+//! Command-line interface of the server binary.
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +22,11 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<MigrateAction>,
     },
+    /// Compare plans.toml with the Stripe account, or make Stripe match it.
+    Catalog {
+        #[command(subcommand)]
+        action: CatalogAction,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -36,4 +40,18 @@ pub enum MigrateAction {
     },
     /// List migrations and whether each is applied.
     Status,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum CatalogAction {
+    /// Print what `apply` would change in Stripe (products and prices to create,
+    /// update or archive).
+    Plan,
+    /// Make Stripe match the catalog. Safe to re-run: creates carry idempotency keys
+    /// and a synced account needs no changes.
+    Apply {
+        /// Change nothing; exit with status 1 if Stripe differs from the catalog.
+        #[arg(long)]
+        check: bool,
+    },
 }

@@ -85,6 +85,8 @@ pub struct Config {
     pub database_url: String,
     pub listen_addr: SocketAddr,
     pub site_root: PathBuf,
+    /// The plan catalog file (`plans.toml`).
+    pub catalog_path: PathBuf,
     pub request_body_limit: usize,
     pub paths: Paths,
     pub stripe: StripeConfig,
@@ -124,6 +126,7 @@ struct RawEnv {
     database_url: Option<String>,
     leptos_site_addr: Option<String>,
     leptos_site_root: Option<String>,
+    catalog_path: Option<String>,
     request_body_limit: Option<String>,
     checkout_success_path: Option<String>,
     checkout_cancel_path: Option<String>,
@@ -239,6 +242,10 @@ impl RawEnv {
                 .database_url
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             listen_addr,
+            catalog_path: self
+                .catalog_path
+                .unwrap_or_else(|| "plans.toml".to_owned())
+                .into(),
             site_root: self
                 .leptos_site_root
                 .unwrap_or_else(|| "target/site".to_owned())

@@ -1,15 +1,19 @@
+use std::process::ExitCode;
+
 use anyhow::Context;
 use billing_starter::{
-    cli::{Cli, Command, MigrateAction},
+    catalog::{self, sync},
+    cli::{CatalogAction, Cli, Command, MigrateAction},
     config::Config,
     db,
+    gateway::StripeGateway,
     server::{self, telemetry, AppState},
 };
 use clap::Parser;
 use migration::{Migrator, MigratorTrait};
 
 #[tokio::main]
-async fn main() {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     // One clear line, no backtrace: a misconfigured deployment should read like a
     // checklist item, not a crash.
@@ -17,53 +21,101 @@ async fn main() {
         Ok(config) => config,
         Err(err) => {
             eprintln!("configuration error: {err}");
-            std::process::exit(2);
+            return ExitCode::from(2);
         }
     };
     telemetry::init(config.app_env);
 
-    if let Err(err) = run(cli.command.unwrap_or(Command::Serve), config).await {
-        tracing::error!("{err:#}");
-        eprintln!("error: {err:#}");
-        std::process::exit(1);
-    }
-}
-
-async fn run(command: Command, config: Config) -> anyhow::Result<()> {
-    let db = db::connect(&config.database_url).await?;
-    match command {
-        Command::Serve => {
-            db::migrate(&db).await?;
-            serve(db, config).await
+    match run(cli.command.unwrap_or(Command::Serve), config).await {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
         }
-        Command::Migrate { action } => match action.unwrap_or(MigrateAction::Up) {
-            MigrateAction::Up => {
-                db::migrate(&db).await?;
-                println!("migrations applied");
-                Ok(())
-            }
-            MigrateAction::Down { steps } => {
-                Migrator::down(&db, Some(steps))
-                    .await
-                    .context("rolling back")?;
-                println!("rolled back {steps} migration(s)");
-                Ok(())
-            }
-            MigrateAction::Status => {
-                for migration in Migrator::get_migration_with_status(&db).await? {
-                    println!(
-                        "{:<10} {}",
-                        migration.status().to_string(),
-                        migration.name()
-                    );
-                }
-                Ok(())
-            }
-        },
     }
 }
 
-async fn serve(db: sea_orm::DatabaseConnection, config: Config) -> anyhow::Result<()> {
+async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve => serve(config).await.map(|()| ExitCode::SUCCESS),
+        Command::Migrate { action } => migrate(config, action.unwrap_or(MigrateAction::Up))
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Catalog { action } => catalog_command(config, action).await,
+    }
+}
+
+async fn migrate(config: Config, action: MigrateAction) -> anyhow::Result<()> {
+    let db = db::connect(&config.database_url).await?;
+    match action {
+        MigrateAction::Up => {
+            db::migrate(&db).await?;
+            println!("migrations applied");
+        }
+        MigrateAction::Down { steps } => {
+            Migrator::down(&db, Some(steps))
+                .await
+                .context("rolling back")?;
+            println!("rolled back {steps} migration(s)");
+        }
+        MigrateAction::Status => {
+            for migration in Migrator::get_migration_with_status(&db).await? {
+                println!(
+                    "{:<10} {}",
+                    migration.status().to_string(),
+                    migration.name()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn catalog_command(config: Config, action: CatalogAction) -> anyhow::Result<ExitCode> {
+    let catalog = catalog::load::load(&config.catalog_path)?;
+    let stripe = StripeGateway::from_config(&config)?;
+    let remote = stripe.remote_catalog(&catalog).await?;
+    let changes = sync::plan(&catalog, &remote);
+    if changes.is_empty() {
+        println!(
+            "Stripe ({}) matches {}: no changes.",
+            config.stripe.describe(),
+            config.catalog_path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} change(s) between {} and Stripe ({}):",
+        changes.len(),
+        config.catalog_path.display(),
+        config.stripe.describe()
+    );
+    for change in &changes {
+        println!("  {change}");
+    }
+    match action {
+        CatalogAction::Plan => Ok(ExitCode::SUCCESS),
+        CatalogAction::Apply { check: true } => {
+            println!("drift found (--check: nothing changed)");
+            Ok(ExitCode::FAILURE)
+        }
+        CatalogAction::Apply { check: false } => {
+            stripe.apply_catalog(&changes).await?;
+            let left = sync::plan(&catalog, &stripe.remote_catalog(&catalog).await?);
+            anyhow::ensure!(
+                left.is_empty(),
+                "Stripe still differs after apply: {left:?}"
+            );
+            println!("applied; Stripe now matches the catalog");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let db = db::connect(&config.database_url).await?;
+    db::migrate(&db).await?;
     let addr = config.listen_addr;
     tracing::info!(
         env = ?config.app_env,
@@ -72,16 +124,27 @@ async fn serve(db: sea_orm::DatabaseConnection, config: Config) -> anyhow::Resul
         "starting"
     );
     let emulator = server::dev_stripe::start_if_needed(&config).await?;
+    let state = AppState::new(db, config)?;
+    if state.config.stripe.is_emulated() {
+        // A fresh clone gets a working pricing page with zero set-up.
+        let changes = sync::plan(
+            &state.catalog,
+            &state.stripe.remote_catalog(&state.catalog).await?,
+        );
+        if !changes.is_empty() {
+            state.stripe.apply_catalog(&changes).await?;
+            tracing::info!(changes = changes.len(), "catalog applied to the emulator");
+        }
+    }
+    if let Err(err) = state.refresh_prices().await {
+        // Pages still render from the catalog; checkout retries the lookup.
+        tracing::warn!(error = %err, "could not resolve catalog prices at start-up");
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!("listening on http://{addr}");
-    server::serve(
-        listener,
-        AppState::new(db, config),
-        server::shutdown_signal(),
-    )
-    .await?;
+    server::serve(listener, state, server::shutdown_signal()).await?;
     if let Some(emulator) = emulator {
         // Saves the emulator's snapshot so the next `serve` finds the same account.
         emulator.stop().await;

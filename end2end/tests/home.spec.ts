@@ -62,4 +62,10 @@ test('without Stripe keys the app runs its emulator and says so', async ({ page,
   const unauthenticated = await request.get(`http://127.0.0.1:${emulatorPort}/v1/customers`);
   expect(unauthenticated.status()).toBe(401);
   expect((await unauthenticated.json()).error.type).toBe('invalid_request_error');
+  // The app pushed its catalog (plans.toml) to the emulator at start-up.
+  const prices = await request.get(`http://127.0.0.1:${emulatorPort}/v1/prices?lookup_keys[]=premium_monthly&lookup_keys[]=premium_yearly&lookup_keys[]=standard_pack`, {
+    headers: { Authorization: 'Bearer sk_test_e2e' },
+  });
+  const keys = (await prices.json()).data.map((p: { lookup_key: string }) => p.lookup_key).sort();
+  expect(keys).toEqual(['premium_monthly', 'premium_yearly', 'standard_pack']);
 });

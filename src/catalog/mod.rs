@@ -9,6 +9,8 @@ pub mod load;
 #[cfg(feature = "ssr")]
 pub mod money;
 #[cfg(feature = "ssr")]
+pub mod sync;
+#[cfg(feature = "ssr")]
 pub mod validate;
 
 use std::collections::BTreeMap;

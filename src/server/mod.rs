@@ -5,7 +5,10 @@ pub mod health;
 pub mod security;
 pub mod telemetry;
 
-use std::{future::Future, sync::Arc};
+use std::{
+    future::Future,
+    sync::{Arc, RwLock},
+};
 
 use axum::{extract::FromRef, routing::get, Router};
 use leptos::{config::LeptosOptions, prelude::provide_context};
@@ -22,7 +25,9 @@ use tracing::Level;
 
 use crate::{
     app::{shell, App},
+    catalog::{self, Catalog},
     config::Config,
+    gateway::{catalog::PriceDirectory, GatewayError, StripeGateway},
 };
 
 /// Everything a request may need, built once at start-up and cloned cheaply.
@@ -30,6 +35,10 @@ use crate::{
 pub struct AppState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
+    pub catalog: Arc<Catalog>,
+    pub stripe: StripeGateway,
+    /// Lookup key → Stripe price id; refreshed by `refresh_prices`.
+    pub prices: Arc<RwLock<PriceDirectory>>,
     pub security: Arc<security::SecurityHeaders>,
     pub leptos_options: LeptosOptions,
 }
@@ -41,16 +50,49 @@ impl FromRef<AppState> for LeptosOptions {
 }
 
 impl AppState {
-    pub fn new(db: DatabaseConnection, config: Config) -> Self {
+    /// Loads the catalog and builds the Stripe client; no network calls.
+    pub fn new(db: DatabaseConnection, config: Config) -> Result<Self, StartupError> {
         let leptos_options = leptos_options(&config);
         let security = Arc::new(security::SecurityHeaders::from_config(&config));
-        Self {
+        let catalog = Arc::new(catalog::load::load(&config.catalog_path)?);
+        let stripe = StripeGateway::from_config(&config)?;
+        Ok(Self {
             db,
             config: Arc::new(config),
+            catalog,
+            stripe,
+            prices: Arc::default(),
             security,
             leptos_options,
-        }
+        })
     }
+
+    /// Re-reads which Stripe price each catalog lookup key points at.
+    pub async fn refresh_prices(&self) -> Result<(), GatewayError> {
+        let directory = self.stripe.resolve_prices(&self.catalog).await?;
+        let missing: Vec<&str> = self
+            .catalog
+            .prices()
+            .map(|(_, price)| price.lookup_key.as_str())
+            .filter(|key| directory.get(key).is_none())
+            .collect();
+        if !missing.is_empty() {
+            tracing::warn!(
+                ?missing,
+                "catalog prices missing in Stripe; run `billing-starter catalog apply`"
+            );
+        }
+        *self.prices.write().unwrap_or_else(|p| p.into_inner()) = directory;
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Catalog(#[from] catalog::load::LoadError),
+    #[error(transparent)]
+    Stripe(#[from] GatewayError),
 }
 
 /// Leptos' options from our own config, so the binary runs the same with or without

@@ -162,7 +162,7 @@ impl TestApp {
             .expect("bind");
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let state = AppState::new(db.clone(), config);
+        let state = AppState::new(db.clone(), config).expect("app state builds");
         let server = tokio::spawn(server::serve(listener, state, async {
             let _ = rx.await;
         }));

@@ -1,0 +1,408 @@
+//! What a catalog change requires in Stripe: a pure diff between `plans.toml` and
+//! the account's products and prices. Prices are immutable in Stripe, so a new
+//! amount means a new price that takes over the lookup key, and the old one is
+//! archived. Our products are recognised by `metadata.catalog_plan_id`.
+
+use std::fmt;
+
+use super::{BillingType, Catalog, Interval};
+
+/// Metadata key that ties a Stripe product to a catalog plan.
+pub const PLAN_ID_METADATA: &str = "catalog_plan_id";
+
+/// The account as far as the catalog is concerned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Remote {
+    pub products: Vec<RemoteProduct>,
+    pub prices: Vec<RemotePrice>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteProduct {
+    pub id: String,
+    pub plan_id: Option<String>,
+    pub name: String,
+    pub description: Option<String>,
+    pub active: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemotePrice {
+    pub id: String,
+    pub product: String,
+    pub lookup_key: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: String,
+    pub interval: Interval,
+    pub active: bool,
+}
+
+/// The product a new price goes on: one that exists, or one this plan creates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProductRef {
+    Existing(String),
+    Created { plan_id: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    CreateProduct {
+        plan_id: String,
+        name: String,
+        description: String,
+    },
+    UpdateProduct {
+        product_id: String,
+        plan_id: String,
+        name: String,
+        description: String,
+    },
+    ArchiveProduct {
+        product_id: String,
+        plan_id: String,
+    },
+    CreatePrice {
+        plan_id: String,
+        product: ProductRef,
+        lookup_key: String,
+        amount: i64,
+        currency: String,
+        interval: Interval,
+        /// Another price holds the lookup key: move it to the new price.
+        transfer_lookup_key: bool,
+    },
+    ArchivePrice {
+        price_id: String,
+        lookup_key: Option<String>,
+        reason: &'static str,
+    },
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::CreateProduct { plan_id, name, .. } => {
+                write!(f, "+ product for plan `{plan_id}` (\"{name}\")")
+            }
+            Change::UpdateProduct {
+                product_id,
+                plan_id,
+                name,
+                ..
+            } => {
+                write!(f, "~ product {product_id} (plan `{plan_id}`): name/description → \"{name}\", active")
+            }
+            Change::ArchiveProduct {
+                product_id,
+                plan_id,
+            } => write!(
+                f,
+                "- product {product_id} (plan `{plan_id}` is no longer sold)"
+            ),
+            Change::CreatePrice {
+                lookup_key,
+                amount,
+                currency,
+                interval,
+                transfer_lookup_key,
+                ..
+            } => write!(
+                f,
+                "+ price `{lookup_key}`: {amount} {currency} {interval:?}{}",
+                if *transfer_lookup_key {
+                    " (takes over the lookup key)"
+                } else {
+                    ""
+                }
+            ),
+            Change::ArchivePrice {
+                price_id,
+                lookup_key,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "- price {price_id}{}: {reason}",
+                    lookup_key
+                        .as_ref()
+                        .map(|k| format!(" (`{k}`)"))
+                        .unwrap_or_default()
+                )
+            }
+        }
+    }
+}
+
+/// The changes that make `remote` match `catalog`, products first.
+pub fn plan(catalog: &Catalog, remote: &Remote) -> Vec<Change> {
+    let mut products = Vec::new();
+    let mut prices = Vec::new();
+
+    for plan in catalog
+        .plans
+        .iter()
+        .filter(|p| p.billing != BillingType::Free)
+    {
+        let existing = remote
+            .products
+            .iter()
+            .find(|p| p.plan_id.as_deref() == Some(&plan.id));
+        let product = match existing {
+            None => {
+                products.push(Change::CreateProduct {
+                    plan_id: plan.id.clone(),
+                    name: plan.name.clone(),
+                    description: plan.description.clone(),
+                });
+                ProductRef::Created {
+                    plan_id: plan.id.clone(),
+                }
+            }
+            Some(product) => {
+                let description = (!plan.description.is_empty()).then(|| plan.description.clone());
+                if product.name != plan.name
+                    || product.description != description
+                    || !product.active
+                {
+                    products.push(Change::UpdateProduct {
+                        product_id: product.id.clone(),
+                        plan_id: plan.id.clone(),
+                        name: plan.name.clone(),
+                        description: plan.description.clone(),
+                    });
+                }
+                ProductRef::Existing(product.id.clone())
+            }
+        };
+
+        for price in &plan.prices {
+            let holder = remote
+                .prices
+                .iter()
+                .find(|p| p.lookup_key.as_deref() == Some(&price.lookup_key));
+            let matches = holder.is_some_and(|h| {
+                h.active
+                    && h.amount == Some(price.amount)
+                    && h.currency == price.currency
+                    && h.interval == price.interval
+                    && ProductRef::Existing(h.product.clone()) == product
+            });
+            if matches {
+                continue;
+            }
+            prices.push(Change::CreatePrice {
+                plan_id: plan.id.clone(),
+                product: product.clone(),
+                lookup_key: price.lookup_key.clone(),
+                amount: price.amount,
+                currency: price.currency.clone(),
+                interval: price.interval,
+                transfer_lookup_key: holder.is_some(),
+            });
+            if let Some(old) = holder.filter(|h| h.active) {
+                prices.push(Change::ArchivePrice {
+                    price_id: old.id.clone(),
+                    lookup_key: old.lookup_key.clone(),
+                    reason: "replaced (prices are immutable)",
+                });
+            }
+        }
+    }
+
+    // Our products and prices that the catalog no longer mentions.
+    let sold: Vec<&str> = catalog
+        .plans
+        .iter()
+        .filter(|p| p.billing != BillingType::Free)
+        .map(|p| p.id.as_str())
+        .collect();
+    let keys: Vec<&str> = catalog
+        .prices()
+        .map(|(_, p)| p.lookup_key.as_str())
+        .collect();
+    for product in remote.products.iter().filter(|p| p.plan_id.is_some()) {
+        let plan_id = product.plan_id.clone().unwrap_or_default();
+        if !sold.contains(&plan_id.as_str()) && product.active {
+            products.push(Change::ArchiveProduct {
+                product_id: product.id.clone(),
+                plan_id,
+            });
+        }
+        for price in remote
+            .prices
+            .iter()
+            .filter(|p| p.product == product.id && p.active)
+        {
+            let kept = price
+                .lookup_key
+                .as_deref()
+                .is_some_and(|k| keys.contains(&k));
+            let already = prices.iter().any(
+                |c| matches!(c, Change::ArchivePrice { price_id, .. } if *price_id == price.id),
+            );
+            if !kept && !already {
+                prices.push(Change::ArchivePrice {
+                    price_id: price.id.clone(),
+                    lookup_key: price.lookup_key.clone(),
+                    reason: "not in the catalog",
+                });
+            }
+        }
+    }
+
+    products.extend(prices);
+    products
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::load::parse;
+
+    fn example() -> Catalog {
+        parse(include_str!("../../plans.toml")).unwrap()
+    }
+
+    fn synced() -> Remote {
+        let product = |id: &str, plan: &str, name: &str, description: &str| RemoteProduct {
+            id: id.into(),
+            plan_id: Some(plan.into()),
+            name: name.into(),
+            description: Some(description.into()),
+            active: true,
+        };
+        let price =
+            |id: &str, product: &str, key: &str, amount: i64, interval: Interval| RemotePrice {
+                id: id.into(),
+                product: product.into(),
+                lookup_key: Some(key.into()),
+                amount: Some(amount),
+                currency: "usd".into(),
+                interval,
+                active: true,
+            };
+        Remote {
+            products: vec![
+                product(
+                    "prod_pack",
+                    "standard_pack",
+                    "Standard Pack",
+                    "A one-time pack of credits. No subscription.",
+                ),
+                product(
+                    "prod_premium",
+                    "premium",
+                    "Premium",
+                    "For teams that ship every day.",
+                ),
+            ],
+            prices: vec![
+                price(
+                    "price_pack",
+                    "prod_pack",
+                    "standard_pack",
+                    2900,
+                    Interval::OneTime,
+                ),
+                price(
+                    "price_m",
+                    "prod_premium",
+                    "premium_monthly",
+                    4900,
+                    Interval::Month,
+                ),
+                price(
+                    "price_y",
+                    "prod_premium",
+                    "premium_yearly",
+                    49_000,
+                    Interval::Year,
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn an_empty_account_gets_every_paid_plan() {
+        let changes = plan(&example(), &Remote::default());
+        let text: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "+ product for plan `standard_pack` (\"Standard Pack\")",
+                "+ product for plan `premium` (\"Premium\")",
+                "+ price `standard_pack`: 2900 usd OneTime",
+                "+ price `premium_monthly`: 4900 usd Month",
+                "+ price `premium_yearly`: 49000 usd Year",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_synced_account_has_no_drift() {
+        assert_eq!(plan(&example(), &synced()), []);
+    }
+
+    #[test]
+    fn a_new_amount_is_a_new_price_that_takes_the_key() {
+        let mut catalog = example();
+        catalog.plans[2].prices[0].amount = 5900;
+        assert_eq!(
+            plan(&catalog, &synced()),
+            [
+                Change::CreatePrice {
+                    plan_id: "premium".into(),
+                    product: ProductRef::Existing("prod_premium".into()),
+                    lookup_key: "premium_monthly".into(),
+                    amount: 5900,
+                    currency: "usd".into(),
+                    interval: Interval::Month,
+                    transfer_lookup_key: true,
+                },
+                Change::ArchivePrice {
+                    price_id: "price_m".into(),
+                    lookup_key: Some("premium_monthly".into()),
+                    reason: "replaced (prices are immutable)"
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn renamed_and_removed_things_are_updated_and_archived() {
+        let mut catalog = example();
+        catalog.plans[2].name = "Premium Plus".into();
+        catalog.plans[2].prices.pop(); // no more yearly
+        catalog.plans.remove(1); // pack no longer sold
+        let changes: Vec<String> = plan(&catalog, &synced())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                "~ product prod_premium (plan `premium`): name/description → \"Premium Plus\", active",
+                "- product prod_pack (plan `standard_pack` is no longer sold)",
+                "- price price_pack (`standard_pack`): not in the catalog",
+                "- price price_y (`premium_yearly`): not in the catalog",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_archived_holder_of_the_key_is_transferred_from() {
+        let mut remote = synced();
+        remote.prices[1].active = false;
+        let changes = plan(&example(), &remote);
+        assert!(
+            matches!(
+                &changes[..],
+                [Change::CreatePrice {
+                    transfer_lookup_key: true,
+                    ..
+                }]
+            ),
+            "{changes:?}"
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! Catalog sync through async-stripe: read the account's products and prices,
+//! perform a `sync::plan`, and resolve lookup keys to price ids.
+
+use std::collections::HashMap;
+
+use stripe_client_core::StripeRequest;
+use stripe_product::{
+    price::{
+        CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval, ListPrice, UpdatePrice,
+    },
+    product::{CreateProduct, ListProduct, UpdateProduct},
+};
+use stripe_shared::RecurringInterval;
+
+use super::{idempotent, GatewayError, StripeGateway};
+use crate::catalog::{
+    sync::{Change, ProductRef, Remote, RemotePrice, RemoteProduct, PLAN_ID_METADATA},
+    Catalog, Interval,
+};
+
+/// A catalog price as it exists in this Stripe account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedPrice {
+    pub price_id: String,
+    pub plan_id: String,
+    pub lookup_key: String,
+    pub interval: Interval,
+}
+
+/// Lookup key → Stripe price, for the prices of the catalog that exist.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PriceDirectory {
+    pub by_lookup_key: HashMap<String, ResolvedPrice>,
+}
+
+impl PriceDirectory {
+    pub fn get(&self, lookup_key: &str) -> Option<&ResolvedPrice> {
+        self.by_lookup_key.get(lookup_key)
+    }
+
+    /// The catalog entry a Stripe price id belongs to (webhooks carry price ids).
+    pub fn by_price_id(&self, price_id: &str) -> Option<&ResolvedPrice> {
+        self.by_lookup_key.values().find(|p| p.price_id == price_id)
+    }
+}
+
+fn interval_of(recurring: Option<&stripe_shared::Recurring>) -> Interval {
+    match recurring.map(|r| &r.interval) {
+        None => Interval::OneTime,
+        Some(RecurringInterval::Year) => Interval::Year,
+        Some(_) => Interval::Month,
+    }
+}
+
+impl StripeGateway {
+    /// The account's products that belong to the catalog, and every price that is
+    /// on them or holds one of the catalog's lookup keys.
+    pub async fn remote_catalog(&self, catalog: &Catalog) -> Result<Remote, GatewayError> {
+        let mut products = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut request = ListProduct::new().limit(100);
+            if let Some(after) = &after {
+                request = request.starting_after(after.clone());
+            }
+            let page = request
+                .send(self.client())
+                .await
+                .map_err(GatewayError::call("list products"))?;
+            after = page.data.last().map(|p| p.id.to_string());
+            products.extend(page.data.into_iter().filter_map(|product| {
+                let plan_id = product.metadata.get(PLAN_ID_METADATA).cloned()?;
+                Some(RemoteProduct {
+                    id: product.id.to_string(),
+                    plan_id: Some(plan_id),
+                    name: product.name,
+                    description: product.description,
+                    active: product.active,
+                })
+            }));
+            if !page.has_more {
+                break;
+            }
+        }
+
+        let keys: Vec<&str> = catalog
+            .prices()
+            .map(|(_, p)| p.lookup_key.as_str())
+            .collect();
+        let mut prices = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut request = ListPrice::new().limit(100);
+            if let Some(after) = &after {
+                request = request.starting_after(after.clone());
+            }
+            let page = request
+                .send(self.client())
+                .await
+                .map_err(GatewayError::call("list prices"))?;
+            after = page.data.last().map(|p| p.id.to_string());
+            for price in page.data {
+                let product = price.product.id().to_string();
+                let ours = products.iter().any(|p: &RemoteProduct| p.id == product);
+                let holds_key = price
+                    .lookup_key
+                    .as_deref()
+                    .is_some_and(|k| keys.contains(&k));
+                if ours || holds_key {
+                    prices.push(RemotePrice {
+                        id: price.id.to_string(),
+                        product,
+                        lookup_key: price.lookup_key,
+                        amount: price.unit_amount,
+                        currency: price.currency.to_string(),
+                        interval: interval_of(price.recurring.as_ref()),
+                        active: price.active,
+                    });
+                }
+            }
+            if !page.has_more {
+                break;
+            }
+        }
+        Ok(Remote { products, prices })
+    }
+
+    /// Performs `changes` in order (products first, as `sync::plan` orders them).
+    /// Every create carries an idempotency key derived from what it creates.
+    pub async fn apply_catalog(&self, changes: &[Change]) -> Result<(), GatewayError> {
+        let mut created_products: HashMap<String, String> = HashMap::new();
+        for change in changes {
+            match change {
+                Change::CreateProduct {
+                    plan_id,
+                    name,
+                    description,
+                } => {
+                    let mut request = CreateProduct::new(name.clone()).metadata(HashMap::from([(
+                        PLAN_ID_METADATA.to_owned(),
+                        plan_id.clone(),
+                    )]));
+                    if !description.is_empty() {
+                        request = request.description(description.clone());
+                    }
+                    let product = request
+                        .customize()
+                        .request_strategy(idempotent(&[
+                            "catalog-product",
+                            plan_id,
+                            name,
+                            description,
+                        ]))
+                        .send(self.client())
+                        .await
+                        .map_err(GatewayError::call("create product"))?;
+                    created_products.insert(plan_id.clone(), product.id.to_string());
+                }
+                Change::UpdateProduct {
+                    product_id,
+                    name,
+                    description,
+                    ..
+                } => {
+                    UpdateProduct::new(product_id.as_str())
+                        .name(name.clone())
+                        .description(description.clone())
+                        .active(true)
+                        .send(self.client())
+                        .await
+                        .map_err(GatewayError::call("update product"))?;
+                }
+                Change::ArchiveProduct { product_id, .. } => {
+                    UpdateProduct::new(product_id.as_str())
+                        .active(false)
+                        .send(self.client())
+                        .await
+                        .map_err(GatewayError::call("archive product"))?;
+                }
+                Change::CreatePrice {
+                    plan_id,
+                    product,
+                    lookup_key,
+                    amount,
+                    currency,
+                    interval,
+                    transfer_lookup_key,
+                } => {
+                    let product_id = match product {
+                        ProductRef::Existing(id) => id.clone(),
+                        ProductRef::Created { plan_id } => {
+                            created_products.get(plan_id).cloned().ok_or_else(|| {
+                                GatewayError::Config(format!(
+                                    "product for plan `{plan_id}` was not created first"
+                                ))
+                            })?
+                        }
+                    };
+                    let stripe_currency =
+                        currency.parse::<stripe_types::Currency>().map_err(|_| {
+                            GatewayError::Config(format!("unknown currency {currency}"))
+                        })?;
+                    let mut request = CreatePrice::new(stripe_currency)
+                        .product(product_id.clone())
+                        .unit_amount(*amount)
+                        .lookup_key(lookup_key.clone())
+                        .transfer_lookup_key(*transfer_lookup_key)
+                        .metadata(HashMap::from([(
+                            PLAN_ID_METADATA.to_owned(),
+                            plan_id.clone(),
+                        )]));
+                    match interval {
+                        Interval::Month => {
+                            request = request.recurring(CreatePriceRecurring::new(
+                                CreatePriceRecurringInterval::Month,
+                            ))
+                        }
+                        Interval::Year => {
+                            request = request.recurring(CreatePriceRecurring::new(
+                                CreatePriceRecurringInterval::Year,
+                            ))
+                        }
+                        Interval::OneTime => {}
+                    }
+                    request
+                        .customize()
+                        .request_strategy(idempotent(&[
+                            "catalog-price",
+                            &product_id,
+                            lookup_key,
+                            &amount.to_string(),
+                            currency,
+                            &format!("{interval:?}"),
+                        ]))
+                        .send(self.client())
+                        .await
+                        .map_err(GatewayError::call("create price"))?;
+                }
+                Change::ArchivePrice { price_id, .. } => {
+                    UpdatePrice::new(price_id.as_str())
+                        .active(false)
+                        .send(self.client())
+                        .await
+                        .map_err(GatewayError::call("archive price"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves every catalog lookup key to its active Stripe price (10 keys per
+    /// call, Stripe's limit for `lookup_keys[]`).
+    pub async fn resolve_prices(&self, catalog: &Catalog) -> Result<PriceDirectory, GatewayError> {
+        let wanted: Vec<(String, String, Interval)> = catalog
+            .prices()
+            .map(|(plan, price)| (price.lookup_key.clone(), plan.id.clone(), price.interval))
+            .collect();
+        let mut directory = PriceDirectory::default();
+        for chunk in wanted.chunks(10) {
+            let keys: Vec<String> = chunk.iter().map(|(key, _, _)| key.clone()).collect();
+            let page = ListPrice::new()
+                .lookup_keys(keys)
+                .active(true)
+                .limit(100)
+                .send(self.client())
+                .await
+                .map_err(GatewayError::call("list prices by lookup key"))?;
+            for price in page.data {
+                let Some(key) = price.lookup_key.clone() else {
+                    continue;
+                };
+                if let Some((_, plan_id, interval)) = chunk.iter().find(|(k, _, _)| *k == key) {
+                    directory.by_lookup_key.insert(
+                        key.clone(),
+                        ResolvedPrice {
+                            price_id: price.id.to_string(),
+                            plan_id: plan_id.clone(),
+                            lookup_key: key,
+                            interval: *interval,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(directory)
+    }
+}
