@@ -27,6 +27,9 @@ pub enum Command {
         #[command(subcommand)]
         action: CatalogAction,
     },
+    /// Check a deployment against the going-live checklist (one line per item;
+    /// exit status 1 if any fails). The app must be running for the webhook round trip.
+    Doctor,
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]

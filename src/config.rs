@@ -113,6 +113,8 @@ impl ConfigError {
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/app.db?mode=rwc";
 pub const DEFAULT_EMULATOR_API_BASE: &str = "http://127.0.0.1:12111/";
+/// Signing secret shared by the app and its in-process emulator when none is set.
+pub const EMULATOR_WEBHOOK_SECRET: &str = "whsec_emulator_local";
 const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// The variables exactly as the environment spells them. Kept private and without
@@ -305,7 +307,11 @@ fn stripe_config(
             },
             secret_key: None,
             publishable_key,
-            webhook_secrets,
+            webhook_secrets: if webhook_secrets.is_empty() {
+                vec![SecretString::from(EMULATOR_WEBHOOK_SECRET)]
+            } else {
+                webhook_secrets
+            },
         });
     };
 

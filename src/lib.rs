@@ -16,9 +16,13 @@ pub mod config;
 #[cfg(feature = "ssr")]
 pub mod db;
 #[cfg(feature = "ssr")]
+pub mod doctor;
+#[cfg(feature = "ssr")]
 pub mod gateway;
 #[cfg(feature = "ssr")]
 pub mod server;
+#[cfg(feature = "ssr")]
+pub mod webhooks;
 
 /// Browser entry point: attaches the reactive system to the server-rendered HTML.
 #[cfg(feature = "hydrate")]

@@ -43,6 +43,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Catalog { action } => catalog_command(config, action).await,
+        Command::Doctor => {
+            let catalog = catalog::load::load(&config.catalog_path)?;
+            let stripe = StripeGateway::from_config(&config)?;
+            let checks = billing_starter::doctor::run(&config, &stripe, &catalog).await;
+            for check in &checks {
+                println!("{check}");
+            }
+            Ok(if checks.iter().all(|c| c.ok) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! `StripeGateway`: the only module that names async-stripe types. The rest of the
 //! app sees our own types, so an API-version bump touches this module alone.
 
+pub mod account;
 pub mod catalog;
 
 use secrecy::ExposeSecret;
@@ -67,6 +68,12 @@ impl StripeGateway {
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
+}
+
+/// The Stripe API version async-stripe pins and parses (webhook endpoints must
+/// send events in this version).
+pub fn api_version() -> String {
+    stripe_shared::version::VERSION.as_str().to_owned()
 }
 
 /// An idempotency key for a write whose effect is fully described by `parts`, so a

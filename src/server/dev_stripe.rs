@@ -55,10 +55,24 @@ pub async fn start_if_needed(
     if let Some(dir) = snapshot.parent().filter(|d| !d.as_os_str().is_empty()) {
         let _ = std::fs::create_dir_all(dir);
     }
+    // Like `stripe listen --forward-to`: every event goes to this app's webhook route,
+    // signed with the secret the app verifies.
+    let forward_to = config
+        .app_url
+        .join(&config.paths.stripe_webhook)
+        .ok()
+        .and_then(|url| {
+            let secret = config.stripe.webhook_secrets.first()?;
+            Some(stripe_emulator::ForwardTarget {
+                url: url.to_string(),
+                secret: secrecy::ExposeSecret::expose_secret(secret).to_owned(),
+            })
+        });
     let running = stripe_emulator::start(
         listener,
         stripe_emulator::EmulatorConfig {
             snapshot: Some(snapshot),
+            forward_to,
             ..Default::default()
         },
     )

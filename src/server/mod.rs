@@ -120,8 +120,10 @@ pub fn router(state: AppState) -> Router {
 
     let body_limit = state.config.request_body_limit;
 
+    let webhook_path = state.config.paths.stripe_webhook.clone();
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route(&webhook_path, axum::routing::post(crate::webhooks::receive))
         .leptos_routes_with_context(&state, routes, context.clone(), pages_shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,

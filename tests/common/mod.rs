@@ -138,6 +138,7 @@ where
 /// A running app on a free loopback port.
 pub struct TestApp {
     pub base_url: String,
+    pub config: Config,
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
     shutdown: Option<oneshot::Sender<()>>,
@@ -145,8 +146,17 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Starts the app; `APP_URL` defaults to its own address (set it in `extra_env`
+    /// to override).
     pub async fn spawn(database_url: &str, extra_env: &[(&str, &str)]) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
         let mut vars = vec![("DATABASE_URL".to_owned(), database_url.to_owned())];
+        if !extra_env.iter().any(|(name, _)| *name == "APP_URL") {
+            vars.push(("APP_URL".to_owned(), base_url.clone()));
+        }
         vars.extend(
             extra_env
                 .iter()
@@ -157,18 +167,15 @@ impl TestApp {
         let db = db::connect(&config.database_url).await.expect("connect");
         db::migrate(&db).await.expect("migrate");
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base_url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let state = AppState::new(db.clone(), config).expect("app state builds");
+        let state = AppState::new(db.clone(), config.clone()).expect("app state builds");
         let server = tokio::spawn(server::serve(listener, state, async {
             let _ = rx.await;
         }));
 
         Self {
             base_url,
+            config,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
