@@ -140,6 +140,24 @@ pub struct StripeIds {
     pub live: Option<String>,
 }
 
+/// Which set of Stripe objects an account holds (the emulator counts as test).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StripeEnv {
+    #[default]
+    Test,
+    Live,
+}
+
+impl Price {
+    /// The price id this project pinned for `env`, if any.
+    pub fn explicit_id(&self, env: StripeEnv) -> Option<&str> {
+        match env {
+            StripeEnv::Test => self.stripe.test.as_deref(),
+            StripeEnv::Live => self.stripe.live.as_deref(),
+        }
+    }
+}
+
 impl Catalog {
     pub fn plan(&self, id: &str) -> Option<&Plan> {
         self.plans.iter().find(|plan| plan.id == id)

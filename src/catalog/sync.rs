@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::{BillingType, Catalog, Interval};
+use super::{BillingType, Catalog, Interval, StripeEnv};
 
 /// Metadata key that ties a Stripe product to a catalog plan.
 pub const PLAN_ID_METADATA: &str = "catalog_plan_id";
@@ -13,6 +13,8 @@ pub const PLAN_ID_METADATA: &str = "catalog_plan_id";
 /// The account as far as the catalog is concerned.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Remote {
+    /// Test or live: selects the catalog's explicit price ids, if any.
+    pub env: StripeEnv,
     pub products: Vec<RemoteProduct>,
     pub prices: Vec<RemotePrice>,
 }
@@ -76,6 +78,13 @@ pub enum Change {
         lookup_key: Option<String>,
         reason: &'static str,
     },
+    /// A price the project pinned by id (`stripe = { test = "price_…" }`) takes
+    /// the lookup key, so the app finds it like any other.
+    AdoptPrice {
+        price_id: String,
+        lookup_key: String,
+        transfer_lookup_key: bool,
+    },
 }
 
 impl fmt::Display for Change {
@@ -114,6 +123,14 @@ impl fmt::Display for Change {
                 } else {
                     ""
                 }
+            ),
+            Change::AdoptPrice {
+                price_id,
+                lookup_key,
+                ..
+            } => write!(
+                f,
+                "~ price {price_id}: takes lookup key `{lookup_key}` (pinned in the catalog)"
             ),
             Change::ArchivePrice {
                 price_id,
@@ -180,6 +197,19 @@ pub fn plan(catalog: &Catalog, remote: &Remote) -> Vec<Change> {
                 .prices
                 .iter()
                 .find(|p| p.lookup_key.as_deref() == Some(&price.lookup_key));
+            if let Some(pinned) = price.explicit_id(remote.env) {
+                let adopted = remote.prices.iter().any(|p| {
+                    p.id == pinned && p.active && p.lookup_key.as_deref() == Some(&price.lookup_key)
+                });
+                if !adopted {
+                    prices.push(Change::AdoptPrice {
+                        price_id: pinned.to_owned(),
+                        lookup_key: price.lookup_key.clone(),
+                        transfer_lookup_key: holder.is_some_and(|h| h.id != pinned),
+                    });
+                }
+                continue;
+            }
             let matches = holder.is_some_and(|h| {
                 h.active
                     && h.amount == Some(price.amount)
@@ -220,6 +250,10 @@ pub fn plan(catalog: &Catalog, remote: &Remote) -> Vec<Change> {
         .prices()
         .map(|(_, p)| p.lookup_key.as_str())
         .collect();
+    let pinned: Vec<&str> = catalog
+        .prices()
+        .filter_map(|(_, p)| p.explicit_id(remote.env))
+        .collect();
     for product in remote.products.iter().filter(|p| p.plan_id.is_some()) {
         let plan_id = product.plan_id.clone().unwrap_or_default();
         if !sold.contains(&plan_id.as_str()) && product.active {
@@ -236,7 +270,8 @@ pub fn plan(catalog: &Catalog, remote: &Remote) -> Vec<Change> {
             let kept = price
                 .lookup_key
                 .as_deref()
-                .is_some_and(|k| keys.contains(&k));
+                .is_some_and(|k| keys.contains(&k))
+                || pinned.contains(&price.id.as_str());
             let already = prices.iter().any(
                 |c| matches!(c, Change::ArchivePrice { price_id, .. } if *price_id == price.id),
             );
@@ -282,6 +317,7 @@ mod tests {
                 active: true,
             };
         Remote {
+            env: StripeEnv::Test,
             products: vec![
                 product(
                     "prod_pack",
@@ -387,6 +423,45 @@ mod tests {
                 "- price price_y (`premium_yearly`): not in the catalog",
             ]
         );
+    }
+
+    #[test]
+    fn pinned_price_ids_are_adopted_per_environment() {
+        let mut catalog = example();
+        catalog.plans[2].prices[0].stripe.live = Some("price_legacy_live".into());
+        let mut remote = synced();
+        assert_eq!(plan(&catalog, &remote), [], "test env ignores live pins");
+        remote.env = StripeEnv::Live;
+        remote.prices.push(RemotePrice {
+            id: "price_legacy_live".into(),
+            product: "prod_other".into(),
+            lookup_key: None,
+            amount: Some(3900),
+            currency: "usd".into(),
+            interval: Interval::Month,
+            active: true,
+        });
+        assert_eq!(
+            plan(&catalog, &remote),
+            [Change::AdoptPrice {
+                price_id: "price_legacy_live".into(),
+                lookup_key: "premium_monthly".into(),
+                transfer_lookup_key: true
+            }]
+        );
+        remote.prices.last_mut().unwrap().lookup_key = Some("premium_monthly".into());
+        remote.prices[1].lookup_key = None;
+        // The managed price that lost the key is archived; the pinned one never is.
+        assert_eq!(
+            plan(&catalog, &remote),
+            [Change::ArchivePrice {
+                price_id: "price_m".into(),
+                lookup_key: None,
+                reason: "not in the catalog"
+            }]
+        );
+        remote.prices[1].active = false;
+        assert_eq!(plan(&catalog, &remote), []);
     }
 
     #[test]

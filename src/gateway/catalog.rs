@@ -83,6 +83,10 @@ impl StripeGateway {
             }
         }
 
+        let pinned: Vec<&str> = catalog
+            .prices()
+            .filter_map(|(_, p)| p.explicit_id(self.env()))
+            .collect();
         let keys: Vec<&str> = catalog
             .prices()
             .map(|(_, p)| p.lookup_key.as_str())
@@ -101,7 +105,8 @@ impl StripeGateway {
             after = page.data.last().map(|p| p.id.to_string());
             for price in page.data {
                 let product = price.product.id().to_string();
-                let ours = products.iter().any(|p: &RemoteProduct| p.id == product);
+                let ours = products.iter().any(|p: &RemoteProduct| p.id == product)
+                    || pinned.contains(&price.id.as_str());
                 let holds_key = price
                     .lookup_key
                     .as_deref()
@@ -122,7 +127,11 @@ impl StripeGateway {
                 break;
             }
         }
-        Ok(Remote { products, prices })
+        Ok(Remote {
+            env: self.env(),
+            products,
+            prices,
+        })
     }
 
     /// Performs `changes` in order (products first, as `sync::plan` orders them).
@@ -236,6 +245,19 @@ impl StripeGateway {
                         .await
                         .map_err(GatewayError::call("create price"))?;
                 }
+                Change::AdoptPrice {
+                    price_id,
+                    lookup_key,
+                    transfer_lookup_key,
+                } => {
+                    UpdatePrice::new(price_id.as_str())
+                        .lookup_key(lookup_key.clone())
+                        .transfer_lookup_key(*transfer_lookup_key)
+                        .active(true)
+                        .send(self.client())
+                        .await
+                        .map_err(GatewayError::call("adopt pinned price"))?;
+                }
                 Change::ArchivePrice { price_id, .. } => {
                     UpdatePrice::new(price_id.as_str())
                         .active(false)
@@ -256,6 +278,24 @@ impl StripeGateway {
             .map(|(plan, price)| (price.lookup_key.clone(), plan.id.clone(), price.interval))
             .collect();
         let mut directory = PriceDirectory::default();
+        // Pinned ids need no lookup: the project named them.
+        for (plan, price) in catalog.prices() {
+            if let Some(id) = price.explicit_id(self.env()) {
+                directory.by_lookup_key.insert(
+                    price.lookup_key.clone(),
+                    ResolvedPrice {
+                        price_id: id.to_owned(),
+                        plan_id: plan.id.clone(),
+                        lookup_key: price.lookup_key.clone(),
+                        interval: price.interval,
+                    },
+                );
+            }
+        }
+        let wanted: Vec<(String, String, Interval)> = wanted
+            .into_iter()
+            .filter(|(key, _, _)| !directory.by_lookup_key.contains_key(key))
+            .collect();
         for chunk in wanted.chunks(10) {
             let keys: Vec<String> = chunk.iter().map(|(key, _, _)| key.clone()).collect();
             let page = ListPrice::new()

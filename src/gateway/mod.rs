@@ -7,7 +7,10 @@ pub mod catalog;
 use secrecy::ExposeSecret;
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy};
 
-use crate::config::{Config, StripeBackend};
+use crate::{
+    catalog::StripeEnv,
+    config::{Config, KeyMode, StripeBackend},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -30,6 +33,8 @@ impl GatewayError {
 #[derive(Clone)]
 pub struct StripeGateway {
     client: Client,
+    /// Test or live objects: selects the catalog's pinned price ids.
+    env: StripeEnv,
 }
 
 impl StripeGateway {
@@ -62,11 +67,22 @@ impl StripeGateway {
         let client = builder
             .build()
             .map_err(|err| GatewayError::Config(err.to_string()))?;
-        Ok(Self { client })
+        let env = match config.stripe.backend {
+            StripeBackend::Stripe {
+                mode: KeyMode::Live,
+                ..
+            } => StripeEnv::Live,
+            _ => StripeEnv::Test,
+        };
+        Ok(Self { client, env })
     }
 
     pub(crate) fn client(&self) -> &Client {
         &self.client
+    }
+
+    pub fn env(&self) -> StripeEnv {
+        self.env
     }
 }
 
