@@ -60,6 +60,15 @@ fn money(amount: i64, currency: &str) -> String {
     }
 }
 
+/// A Stripe timestamp as a calendar date ("2027-01-24").
+fn date(timestamp: &Value) -> String {
+    timestamp
+        .as_i64()
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
 fn page(title: &str, body: Markup) -> Html<String> {
     Html(
         html! {
@@ -364,7 +373,7 @@ fn portal_view(emulator: &Emulator, session: &Value, notice: Option<&str>) -> Ht
                     p.muted data-status=(sub["status"].as_str().unwrap_or_default()) {
                         "Status: " (sub["status"].as_str().unwrap_or_default())
                         @if sub["cancel_at_period_end"] == true { " · cancels at period end" }
-                        " · current period ends " (item["current_period_end"])
+                        " · current period ends " (date(&item["current_period_end"]))
                     }
                     @if flow == "subscription_update_confirm" {
                         @if let Some(price) = &confirm_price {

@@ -136,9 +136,6 @@ fn bill_period(
     free: bool,
 ) -> Result<Value, ApiError> {
     let sub = ctx.fetch(sub_id, "subscription", "subscription")?;
-    let customer_id = sub["customer"].as_str().unwrap_or_default().to_owned();
-    let customer = ctx.fetch(&customer_id, "customer", "customer")?;
-    let now = ctx.now_for_customer(&customer_id);
     let invoice_id = new_id("in");
     let mut lines = Vec::new();
     for item in sub["items"]["data"].as_array().cloned().unwrap_or_default() {
@@ -163,6 +160,35 @@ fn bill_period(
             proration: false,
         }));
     }
+    issue_invoice(
+        ctx,
+        &sub,
+        &invoice_id,
+        reason,
+        lines,
+        period,
+        |ctx, invoice| {
+            if !free {
+                apply_coupon(ctx, sub_id, invoice);
+            }
+        },
+    )
+}
+
+/// Numbers, records and finalizes an invoice of `sub` (`invoice.created`, then
+/// `invoice.finalized`); `adjust` may change its amounts before it is recorded.
+fn issue_invoice(
+    ctx: &mut Ctx<'_>,
+    sub: &Value,
+    invoice_id: &str,
+    reason: &str,
+    lines: Vec<Value>,
+    period: (i64, i64),
+    adjust: impl FnOnce(&mut Ctx<'_>, &mut Value),
+) -> Result<Value, ApiError> {
+    let customer_id = sub["customer"].as_str().unwrap_or_default().to_owned();
+    let customer = ctx.fetch(&customer_id, "customer", "customer")?;
+    let now = ctx.now_for_customer(&customer_id);
     ctx.store.invoice_counter += 1;
     let number = format!(
         "{}-{:04}",
@@ -171,26 +197,24 @@ fn bill_period(
     );
     let base = ctx.emulator.base_url.clone();
     let mut invoice = objects::invoice(objects::InvoiceSpec {
-        id: &invoice_id,
+        id: invoice_id,
         now,
         customer: &customer,
-        subscription: Some(sub_id),
+        subscription: sub["id"].as_str(),
         billing_reason: reason,
         currency: sub["currency"].as_str().unwrap_or("usd"),
         lines,
         period,
         number,
         hosted_base: &base,
-        test_clock: str_of(&sub, "test_clock"),
+        test_clock: str_of(sub, "test_clock"),
     });
-    if !free {
-        apply_coupon(ctx, sub_id, &mut invoice);
-    }
+    adjust(ctx, &mut invoice);
     let mut public = invoice.clone();
     objects::strip_private(&mut public);
     ctx.store.insert(invoice);
     ctx.emit("invoice.created", &public, None);
-    let invoice = ctx.update(&invoice_id, None, |invoice| {
+    let invoice = ctx.update(invoice_id, None, |invoice| {
         objects::finalize_invoice(invoice, now)
     })?;
     ctx.emit("invoice.finalized", &invoice, None);
@@ -536,9 +560,6 @@ fn invoice_prorations(
     period: (i64, i64),
 ) -> Result<(), ApiError> {
     let sub = ctx.fetch(sub_id, "subscription", "subscription")?;
-    let customer_id = sub["customer"].as_str().unwrap_or_default().to_owned();
-    let customer = ctx.fetch(&customer_id, "customer", "customer")?;
-    let now = ctx.now_for_customer(&customer_id);
     let invoice_id = new_id("in");
     let lines: Vec<Value> = lines
         .into_iter()
@@ -557,42 +578,22 @@ fn invoice_prorations(
             })
         })
         .collect();
-    ctx.store.invoice_counter += 1;
-    let number = format!(
-        "{}-{:04}",
-        customer["invoice_prefix"].as_str().unwrap_or("EMU"),
-        ctx.store.invoice_counter
-    );
-    let base = ctx.emulator.base_url.clone();
-    let mut invoice = objects::invoice(objects::InvoiceSpec {
-        id: &invoice_id,
-        now,
-        customer: &customer,
-        subscription: Some(sub_id),
-        billing_reason: "subscription_update",
-        currency: sub["currency"].as_str().unwrap_or("usd"),
+    issue_invoice(
+        ctx,
+        &sub,
+        &invoice_id,
+        "subscription_update",
         lines,
         period,
-        number,
-        hosted_base: &base,
-        test_clock: str_of(&sub, "test_clock"),
-    });
-    // A net credit is left on the customer's balance rather than charged.
-    if invoice["amount_due"].as_i64().unwrap_or(0) < 0 {
-        invoice["amount_due"] = json!(0);
-        invoice["amount_remaining"] = json!(0);
-    }
-    let mut public = invoice.clone();
-    objects::strip_private(&mut public);
-    ctx.store.insert(invoice);
-    ctx.emit("invoice.created", &public, None);
-    ctx.update(&invoice_id, None, |invoice| {
-        objects::finalize_invoice(invoice, now)
-    })?;
-    let finalized = ctx.fetch(&invoice_id, "invoice", "invoice")?;
-    ctx.emit("invoice.finalized", &finalized, None);
-    let pm = default_payment_method(ctx, &sub);
-    if let Some(pm) = pm {
+        |_, invoice| {
+            // A net credit is left on the customer's balance rather than charged.
+            if invoice["amount_due"].as_i64().unwrap_or(0) < 0 {
+                invoice["amount_due"] = json!(0);
+                invoice["amount_remaining"] = json!(0);
+            }
+        },
+    )?;
+    if let Some(pm) = default_payment_method(ctx, &sub) {
         pay_invoice(ctx, &invoice_id, &pm)?;
     }
     ctx.update(sub_id, None, |sub| {
