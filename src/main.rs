@@ -137,6 +137,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "starting"
     );
     let emulator = server::dev_stripe::start_if_needed(&config).await?;
+    // Bound before the catalog is applied: the emulator's first events are then
+    // queued on this socket instead of failing and waiting for a retry.
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     let state = AppState::new(db, config)?;
     if state.config.stripe.is_emulated() {
         // A fresh clone gets a working pricing page with zero set-up.
@@ -153,9 +158,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         // Pages still render from the catalog; checkout retries the lookup.
         tracing::warn!(error = %err, "could not resolve catalog prices at start-up");
     }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
     tracing::info!("listening on http://{addr}");
     server::serve(listener, state, server::shutdown_signal()).await?;
     if let Some(emulator) = emulator {

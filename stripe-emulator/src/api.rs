@@ -175,7 +175,24 @@ fn authenticate(headers: &HeaderMap) -> Result<(), ApiError> {
                 "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
             )
         })?;
-    let key = header.strip_prefix("Bearer ").unwrap_or(header).trim();
+    // Stripe takes the key as a Bearer token or as the Basic-auth user name
+    // (`curl -u sk_test_…:`).
+    let key = match header.strip_prefix("Basic ") {
+        Some(encoded) => {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .map(|user_pass| user_pass.split(':').next().unwrap_or_default().to_owned())
+                .unwrap_or_default()
+        }
+        None => header
+            .strip_prefix("Bearer ")
+            .unwrap_or(header)
+            .trim()
+            .to_owned(),
+    };
     if key.starts_with("sk_test_") || key.starts_with("rk_test_") {
         Ok(())
     } else {

@@ -850,6 +850,23 @@ async fn idempotency_keys_and_unknown_parameters_behave_like_stripe() {
         .await
         .unwrap();
     assert_eq!(unauthenticated.status(), 401);
+    // `curl -u sk_test_…:` sends the key as the Basic-auth user name, as Stripe accepts.
+    let basic = h
+        .http
+        .get(format!("{}v1/customers", h.emulator.base_url))
+        .basic_auth("sk_test_basic", Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 200);
+    let live = h
+        .http
+        .get(format!("{}v1/customers", h.emulator.base_url))
+        .bearer_auth("sk_live_nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 401);
 
     // Lookup keys: list by key, and move a key with transfer_lookup_key.
     let (monthly, _, _) = h.catalog().await;
