@@ -157,12 +157,17 @@ fn checkout_view(emulator: &Emulator, session: &Value, error: Option<&str>) -> H
     )
 }
 
-fn load_session(emulator: &Emulator, id: &str) -> Option<Value> {
+/// The stored object `id` if it is a `kind` (hosted URLs carry ids anyone can type).
+fn load(emulator: &Emulator, id: &str, kind: &str) -> Option<Value> {
     emulator
         .lock()
         .get(id)
-        .filter(|s| s["object"] == "checkout.session")
+        .filter(|object| object["object"] == kind)
         .cloned()
+}
+
+fn load_session(emulator: &Emulator, id: &str) -> Option<Value> {
+    load(emulator, id, "checkout.session")
 }
 
 async fn checkout_page(State(emulator): State<Arc<Emulator>>, Path(id): Path<String>) -> Response {
@@ -436,11 +441,7 @@ fn portal_view(emulator: &Emulator, session: &Value, notice: Option<&str>) -> Ht
 }
 
 fn load_portal(emulator: &Emulator, id: &str) -> Option<Value> {
-    emulator
-        .lock()
-        .get(id)
-        .filter(|s| s["object"] == "billing_portal.session")
-        .cloned()
+    load(emulator, id, "billing_portal.session")
 }
 
 async fn portal_page(State(emulator): State<Arc<Emulator>>, Path(id): Path<String>) -> Response {
@@ -586,12 +587,7 @@ async fn portal_action(
 // ------------------------------------------------------------------ Invoices
 
 async fn invoice_page(State(emulator): State<Arc<Emulator>>, Path(id): Path<String>) -> Response {
-    let Some(invoice) = emulator
-        .lock()
-        .get(&id)
-        .filter(|i| i["object"] == "invoice")
-        .cloned()
-    else {
+    let Some(invoice) = load(&emulator, &id, "invoice") else {
         return not_found("Invoice");
     };
     let currency = invoice["currency"].as_str().unwrap_or("usd");
@@ -615,12 +611,7 @@ async fn invoice_page(State(emulator): State<Arc<Emulator>>, Path(id): Path<Stri
 
 /// A minimal, valid one-page PDF with the invoice's number and total.
 async fn invoice_pdf(State(emulator): State<Arc<Emulator>>, Path(id): Path<String>) -> Response {
-    let Some(invoice) = emulator
-        .lock()
-        .get(&id)
-        .filter(|i| i["object"] == "invoice")
-        .cloned()
-    else {
+    let Some(invoice) = load(&emulator, &id, "invoice") else {
         return not_found("Invoice");
     };
     let text = format!(
