@@ -9,11 +9,12 @@ use common::on_each_backend;
 use migration::{Migrator, MigratorTrait, SchemaManager};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, ModelTrait, PaginatorTrait, Set};
 
-const TABLES: [&str; 4] = [
+const TABLES: [&str; 5] = [
     "users",
     "subscriptions",
     "one_time_purchases",
     "webhook_events",
+    "sessions",
 ];
 
 async fn table_presence(db: &DatabaseConnection) -> Vec<bool> {
@@ -29,13 +30,13 @@ async fn table_presence(db: &DatabaseConnection) -> Vec<bool> {
 async fn migrations_go_up_down_and_up_again() {
     on_each_backend(|db| async move {
         Migrator::up(&db, None).await.expect("first up");
-        assert_eq!(table_presence(&db).await, [true; 4]);
+        assert_eq!(table_presence(&db).await, [true; 5]);
 
         Migrator::down(&db, None).await.expect("down to nothing");
-        assert_eq!(table_presence(&db).await, [false; 4]);
+        assert_eq!(table_presence(&db).await, [false; 5]);
 
         Migrator::up(&db, None).await.expect("second up");
-        assert_eq!(table_presence(&db).await, [true; 4]);
+        assert_eq!(table_presence(&db).await, [true; 5]);
         assert!(Migrator::get_pending_migrations(&db)
             .await
             .unwrap()

@@ -7,6 +7,7 @@ mod m20261124_000001_create_users;
 mod m20261124_000002_create_subscriptions;
 mod m20261124_000003_create_one_time_purchases;
 mod m20261124_000004_create_webhook_events;
+mod m20261124_000005_create_sessions;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_create_subscriptions::Migration),
             Box::new(m20261124_000003_create_one_time_purchases::Migration),
             Box::new(m20261124_000004_create_webhook_events::Migration),
+            Box::new(m20261124_000005_create_sessions::Migration),
         ]
     }
 }

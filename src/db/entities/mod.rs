@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table, matching the `migration` crate.
 
 pub mod one_time_purchases;
+pub mod sessions;
 pub mod subscriptions;
 pub mod users;
 pub mod webhook_events;

@@ -1,0 +1,126 @@
+//! A `tower_sessions::SessionStore` over sea-orm: sessions live in the app's own
+//! database (SQLite or PostgreSQL), so there is no second sqlx version and no
+//! extra service. The cookie carries only the random session id.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    sea_query::OnConflict, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
+    QueryFilter,
+};
+use time::OffsetDateTime;
+use tower_sessions::{
+    session::{Id, Record},
+    session_store::{self, ExpiredDeletion},
+    SessionStore,
+};
+
+use crate::db::entities::sessions;
+
+#[derive(Clone, Debug)]
+pub struct SeaOrmSessionStore {
+    db: DatabaseConnection,
+}
+
+impl SeaOrmSessionStore {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+fn backend(err: impl std::fmt::Display) -> session_store::Error {
+    session_store::Error::Backend(err.to_string())
+}
+
+fn to_chrono(at: OffsetDateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp(at.unix_timestamp(), at.nanosecond()).unwrap_or_default()
+}
+
+fn to_time(at: DateTime<Utc>) -> session_store::Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(at.timestamp_micros()) * 1_000)
+        .map_err(|err| session_store::Error::Decode(err.to_string()))
+}
+
+fn row(record: &Record) -> session_store::Result<sessions::ActiveModel> {
+    Ok(sessions::ActiveModel {
+        id: Set(record.id.to_string()),
+        data: Set(serde_json::to_string(&record.data)
+            .map_err(|err| session_store::Error::Encode(err.to_string()))?),
+        expiry_date: Set(to_chrono(record.expiry_date)),
+    })
+}
+
+#[async_trait]
+impl SessionStore for SeaOrmSessionStore {
+    /// Inserts under a fresh id; on the (astronomically unlikely) collision with an
+    /// existing session, draws another id rather than overwrite someone's session.
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        for _ in 0..8 {
+            let inserted = sessions::Entity::insert(row(record)?)
+                .on_conflict(
+                    OnConflict::column(sessions::Column::Id)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(&self.db)
+                .await
+                .map_err(backend)?;
+            if inserted == 1 {
+                return Ok(());
+            }
+            record.id = Id::default();
+        }
+        Err(backend("could not allocate a unique session id"))
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        sessions::Entity::insert(row(record)?)
+            .on_conflict(
+                OnConflict::column(sessions::Column::Id)
+                    .update_columns([sessions::Column::Data, sessions::Column::ExpiryDate])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
+        let found = sessions::Entity::find_by_id(session_id.to_string())
+            .filter(sessions::Column::ExpiryDate.gt(Utc::now()))
+            .one(&self.db)
+            .await
+            .map_err(backend)?;
+        found
+            .map(|row| {
+                Ok(Record {
+                    id: *session_id,
+                    data: serde_json::from_str(&row.data)
+                        .map_err(|err| session_store::Error::Decode(err.to_string()))?,
+                    expiry_date: to_time(row.expiry_date)?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
+        sessions::Entity::delete_by_id(session_id.to_string())
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ExpiredDeletion for SeaOrmSessionStore {
+    async fn delete_expired(&self) -> session_store::Result<()> {
+        sessions::Entity::delete_many()
+            .filter(sessions::Column::ExpiryDate.lte(Utc::now()))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,68 @@
+//! The session store on real databases.
+
+mod common;
+
+use std::collections::HashMap;
+
+use billing_starter::auth::session_store::SeaOrmSessionStore;
+use common::on_each_backend;
+use time::{Duration, OffsetDateTime};
+use tower_sessions::{
+    session::{Id, Record},
+    session_store::ExpiredDeletion,
+    SessionStore,
+};
+
+fn record(minutes: i64) -> Record {
+    Record {
+        id: Id::default(),
+        data: HashMap::from([("user_id".to_owned(), serde_json::json!(42))]),
+        // Whole seconds: PostgreSQL keeps microseconds, not nanoseconds.
+        expiry_date: OffsetDateTime::from_unix_timestamp(
+            (OffsetDateTime::now_utc() + Duration::minutes(minutes)).unix_timestamp(),
+        )
+        .unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn sessions_round_trip_expire_and_are_deleted() {
+    on_each_backend(|db| async move {
+        billing_starter::db::migrate(&db).await.unwrap();
+        let store = SeaOrmSessionStore::new(db.clone());
+
+        let mut live = record(30);
+        store.create(&mut live).await.unwrap();
+        assert_eq!(store.load(&live.id).await.unwrap(), Some(live.clone()));
+
+        // save() updates in place (sign-in adds data, activity extends expiry).
+        live.data.insert("csrf".into(), serde_json::json!("x"));
+        live.expiry_date += Duration::minutes(10);
+        store.save(&live).await.unwrap();
+        assert_eq!(store.load(&live.id).await.unwrap(), Some(live.clone()));
+
+        // create() never overwrites an existing session: a colliding id is redrawn.
+        let mut colliding = record(30);
+        colliding.id = live.id;
+        colliding.data.clear();
+        store.create(&mut colliding).await.unwrap();
+        assert_ne!(colliding.id, live.id);
+        assert_eq!(store.load(&live.id).await.unwrap().unwrap().data.len(), 2);
+
+        // Expired sessions are never loaded, and delete_expired removes them.
+        let mut expired = record(-1);
+        store.create(&mut expired).await.unwrap();
+        assert_eq!(store.load(&expired.id).await.unwrap(), None);
+        store.delete_expired().await.unwrap();
+        assert_eq!(
+            store.load(&live.id).await.unwrap(),
+            Some(live.clone()),
+            "live sessions survive the sweep"
+        );
+
+        store.delete(&live.id).await.unwrap();
+        assert_eq!(store.load(&live.id).await.unwrap(), None);
+        db.close().await.unwrap();
+    })
+    .await;
+}
