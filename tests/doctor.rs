@@ -48,18 +48,7 @@ impl Setup {
             ))
             .await
             .unwrap();
-        let mut endpoint = vec![
-            (
-                "url".to_owned(),
-                format!("{}/api/stripe/webhooks", setup.app.base_url),
-            ),
-            ("api_version".to_owned(), api_version()),
-        ];
-        endpoint.extend(
-            billing_starter::webhooks::HANDLED_EVENTS
-                .iter()
-                .map(|e| ("enabled_events[]".to_owned(), (*e).to_owned())),
-        );
+        let endpoint = endpoint_form(&setup.app.base_url, &api_version());
         setup.stripe_post("webhook_endpoints", &endpoint).await;
         setup
             .stripe_post(
@@ -105,6 +94,20 @@ impl Setup {
     }
 }
 
+/// A webhook endpoint for the app, sent every event type it handles.
+fn endpoint_form(app_url: &str, api_version: &str) -> Vec<(String, String)> {
+    let mut form = vec![
+        ("url".to_owned(), format!("{app_url}/api/stripe/webhooks")),
+        ("api_version".to_owned(), api_version.to_owned()),
+    ];
+    form.extend(
+        billing_starter::webhooks::HANDLED_EVENTS
+            .iter()
+            .map(|e| ("enabled_events[]".to_owned(), (*e).to_owned())),
+    );
+    form
+}
+
 fn failing(checks: &[Check]) -> Vec<(&'static str, String)> {
     checks
         .iter()
@@ -134,18 +137,7 @@ async fn doctor_is_green_on_a_correct_set_up_and_names_each_broken_item() {
     // An endpoint on another API version.
     let endpoints = setup.stripe_get("webhook_endpoints").await;
     let endpoint_id = endpoints["data"][0]["id"].as_str().unwrap().to_owned();
-    let mut old_version = vec![
-        (
-            "url".to_owned(),
-            format!("{}/api/stripe/webhooks", setup.app.base_url),
-        ),
-        ("api_version".to_owned(), "2023-10-16".to_owned()),
-    ];
-    old_version.extend(
-        billing_starter::webhooks::HANDLED_EVENTS
-            .iter()
-            .map(|e| ("enabled_events[]".to_owned(), (*e).to_owned())),
-    );
+    let old_version = endpoint_form(&setup.app.base_url, "2023-10-16");
     setup
         .http
         .delete(format!(

@@ -256,6 +256,27 @@ impl Harness {
         (status, location, response.text().await.unwrap())
     }
 
+    /// A customer subscribed to `price` through the hosted Checkout page with 4242;
+    /// returns the customer and subscription ids.
+    async fn subscribed(&self, email: &str, clock: Option<&str>, price: &str) -> (String, String) {
+        let customer = self.customer(email, clock).await;
+        let session = self
+            .checkout(
+                &customer,
+                price,
+                stripe_shared::CheckoutSessionMode::Subscription,
+            )
+            .await;
+        let (status, _, _) = self.pay(&session, "4242424242424242").await;
+        assert_eq!(status, 303, "4242 completes checkout");
+        let subscription = self.get(&format!("checkout/sessions/{}", session.id)).await
+            ["subscription"]
+            .as_str()
+            .expect("subscription set")
+            .to_owned();
+        (customer, subscription)
+    }
+
     async fn subscription(&self, id: &str) -> stripe_shared::Subscription {
         stripe_billing::subscription::RetrieveSubscription::new(id)
             .send(&self.stripe)
@@ -564,19 +585,7 @@ async fn sessions_expire_on_request_and_the_back_link_returns() {
 async fn portal_plan_change_then_cancel_at_period_end_then_period_end() {
     let h = Harness::start().await;
     let (monthly, yearly, _) = h.catalog().await;
-    let customer = h.customer("portal@example.com", None).await;
-    let session = h
-        .checkout(
-            &customer,
-            &monthly,
-            stripe_shared::CheckoutSessionMode::Subscription,
-        )
-        .await;
-    h.pay(&session, "4242424242424242").await;
-    let sub_id = h.get(&format!("checkout/sessions/{}", session.id)).await["subscription"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (customer, sub_id) = h.subscribed("portal@example.com", None, &monthly).await;
     let product = h.get(&format!("prices/{monthly}")).await["product"]
         .as_str()
         .unwrap()
@@ -716,19 +725,9 @@ async fn test_clock_renewal_and_failed_renewal_then_recovery_by_card_update() {
         )
         .await;
     let clock_id = clock["id"].as_str().unwrap();
-    let customer = h.customer("clock@example.com", Some(clock_id)).await;
-    let session = h
-        .checkout(
-            &customer,
-            &monthly,
-            stripe_shared::CheckoutSessionMode::Subscription,
-        )
+    let (customer, sub_id) = h
+        .subscribed("clock@example.com", Some(clock_id), &monthly)
         .await;
-    h.pay(&session, "4242424242424242").await;
-    let sub_id = h.get(&format!("checkout/sessions/{}", session.id)).await["subscription"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let first_end = h.subscription(&sub_id).await.items.data[0].current_period_end;
 
     // Renewal: a new period and a subscription_cycle invoice, paid.
@@ -1464,19 +1463,9 @@ async fn unpaid_renewals_are_retried_then_the_subscription_is_canceled() {
         .post("test_helpers/test_clocks", &[("frozen_time", "1800000000")])
         .await;
     let clock_id = clock["id"].as_str().unwrap().to_owned();
-    let customer = h.customer("dunning@example.com", Some(&clock_id)).await;
-    let session = h
-        .checkout(
-            &customer,
-            &monthly,
-            stripe_shared::CheckoutSessionMode::Subscription,
-        )
+    let (customer, sub_id) = h
+        .subscribed("dunning@example.com", Some(&clock_id), &monthly)
         .await;
-    h.pay(&session, "4242424242424242").await;
-    let sub_id = h.get(&format!("checkout/sessions/{}", session.id)).await["subscription"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let config = h
         .post(
             "billing_portal/configurations",
