@@ -9,7 +9,11 @@ use leptos_router::{
 
 use crate::{
     components::mode_badge::ModeBadge,
-    pages::{home::HomePage, not_found::NotFound},
+    pages::{
+        auth::{AuthActions, LoginPage, SignUpPage, UserMenu},
+        home::HomePage,
+        not_found::NotFound,
+    },
 };
 
 /// The HTML document the server streams. Runs on the server only.
@@ -39,6 +43,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    provide_context(AuthActions::new());
 
     view! {
         <Stylesheet id="leptos" href="/pkg/billing-starter.css" />
@@ -50,10 +55,13 @@ pub fn App() -> impl IntoView {
                     "Billing Starter"
                 </A>
                 <ModeBadge />
+                <UserMenu />
             </header>
             <main class="site-main">
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=HomePage />
+                    <Route path=path!("/signup") view=SignUpPage />
+                    <Route path=path!("/login") view=LoginPage />
                 </Routes>
             </main>
         </Router>

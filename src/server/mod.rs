@@ -119,6 +119,18 @@ pub fn router(state: AppState) -> Router {
     };
 
     let body_limit = state.config.request_body_limit;
+    // Cookie holds only the session id: HttpOnly, SameSite=Lax (sent on top-level
+    // returns from Stripe's hosted pages), Secure in production.
+    let sessions = tower_sessions::SessionManagerLayer::new(
+        crate::auth::session_store::SeaOrmSessionStore::new(state.db.clone()),
+    )
+    .with_name("billing_session")
+    .with_http_only(true)
+    .with_same_site(tower_sessions::cookie::SameSite::Lax)
+    .with_secure(state.config.app_env == crate::config::AppEnv::Production)
+    .with_expiry(tower_sessions::Expiry::OnInactivity(time::Duration::days(
+        14,
+    )));
 
     let webhook_path = state.config.paths.stripe_webhook.clone();
     Router::new()
@@ -129,6 +141,7 @@ pub fn router(state: AppState) -> Router {
             AppState,
             _,
         >(context, shell))
+        .layer(sessions)
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.security.clone(),

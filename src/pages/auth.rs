@@ -1,0 +1,232 @@
+//! Sign-up, sign-in and sign-out. Forms are `ActionForm`s: they post without
+//! JavaScript and upgrade to fetch once hydrated.
+
+use leptos::prelude::*;
+use leptos_router::{components::A, hooks::use_query_map};
+
+/// The three auth actions, shared so the header can refresh after any of them.
+#[derive(Clone, Copy)]
+pub struct AuthActions {
+    pub sign_up: ServerAction<SignUp>,
+    pub sign_in: ServerAction<SignIn>,
+    pub sign_out: ServerAction<SignOut>,
+}
+
+impl AuthActions {
+    pub fn new() -> Self {
+        Self {
+            sign_up: ServerAction::new(),
+            sign_in: ServerAction::new(),
+            sign_out: ServerAction::new(),
+        }
+    }
+}
+
+impl Default for AuthActions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(feature = "ssr")]
+mod server {
+    use leptos::prelude::*;
+
+    use crate::{auth, server::AppState};
+
+    pub async fn session() -> Result<tower_sessions::Session, ServerFnError> {
+        leptos_axum::extract::<tower_sessions::Session>()
+            .await
+            .map_err(|err| {
+                tracing::error!(error = %err, "no session layer");
+                ServerFnError::new("Something went wrong; please try again.")
+            })
+    }
+
+    /// User errors keep their message; anything else is logged and hidden.
+    pub fn readable(err: auth::accounts::AccountError) -> ServerFnError {
+        use auth::accounts::AccountError::*;
+        match err {
+            InvalidEmail | WeakPassword(_) | EmailTaken | WrongCredentials => {
+                // A user error, not a server failure: 400, so logs and monitors agree.
+                if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                    response.set_status(axum::http::StatusCode::BAD_REQUEST);
+                }
+                ServerFnError::new(err.to_string())
+            }
+            other => {
+                tracing::error!(error = %other, "account operation failed");
+                ServerFnError::new("Something went wrong; please try again.")
+            }
+        }
+    }
+
+    pub fn session_failed(err: auth::SessionError) -> ServerFnError {
+        tracing::error!(error = %err, "session operation failed");
+        ServerFnError::new("Something went wrong; please try again.")
+    }
+
+    pub fn state() -> AppState {
+        expect_context::<AppState>()
+    }
+}
+
+#[server]
+pub async fn sign_up(
+    email: String,
+    password: String,
+    next: Option<String>,
+) -> Result<(), ServerFnError> {
+    let state = server::state();
+    let user = crate::auth::accounts::sign_up(&state.db, &email, &password)
+        .await
+        .map_err(server::readable)?;
+    let session = server::session().await?;
+    crate::auth::start_session(&session, &user)
+        .await
+        .map_err(server::session_failed)?;
+    tracing::info!(user = user.id, "signed up");
+    leptos_axum::redirect(&crate::auth::safe_next(next.as_deref()));
+    Ok(())
+}
+
+#[server]
+pub async fn sign_in(
+    email: String,
+    password: String,
+    next: Option<String>,
+) -> Result<(), ServerFnError> {
+    let state = server::state();
+    let user = crate::auth::accounts::sign_in(&state.db, &email, &password)
+        .await
+        .map_err(server::readable)?;
+    let session = server::session().await?;
+    crate::auth::start_session(&session, &user)
+        .await
+        .map_err(server::session_failed)?;
+    tracing::info!(user = user.id, "signed in");
+    leptos_axum::redirect(&crate::auth::safe_next(next.as_deref()));
+    Ok(())
+}
+
+#[server]
+pub async fn sign_out() -> Result<(), ServerFnError> {
+    let session = server::session().await?;
+    session
+        .flush()
+        .await
+        .map_err(|err| server::session_failed(err.into()))?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+/// The signed-in user's email, for the header.
+#[server]
+pub async fn current_user_email() -> Result<Option<String>, ServerFnError> {
+    let session = server::session().await?;
+    let user = crate::auth::current_user(&session, &server::state().db)
+        .await
+        .map_err(server::session_failed)?;
+    Ok(user.map(|u| u.email))
+}
+
+fn error_text(result: Option<Result<(), ServerFnError>>) -> Option<String> {
+    match result {
+        Some(Err(ServerFnError::ServerError(message))) => Some(message),
+        Some(Err(other)) => Some(other.to_string()),
+        _ => None,
+    }
+}
+
+#[component]
+fn Field(
+    id: &'static str,
+    label: &'static str,
+    kind: &'static str,
+    autocomplete: &'static str,
+) -> impl IntoView {
+    view! {
+        <label for=id>{label}</label>
+        <input id=id name=id type=kind autocomplete=autocomplete required />
+    }
+}
+
+#[component]
+pub fn SignUpPage() -> impl IntoView {
+    let action = expect_context::<AuthActions>().sign_up;
+    let query = use_query_map();
+    let next = move || query.read().get("next").unwrap_or_default();
+    view! {
+        <section class="panel auth">
+            <h1>"Create your account"</h1>
+            <ActionForm action=action>
+                <input type="hidden" name="next" prop:value=next />
+                <Field id="email" label="Email" kind="email" autocomplete="email" />
+                <Field id="password" label="Password (at least 10 characters)" kind="password" autocomplete="new-password" />
+                <button type="submit" class="button" disabled=move || action.pending().get()>"Create account"</button>
+            </ActionForm>
+            <p class="form-error" role="alert">{move || error_text(action.value().get())}</p>
+            <p>"Already have an account? " <A href=move || format!("/login?next={}", next())>"Sign in"</A></p>
+        </section>
+    }
+}
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let action = expect_context::<AuthActions>().sign_in;
+    let query = use_query_map();
+    let next = move || query.read().get("next").unwrap_or_default();
+    view! {
+        <section class="panel auth">
+            <h1>"Sign in"</h1>
+            <ActionForm action=action>
+                <input type="hidden" name="next" prop:value=next />
+                <Field id="email" label="Email" kind="email" autocomplete="email" />
+                <Field id="password" label="Password" kind="password" autocomplete="current-password" />
+                <button type="submit" class="button" disabled=move || action.pending().get()>"Sign in"</button>
+            </ActionForm>
+            <p class="form-error" role="alert">{move || error_text(action.value().get())}</p>
+            <p>"No account yet? " <A href=move || format!("/signup?next={}", next())>"Create one"</A></p>
+        </section>
+    }
+}
+
+/// Header: the signed-in email and a sign-out button, or sign-in links.
+#[component]
+pub fn UserMenu() -> impl IntoView {
+    let actions = expect_context::<AuthActions>();
+    // Blocking: rendered in place during SSR, so the header is right even before
+    // (or without) JavaScript; out-of-order streaming would need a script to show it.
+    let user = Resource::new_blocking(
+        move || {
+            (
+                actions.sign_up.version().get(),
+                actions.sign_in.version().get(),
+                actions.sign_out.version().get(),
+            )
+        },
+        |_| current_user_email(),
+    );
+    view! {
+        <nav class="user-menu" aria-label="Account">
+            <Transition fallback=|| ()>
+                {move || {
+                    user.get().map(|result| match result {
+                        Ok(Some(email)) => view! {
+                            <span class="user-email">{email}</span>
+                            <ActionForm action=actions.sign_out>
+                                <button type="submit" class="button button-secondary">"Sign out"</button>
+                            </ActionForm>
+                        }
+                        .into_any(),
+                        _ => view! {
+                            <A href="/login">"Sign in"</A>
+                            <A href="/signup" attr:class="button">"Create account"</A>
+                        }
+                        .into_any(),
+                    })
+                }}
+            </Transition>
+        </nav>
+    }
+}
