@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
-    path,
+    path, SsrMode,
 };
 
 use crate::{
@@ -59,9 +59,11 @@ pub fn App() -> impl IntoView {
             </header>
             <main class="site-main">
                 <Routes fallback=NotFound>
-                    <Route path=path!("/") view=HomePage />
-                    <Route path=path!("/signup") view=SignUpPage />
-                    <Route path=path!("/login") view=LoginPage />
+                    // InOrder: suspended parts (the account menu) render in place, so
+                    // pages are complete without JavaScript.
+                    <Route path=path!("/") view=HomePage ssr=SsrMode::InOrder />
+                    <Route path=path!("/signup") view=SignUpPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::InOrder />
                 </Routes>
             </main>
         </Router>
