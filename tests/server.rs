@@ -172,3 +172,52 @@ async fn shutdown_lets_the_server_stop_cleanly() {
         "no longer accepting connections"
     );
 }
+
+/// The sign-in form's server function URL, read from the page as a browser would.
+async fn sign_in_url(app: &TestApp) -> String {
+    let html = app
+        .client
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let start = html.find("action=\"/api/sign_in").expect("sign-in form") + "action=\"".len();
+    let end = start + html[start..].find('"').unwrap();
+    app.url(&html[start..end])
+}
+
+#[tokio::test]
+async fn sign_in_attempts_are_limited_per_email() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(db.url(), &[]).await;
+    let url = sign_in_url(&app).await;
+    let attempt = || {
+        app.client
+            .post(&url)
+            .header("accept", "application/json")
+            .form(&[
+                ("email", "target@example.com"),
+                ("password", "guess-guess-guess"),
+                ("next", ""),
+            ])
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(
+            attempt().await.unwrap().status(),
+            StatusCode::BAD_REQUEST,
+            "wrong password"
+        );
+    }
+    let limited = attempt().await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited
+        .text()
+        .await
+        .unwrap()
+        .contains("Too many sign-in attempts"));
+    app.stop().await.unwrap();
+}

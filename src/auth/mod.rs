@@ -2,6 +2,7 @@
 //! extractor arrive with the sign-in issue and build on this store).
 
 pub mod accounts;
+pub mod limits;
 pub mod session_store;
 
 use sea_orm::{DatabaseConnection, EntityTrait};

@@ -66,6 +66,15 @@ mod server {
         ServerFnError::new("Something went wrong; please try again.")
     }
 
+    /// The connecting peer's address. Behind a reverse proxy this is the proxy's; a
+    /// deployment there should limit at the proxy as well.
+    pub async fn client_ip() -> Option<std::net::IpAddr> {
+        leptos_axum::extract::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .await
+            .ok()
+            .map(|info| info.0.ip())
+    }
+
     pub fn state() -> AppState {
         expect_context::<AppState>()
     }
@@ -97,6 +106,18 @@ pub async fn sign_in(
     next: Option<String>,
 ) -> Result<(), ServerFnError> {
     let state = server::state();
+    if !state
+        .sign_in_limiter
+        .allow(&email, server::client_ip().await)
+    {
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(axum::http::StatusCode::TOO_MANY_REQUESTS);
+        }
+        tracing::warn!("sign-in attempts limited");
+        return Err(ServerFnError::new(
+            "Too many sign-in attempts. Wait a minute and try again.",
+        ));
+    }
     let user = crate::auth::accounts::sign_in(&state.db, &email, &password)
         .await
         .map_err(server::readable)?;

@@ -39,6 +39,7 @@ pub struct AppState {
     pub stripe: StripeGateway,
     /// Lookup key → Stripe price id; refreshed by `refresh_prices`.
     pub prices: Arc<RwLock<PriceDirectory>>,
+    pub sign_in_limiter: crate::auth::limits::SignInLimiter,
     pub security: Arc<security::SecurityHeaders>,
     pub leptos_options: LeptosOptions,
 }
@@ -62,6 +63,7 @@ impl AppState {
             catalog,
             stripe,
             prices: Arc::default(),
+            sign_in_limiter: Default::default(),
             security,
             leptos_options,
         })
@@ -167,9 +169,13 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // Connect info gives server functions the client address (sign-in limits).
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Resolves on SIGTERM (what orchestrators send) or Ctrl-C.
