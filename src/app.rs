@@ -11,8 +11,12 @@ use crate::{
     components::mode_badge::ModeBadge,
     pages::{
         auth::{AuthActions, LoginPage, SignUpPage, UserMenu},
+        billing::BillingPage,
+        gated::GatedPage,
         home::HomePage,
+        legal::{PrivacyPolicyPage, TermsOfServicePage},
         not_found::NotFound,
+        pricing::PricingPage,
     },
 };
 
@@ -54,6 +58,11 @@ pub fn App() -> impl IntoView {
                 <A href="/" attr:class="brand">
                     "Billing Starter"
                 </A>
+                <nav class="site-nav" aria-label="Main">
+                    <A href="/pricing">"Pricing"</A>
+                    <A href="/dashboard/billing">"Billing"</A>
+                    <A href="/app">"App"</A>
+                </nav>
                 <ModeBadge />
                 <UserMenu />
             </header>
@@ -64,6 +73,11 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=HomePage ssr=SsrMode::InOrder />
                     <Route path=path!("/signup") view=SignUpPage ssr=SsrMode::InOrder />
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/pricing") view=PricingPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/dashboard/billing") view=BillingPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/app") view=GatedPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/privacy-policy") view=PrivacyPolicyPage />
+                    <Route path=path!("/terms-of-service") view=TermsOfServicePage />
                 </Routes>
             </main>
         </Router>

@@ -90,6 +90,15 @@ pub struct Config {
     pub request_body_limit: usize,
     pub paths: Paths,
     pub stripe: StripeConfig,
+    /// Days a past_due subscription keeps access while Stripe retries the card.
+    pub past_due_grace_days: u32,
+}
+
+impl Config {
+    /// `path` (which may carry a query) on the app's public URL.
+    pub fn absolute_url(&self, path: &str) -> String {
+        format!("{}{path}", self.app_url.as_str().trim_end_matches('/'))
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -138,6 +147,7 @@ struct RawEnv {
     stripe_secret_key: Option<String>,
     stripe_webhook_secret: Option<String>,
     stripe_api_base: Option<String>,
+    past_due_grace_days: Option<String>,
 }
 
 impl Config {
@@ -226,6 +236,18 @@ impl RawEnv {
                 })?,
         };
 
+        let past_due_grace_days = match self.past_due_grace_days {
+            None => 7,
+            Some(value) => value
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|days| *days <= 60)
+                .ok_or_else(|| {
+                    ConfigError::invalid("PAST_DUE_GRACE_DAYS", "expected a number of days, 0 to 60")
+                })?,
+        };
+
         let stripe = stripe_config(
             app_env,
             self.stripe_secret_key,
@@ -255,6 +277,7 @@ impl RawEnv {
             request_body_limit,
             paths,
             stripe,
+            past_due_grace_days,
         })
     }
 }

@@ -8,9 +8,12 @@ pub mod app;
 pub mod catalog;
 pub mod components;
 pub mod pages;
+pub mod views;
 
 #[cfg(feature = "ssr")]
 pub mod auth;
+#[cfg(feature = "ssr")]
+pub mod billing;
 #[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]

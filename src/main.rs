@@ -145,14 +145,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::new(db, config)?;
     if state.config.stripe.is_emulated() {
         // A fresh clone gets a working pricing page with zero set-up.
-        let changes = sync::plan(
-            &state.catalog,
-            &state.stripe.remote_catalog(&state.catalog).await?,
-        );
-        if !changes.is_empty() {
-            state.stripe.apply_catalog(&changes).await?;
-            tracing::info!(changes = changes.len(), "catalog applied to the emulator");
-        }
+        state.apply_catalog_to_emulator().await?;
     }
     if let Err(err) = state.refresh_prices().await {
         // Pages still render from the catalog; checkout retries the lookup.

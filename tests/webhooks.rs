@@ -49,7 +49,8 @@ async fn exercise(db: TestDb) {
     )
     .await;
 
-    let body = event("evt_1", "customer.subscription.updated");
+    // A type the app does not act on: recorded (once) as ignored, 200.
+    let body = event("evt_1", "customer.created");
     assert_eq!(
         post(&app, &body, signed(&body, SECRET)).await,
         StatusCode::OK
@@ -71,7 +72,7 @@ async fn exercise(db: TestDb) {
     let first = rows.iter().find(|r| r.stripe_event_id == "evt_1").unwrap();
     assert_eq!(
         (first.event_type.as_str(), first.status.as_str()),
-        ("customer.subscription.updated", "received")
+        ("customer.created", "ignored")
     );
     assert_eq!(first.payload, body, "the raw body is kept for replay");
     let unknown = rows.iter().find(|r| r.stripe_event_id == "evt_2").unwrap();
@@ -111,6 +112,13 @@ async fn exercise(db: TestDb) {
         post(&app, "not json", signed("not json", SECRET)).await,
         StatusCode::BAD_REQUEST,
         "malformed body"
+    );
+    // A handled type whose object does not match the pinned API version: 500, so
+    // Stripe retries once the endpoint's version is fixed; nothing half-applied.
+    let mismatched = event("evt_5", "customer.subscription.updated");
+    assert_eq!(
+        post(&app, &mismatched, signed(&mismatched, SECRET)).await,
+        StatusCode::INTERNAL_SERVER_ERROR
     );
     let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(70_000));
     assert_eq!(

@@ -2,6 +2,8 @@
 //! app sees our own types, so an API-version bump touches this module alone.
 
 pub mod account;
+pub mod billing;
+pub mod objects;
 pub mod catalog;
 
 use secrecy::ExposeSecret;

@@ -1,6 +1,7 @@
 //! The axum server: shared state, router, middleware and the serve loop.
 
 pub mod dev_stripe;
+pub mod fns;
 pub mod health;
 pub mod security;
 pub mod telemetry;
@@ -40,6 +41,8 @@ pub struct AppState {
     /// Lookup key → Stripe price id; refreshed by `refresh_prices`.
     pub prices: Arc<RwLock<PriceDirectory>>,
     pub sign_in_limiter: crate::auth::limits::SignInLimiter,
+    /// The portal configuration derived from the catalog, once found or created.
+    pub portal_configuration: Arc<std::sync::OnceLock<String>>,
     pub security: Arc<security::SecurityHeaders>,
     pub leptos_options: LeptosOptions,
 }
@@ -64,9 +67,29 @@ impl AppState {
             stripe,
             prices: Arc::default(),
             sign_in_limiter: Default::default(),
+            portal_configuration: Arc::default(),
             security,
             leptos_options,
         })
+    }
+
+    /// Makes the emulator's account hold the catalog (development and tests only:
+    /// a real account changes through `catalog apply`, deliberately).
+    pub async fn apply_catalog_to_emulator(&self) -> Result<(), GatewayError> {
+        let changes = catalog::sync::plan(
+            &self.catalog,
+            &self.stripe.remote_catalog(&self.catalog).await?,
+        );
+        if !changes.is_empty() {
+            self.stripe.apply_catalog(&changes).await?;
+            tracing::info!(changes = changes.len(), "catalog applied to the emulator");
+        }
+        Ok(())
+    }
+
+    /// A copy of the current lookup key → price directory (a handful of entries).
+    pub fn price_directory(&self) -> PriceDirectory {
+        self.prices.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Re-reads which Stripe price each catalog lookup key points at.

@@ -1,10 +1,29 @@
-//! `WebhookInbox`: every verified event stored once, by Stripe's event id.
+//! `WebhookInbox`: every verified event stored once, by Stripe's event id, and
+//! applied at most once.
+//!
+//! Processing happens inside one transaction that first *claims* the event: it
+//! inserts the row (or, for an event that failed before, flips it back to
+//! `processing`). The unique index and the row lock make a second delivery — on
+//! this instance or another one on the same PostgreSQL — wait for the first and
+//! then see it as done. A failure rolls everything back and records the error
+//! and attempt count outside the transaction, so Stripe's retry starts clean.
 
 use chrono::{TimeZone, Utc};
-use sea_orm::{sea_query::OnConflict, ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait};
+use sea_orm::{
+    sea_query::{Expr, ExprTrait, OnConflict},
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    TransactionTrait,
+};
 use serde::Deserialize;
 
-use crate::db::entities::webhook_events;
+use crate::{
+    billing::{
+        objects::BillingEvent,
+        sync::{self, SyncContext, SyncError},
+    },
+    db::entities::webhook_events,
+};
 
 /// The fields of an event envelope the inbox needs; the object itself stays raw.
 #[derive(Debug, Deserialize)]
@@ -30,20 +49,30 @@ impl Envelope {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Recorded {
-    New,
+    /// Stored and applied now.
+    Processed,
+    /// Stored as `ignored` (a type the app does not act on).
+    Ignored,
+    /// Seen before (processed, ignored, or being processed elsewhere).
     Duplicate,
 }
 
-/// Inserts the event unless its id is already stored. The unique index decides,
-/// so concurrent deliveries to several app instances record it exactly once.
-pub async fn record(
-    db: &DatabaseConnection,
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    #[error("applying the event: {0}")]
+    Apply(#[from] SyncError),
+}
+
+fn new_row(
     envelope: &Envelope,
     payload: &[u8],
-    handled: bool,
-) -> Result<Recorded, DbErr> {
+    status: &str,
+    attempts: i32,
+) -> webhook_events::ActiveModel {
     let now = Utc::now();
-    let row = webhook_events::ActiveModel {
+    webhook_events::ActiveModel {
         stripe_event_id: Set(envelope.id.clone()),
         event_type: Set(envelope.event_type.clone()),
         api_version: Set(envelope.api_version.clone()),
@@ -54,13 +83,21 @@ pub async fn record(
             .unwrap_or(now)),
         received_at: Set(now),
         processed_at: Set(None),
-        status: Set(if handled { "received" } else { "ignored" }.to_owned()),
-        attempts: Set(0),
+        status: Set(status.to_owned()),
+        attempts: Set(attempts),
         last_error: Set(None),
         payload: Set(String::from_utf8_lossy(payload).into_owned()),
         ..Default::default()
-    };
-    let inserted = webhook_events::Entity::insert(row)
+    }
+}
+
+/// Stores an event the app does not act on (once), so it can be inspected.
+pub async fn record_ignored(
+    db: &DatabaseConnection,
+    envelope: &Envelope,
+    payload: &[u8],
+) -> Result<Recorded, DbErr> {
+    let inserted = webhook_events::Entity::insert(new_row(envelope, payload, "ignored", 0))
         .on_conflict(
             OnConflict::column(webhook_events::Column::StripeEventId)
                 .do_nothing()
@@ -71,6 +108,160 @@ pub async fn record(
     Ok(if inserted == 0 {
         Recorded::Duplicate
     } else {
-        Recorded::New
+        Recorded::Ignored
     })
+}
+
+/// Claims, applies and marks the event in one transaction.
+pub async fn process(
+    db: &DatabaseConnection,
+    ctx: SyncContext<'_>,
+    envelope: &Envelope,
+    payload: &[u8],
+    event: &BillingEvent,
+) -> Result<Recorded, InboxError> {
+    let result = async {
+        let tx = db.begin().await?;
+        if !claim(&tx, envelope, payload).await? {
+            tx.rollback().await?;
+            return Ok(Recorded::Duplicate);
+        }
+        let outcomes = sync::apply_event(&tx, ctx, event).await?;
+        tracing::debug!(event = %envelope.id, ?outcomes, "event applied");
+        webhook_events::Entity::update_many()
+            .col_expr(webhook_events::Column::Status, Expr::value("processed"))
+            .col_expr(webhook_events::Column::ProcessedAt, Expr::value(Utc::now()))
+            .col_expr(webhook_events::Column::LastError, Expr::value(None::<String>))
+            .filter(webhook_events::Column::StripeEventId.eq(envelope.id.as_str()))
+            .exec(&tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<_, InboxError>(Recorded::Processed)
+    }
+    .await;
+    if let Err(err) = &result {
+        // Best effort: the transaction is gone; keep the error for `replay`.
+        if let Err(store_err) = record_failure(db, envelope, payload, &err.to_string()).await {
+            tracing::error!(event = %envelope.id, error = %store_err, "could not record the failure");
+        }
+    }
+    result
+}
+
+/// Takes the event for processing: a new row, or one that failed or was stored
+/// unprocessed earlier. `false` when it is done or someone else holds it.
+async fn claim<C: ConnectionTrait>(
+    conn: &C,
+    envelope: &Envelope,
+    payload: &[u8],
+) -> Result<bool, DbErr> {
+    let inserted = webhook_events::Entity::insert(new_row(envelope, payload, "processing", 1))
+        .on_conflict(
+            OnConflict::column(webhook_events::Column::StripeEventId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    if inserted > 0 {
+        return Ok(true);
+    }
+    let retried = webhook_events::Entity::update_many()
+        .col_expr(webhook_events::Column::Status, Expr::value("processing"))
+        .col_expr(
+            webhook_events::Column::Attempts,
+            Expr::col(webhook_events::Column::Attempts).add(1),
+        )
+        .filter(webhook_events::Column::StripeEventId.eq(envelope.id.as_str()))
+        .filter(webhook_events::Column::Status.is_in(["failed", "received"]))
+        .exec(conn)
+        .await?;
+    Ok(retried.rows_affected > 0)
+}
+
+async fn record_failure(
+    db: &DatabaseConnection,
+    envelope: &Envelope,
+    payload: &[u8],
+    error: &str,
+) -> Result<(), DbErr> {
+    let mut row = new_row(envelope, payload, "failed", 1);
+    row.last_error = Set(Some(error.to_owned()));
+    webhook_events::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(webhook_events::Column::StripeEventId)
+                .value(webhook_events::Column::Status, "failed")
+                .value(
+                    webhook_events::Column::Attempts,
+                    Expr::col((webhook_events::Entity, webhook_events::Column::Attempts)).add(1),
+                )
+                .value(webhook_events::Column::LastError, error)
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// Stored events to re-process: one by id, or every failed one.
+pub async fn stored(
+    db: &DatabaseConnection,
+    event_id: Option<&str>,
+) -> Result<Vec<webhook_events::Model>, DbErr> {
+    let query = webhook_events::Entity::find();
+    match event_id {
+        Some(id) => {
+            query
+                .filter(webhook_events::Column::StripeEventId.eq(id))
+                .all(db)
+                .await
+        }
+        None => {
+            query
+                .filter(webhook_events::Column::Status.is_in(["failed", "received"]))
+                .all(db)
+                .await
+        }
+    }
+}
+
+/// Re-applies a stored event (`webhooks replay`), whatever its status: `apply` is
+/// idempotent, so a replay of a processed event changes nothing that is current.
+pub async fn replay(
+    db: &DatabaseConnection,
+    ctx: SyncContext<'_>,
+    row: &webhook_events::Model,
+    event: &BillingEvent,
+) -> Result<(), InboxError> {
+    let result = async {
+        let tx = db.begin().await?;
+        sync::apply_event(&tx, ctx, event).await?;
+        webhook_events::Entity::update_many()
+            .col_expr(webhook_events::Column::Status, Expr::value("processed"))
+            .col_expr(webhook_events::Column::ProcessedAt, Expr::value(Utc::now()))
+            .col_expr(webhook_events::Column::LastError, Expr::value(None::<String>))
+            .col_expr(
+                webhook_events::Column::Attempts,
+                Expr::col(webhook_events::Column::Attempts).add(1),
+            )
+            .filter(webhook_events::Column::Id.eq(row.id))
+            .exec(&tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<_, InboxError>(())
+    }
+    .await;
+    if let Err(err) = &result {
+        webhook_events::Entity::update_many()
+            .col_expr(webhook_events::Column::Status, Expr::value("failed"))
+            .col_expr(webhook_events::Column::LastError, Expr::value(err.to_string()))
+            .col_expr(
+                webhook_events::Column::Attempts,
+                Expr::col(webhook_events::Column::Attempts).add(1),
+            )
+            .filter(webhook_events::Column::Id.eq(row.id))
+            .exec(db)
+            .await?;
+    }
+    result
 }

@@ -7,8 +7,8 @@
 //! including for duplicates and event types the app does not handle, which Stripe
 //! would otherwise retry for days.
 //!
-//! Applying events to billing state (`billing::sync`) is the webhook issue's work;
-//! until then handled types wait in the inbox as `received`, ready for replay.
+//! A handled event is applied through `billing::sync` in the same transaction
+//! that records it (see `inbox`); a failure is stored and answered with 500.
 
 pub mod inbox;
 pub mod signature;
@@ -23,7 +23,7 @@ use axum::{
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::server::AppState;
+use crate::{billing::sync::SyncContext, gateway, server::AppState};
 
 /// Every event type the app acts on; `doctor` checks the endpoint sends them all.
 pub const HANDLED_EVENTS: [&str; 16] = [
@@ -59,44 +59,74 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
     let now = chrono::Utc::now().timestamp();
     if let Err(err) = signature::verify(&body, header, &secrets, now) {
         tracing::warn!(reason = %err, "webhook rejected");
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": err.to_string()})),
-        )
-            .into_response();
+        return reply(StatusCode::BAD_REQUEST, json!({"error": err.to_string()}));
     }
     let envelope = match inbox::Envelope::parse(&body) {
         Ok(envelope) => envelope,
         Err(err) => {
             tracing::warn!(error = %err, "webhook body is not a Stripe event");
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": "malformed event"})),
-            )
-                .into_response();
+            return reply(StatusCode::BAD_REQUEST, json!({"error": "malformed event"}));
         }
     };
-    let handled = HANDLED_EVENTS.contains(&envelope.event_type.as_str());
-    match inbox::record(&state.db, &envelope, &body, handled).await {
-        Ok(inbox::Recorded::New) => {
-            tracing::info!(event = %envelope.id, kind = %envelope.event_type, handled, "webhook recorded");
-            (StatusCode::OK, Json(json!({"received": true}))).into_response()
-        }
-        Ok(inbox::Recorded::Duplicate) => {
-            tracing::info!(event = %envelope.id, "webhook duplicate ignored");
-            (
-                StatusCode::OK,
-                Json(json!({"received": true, "duplicate": true})),
-            )
-                .into_response()
+    if !HANDLED_EVENTS.contains(&envelope.event_type.as_str()) {
+        return match inbox::record_ignored(&state.db, &envelope, &body).await {
+            Ok(recorded) => {
+                tracing::info!(event = %envelope.id, kind = %envelope.event_type, ?recorded, "webhook type not handled; recorded as ignored");
+                reply(StatusCode::OK, json!({"received": true, "ignored": true}))
+            }
+            Err(err) => {
+                tracing::error!(event = %envelope.id, error = %err, "webhook could not be stored; Stripe will retry");
+                reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": "temporarily unable to record the event"}),
+                )
+            }
+        };
+    }
+    let event = match std::str::from_utf8(&body)
+        .map_err(|_| gateway::objects::EventParseError::Envelope)
+        .and_then(gateway::objects::parse_event)
+    {
+        Ok(Some(event)) => event,
+        Ok(None) | Err(gateway::objects::EventParseError::Envelope) => {
+            tracing::warn!(event = %envelope.id, "webhook body is not a complete Stripe event");
+            return reply(StatusCode::BAD_REQUEST, json!({"error": "malformed event"}));
         }
         Err(err) => {
-            tracing::error!(event = %envelope.id, error = %err, "webhook could not be stored; Stripe will retry");
-            (
+            // A handled type whose object does not match the pinned API version:
+            // fix the endpoint's version, then Stripe's retry (or `replay`) applies it.
+            tracing::error!(event = %envelope.id, error = %err, "webhook object does not parse");
+            return reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({"error": "temporarily unable to record the event"})),
+                json!({"error": "event object does not match the API version"}),
+            );
+        }
+    };
+    let prices = state.price_directory();
+    let ctx = SyncContext {
+        gateway: &state.stripe,
+        catalog: &state.catalog,
+        prices: &prices,
+    };
+    match inbox::process(&state.db, ctx, &envelope, &body, &event).await {
+        Ok(inbox::Recorded::Duplicate) => {
+            tracing::info!(event = %envelope.id, "webhook duplicate ignored");
+            reply(StatusCode::OK, json!({"received": true, "duplicate": true}))
+        }
+        Ok(_) => {
+            tracing::info!(event = %envelope.id, kind = %envelope.event_type, "webhook processed");
+            reply(StatusCode::OK, json!({"received": true}))
+        }
+        Err(err) => {
+            tracing::error!(event = %envelope.id, kind = %envelope.event_type, error = %err, "webhook processing failed; Stripe will retry");
+            reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "processing failed; retry later"}),
             )
-                .into_response()
         }
     }
+}
+
+fn reply(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, Json(body)).into_response()
 }

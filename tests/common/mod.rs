@@ -141,6 +141,8 @@ pub struct TestApp {
     pub config: Config,
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
+    /// The running app's state: tests may call its services directly.
+    pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -149,6 +151,22 @@ impl TestApp {
     /// Starts the app; `APP_URL` defaults to its own address (set it in `extra_env`
     /// to override).
     pub async fn spawn(database_url: &str, extra_env: &[(&str, &str)]) -> Self {
+        Self::start(database_url, extra_env, false).await
+    }
+
+    /// Starts the app against a Stripe emulator at `api_base` whose account holds
+    /// the catalog (applied and resolved before the first request).
+    pub async fn spawn_with_stripe(
+        database_url: &str,
+        api_base: &str,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
+        let mut env = vec![("STRIPE_API_BASE", api_base)];
+        env.extend_from_slice(extra_env);
+        Self::start(database_url, &env, true).await
+    }
+
+    async fn start(database_url: &str, extra_env: &[(&str, &str)], with_catalog: bool) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -169,7 +187,14 @@ impl TestApp {
 
         let (tx, rx) = oneshot::channel::<()>();
         let state = AppState::new(db.clone(), config.clone()).expect("app state builds");
-        let server = tokio::spawn(server::serve(listener, state, async {
+        if with_catalog {
+            state
+                .apply_catalog_to_emulator()
+                .await
+                .expect("catalog applied");
+            state.refresh_prices().await.expect("prices resolved");
+        }
+        let server = tokio::spawn(server::serve(listener, state.clone(), async {
             let _ = rx.await;
         }));
 
@@ -181,6 +206,7 @@ impl TestApp {
                 .build()
                 .unwrap(),
             db,
+            state,
             shutdown: Some(tx),
             server: Some(server),
         }

@@ -1,0 +1,17 @@
+//! Billing rules and the one write path into the billing tables.
+//!
+//! - `objects`: Stripe objects in our own types (the gateway converts to them).
+//! - `freshness`: which of two views of a subscription wins (pure).
+//! - `access`: the one access policy (pure).
+//! - `checkout`: what a click on a plan means for this user (pure).
+//! - `sync`: `apply` — every write to subscriptions and purchases.
+//! - `snapshot`: a user's billing rows, read for `access`.
+//! - `service`: the user's billing actions end to end (server functions call these).
+
+pub mod access;
+pub mod checkout;
+pub mod freshness;
+pub mod objects;
+pub mod service;
+pub mod snapshot;
+pub mod sync;

@@ -1,0 +1,144 @@
+//! Stripe objects as the billing rules see them: only the fields the app acts on,
+//! in our own types. The gateway converts async-stripe's types into these, so an
+//! API-version change stops at the gateway.
+
+/// A subscription's state at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionState {
+    pub id: String,
+    pub customer_id: String,
+    /// Stripe's status word (trialing, active, past_due, canceled, …).
+    pub status: String,
+    pub price_id: String,
+    pub price_lookup_key: Option<String>,
+    /// "month" or "year" (from the price's recurring interval).
+    pub interval: Option<String>,
+    pub quantity: i32,
+    /// Since API 2025-03-31 these live on the subscription item.
+    pub current_period_start: Option<i64>,
+    pub current_period_end: Option<i64>,
+    pub cancel_at_period_end: bool,
+    pub cancel_at: Option<i64>,
+    pub canceled_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub trial_start: Option<i64>,
+    pub trial_end: Option<i64>,
+    /// `metadata.application_user_id`, set by our checkout on `subscription_data`.
+    pub app_user_id: Option<i64>,
+    /// `metadata.plan_conceptual_id`.
+    pub plan_id: Option<String>,
+}
+
+impl SubscriptionState {
+    /// Canceled and expired subscriptions never come back to life in Stripe.
+    pub fn is_terminal(&self) -> bool {
+        is_terminal_status(&self.status)
+    }
+}
+
+pub fn is_terminal_status(status: &str) -> bool {
+    matches!(status, "canceled" | "incomplete_expired")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckoutMode {
+    Subscription,
+    Payment,
+    Setup,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckoutSessionState {
+    pub id: String,
+    pub mode: CheckoutMode,
+    /// open | complete | expired
+    pub status: String,
+    /// paid | unpaid | no_payment_required
+    pub payment_status: String,
+    pub customer_id: Option<String>,
+    pub subscription_id: Option<String>,
+    pub payment_intent_id: Option<String>,
+    pub client_reference_id: Option<String>,
+    pub app_user_id: Option<i64>,
+    pub plan_id: Option<String>,
+    pub amount_total: i64,
+    pub currency: String,
+    pub created: i64,
+    /// The subscription, when the gateway retrieved it with the session.
+    pub subscription: Option<SubscriptionState>,
+}
+
+impl CheckoutSessionState {
+    /// The user this session was created for: `client_reference_id` and the
+    /// metadata both come from our own server, never from the browser.
+    pub fn user_id(&self) -> Option<i64> {
+        self.app_user_id.or_else(|| {
+            self.client_reference_id
+                .as_deref()
+                .and_then(|id| id.parse().ok())
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvoiceState {
+    pub id: String,
+    pub customer_id: Option<String>,
+    pub subscription_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChargeState {
+    pub id: String,
+    pub payment_intent_id: Option<String>,
+    /// Fully refunded.
+    pub refunded: bool,
+    pub amount_refunded: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisputeState {
+    pub id: String,
+    pub charge_id: String,
+    pub payment_intent_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomerState {
+    pub id: String,
+    pub email: Option<String>,
+}
+
+/// The object of an event the app handles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StripeObject {
+    Subscription(SubscriptionState),
+    CheckoutSession(CheckoutSessionState),
+    Invoice(InvoiceState),
+    Charge(ChargeState),
+    Dispute(DisputeState),
+    Customer(CustomerState),
+}
+
+/// A verified, parsed webhook event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BillingEvent {
+    pub id: String,
+    pub kind: String,
+    /// Unix seconds, Stripe's clock: the freshness of `object`.
+    pub created: i64,
+    pub object: StripeObject,
+}
+
+/// An invoice as the billing page lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvoiceSummary {
+    pub id: String,
+    pub number: Option<String>,
+    pub amount: i64,
+    pub currency: String,
+    pub created: i64,
+    pub status: String,
+    pub hosted_url: Option<String>,
+    pub pdf_url: Option<String>,
+}

@@ -1,0 +1,537 @@
+//! The one write path into the billing tables. Webhooks, the checkout success
+//! page, `reconcile` and `webhooks replay` all call `apply`; ordering and
+//! idempotency live here, so they hold for every caller.
+//!
+//! - Subscriptions: an upsert guarded by freshness (`freshness::decide` in Rust,
+//!   and `stripe_state_at <= excluded.stripe_state_at` in SQL, so two writers
+//!   racing on one row still keep the newer state).
+//! - One-time purchases: one row per Checkout Session, status only moves forward
+//!   (pending → paid/failed → refunded/reversed).
+//! - An event about a row we do not have yet creates it from its own object or
+//!   from Stripe; it never fails just because another event is late.
+
+use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::{
+    sea_query::{Expr, OnConflict},
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+};
+
+use super::{
+    freshness::{self, Decision, Source},
+    objects::{
+        is_terminal_status, BillingEvent, ChargeState, CheckoutMode, CheckoutSessionState,
+        DisputeState, StripeObject, SubscriptionState,
+    },
+};
+use crate::{
+    catalog::{BillingType, Catalog, Interval},
+    db::entities::{one_time_purchases, subscriptions, users},
+    gateway::{catalog::PriceDirectory, GatewayError, StripeGateway},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    #[error(transparent)]
+    Stripe(#[from] GatewayError),
+    #[error("checkout session {0} belongs to another user")]
+    NotYours(String),
+}
+
+/// What `apply` needs besides the connection.
+#[derive(Clone, Copy)]
+pub struct SyncContext<'a> {
+    pub gateway: &'a StripeGateway,
+    pub catalog: &'a Catalog,
+    pub prices: &'a PriceDirectory,
+}
+
+/// What a write did, for logs and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    SubscriptionWritten(String),
+    SubscriptionStale(String),
+    PurchaseWritten(String),
+    PurchaseUnchanged(String),
+    CustomerUnlinked(String),
+    Nothing,
+}
+
+fn time(secs: Option<i64>) -> Option<DateTime<Utc>> {
+    secs.and_then(|s| Utc.timestamp_opt(s, 0).single())
+}
+
+/// Applies one webhook event.
+pub async fn apply_event<C: ConnectionTrait>(
+    conn: &C,
+    ctx: SyncContext<'_>,
+    event: &BillingEvent,
+) -> Result<Vec<Outcome>, SyncError> {
+    let outcomes = match &event.object {
+        StripeObject::Subscription(sub) => {
+            vec![upsert_subscription(conn, ctx, sub, event.created, Source::Event).await?]
+        }
+        StripeObject::CheckoutSession(session) => {
+            apply_checkout_session(conn, ctx, session, &event.kind, Source::Event).await?
+        }
+        StripeObject::Invoice(invoice) => match &invoice.subscription_id {
+            // Invoices carry no subscription state of their own; they matter only
+            // when they are the first word we hear of a subscription.
+            Some(id) if find_subscription(conn, id).await?.is_none() => {
+                let sub = ctx.gateway.subscription(id).await?;
+                vec![upsert_subscription(conn, ctx, &sub, now(), Source::Fetched).await?]
+            }
+            _ => vec![Outcome::Nothing],
+        },
+        StripeObject::Charge(charge) => vec![reverse_for_charge(conn, ctx, charge).await?],
+        StripeObject::Dispute(dispute) => vec![reverse_for_dispute(conn, ctx, dispute).await?],
+        StripeObject::Customer(customer) if event.kind == "customer.deleted" => {
+            users::Entity::update_many()
+                .col_expr(users::Column::StripeCustomerId, Expr::value(None::<String>))
+                .col_expr(users::Column::UpdatedAt, Expr::value(Utc::now()))
+                .filter(users::Column::StripeCustomerId.eq(customer.id.as_str()))
+                .exec(conn)
+                .await?;
+            vec![Outcome::CustomerUnlinked(customer.id.clone())]
+        }
+        StripeObject::Customer(_) => vec![Outcome::Nothing],
+    };
+    Ok(outcomes)
+}
+
+/// The success page: the session read from Stripe (with its subscription), checked
+/// to belong to `user_id`, then written exactly as the webhook would.
+pub async fn from_checkout_session<C: ConnectionTrait>(
+    conn: &C,
+    ctx: SyncContext<'_>,
+    session_id: &str,
+    user_id: i64,
+) -> Result<CheckoutSessionState, SyncError> {
+    let session = ctx.gateway.checkout_session(session_id).await?;
+    let user_customer = users::Entity::find_by_id(user_id)
+        .one(conn)
+        .await?
+        .and_then(|u| u.stripe_customer_id);
+    let ours = session.user_id() == Some(user_id)
+        && (session.customer_id.is_none() || session.customer_id == user_customer);
+    if !ours {
+        return Err(SyncError::NotYours(session_id.to_owned()));
+    }
+    let kind = "checkout.session.retrieved";
+    apply_checkout_session(conn, ctx, &session, kind, Source::Fetched).await?;
+    Ok(session)
+}
+
+/// `reconcile`: a subscription read from Stripe, through the same upsert.
+pub async fn from_fetched_subscription<C: ConnectionTrait>(
+    conn: &C,
+    ctx: SyncContext<'_>,
+    sub: &SubscriptionState,
+) -> Result<Outcome, SyncError> {
+    upsert_subscription(conn, ctx, sub, now(), Source::Fetched).await
+}
+
+fn now() -> i64 {
+    Utc::now().timestamp()
+}
+
+async fn find_subscription<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+) -> Result<Option<subscriptions::Model>, DbErr> {
+    subscriptions::Entity::find()
+        .filter(subscriptions::Column::StripeSubscriptionId.eq(id))
+        .one(conn)
+        .await
+}
+
+/// The local user a Stripe object belongs to: by its customer first (set by our
+/// own `ensure_customer`), else by the user id our checkout put in its metadata.
+async fn resolve_user<C: ConnectionTrait>(
+    conn: &C,
+    customer_id: Option<&str>,
+    app_user_id: Option<i64>,
+) -> Result<Option<i64>, DbErr> {
+    if let Some(customer) = customer_id {
+        if let Some(user) = users::Entity::find()
+            .filter(users::Column::StripeCustomerId.eq(customer))
+            .one(conn)
+            .await?
+        {
+            return Ok(Some(user.id));
+        }
+    }
+    match app_user_id {
+        Some(id) => Ok(users::Entity::find_by_id(id).one(conn).await?.map(|u| u.id)),
+        None => Ok(None),
+    }
+}
+
+/// The catalog plan a subscription is on: by the price's lookup key (survives
+/// plan changes in the portal), then by price id, then by our metadata.
+fn plan_of(ctx: SyncContext<'_>, sub: &SubscriptionState) -> Option<String> {
+    sub.price_lookup_key
+        .as_deref()
+        .and_then(|key| ctx.catalog.price_by_lookup_key(key))
+        .map(|(plan, _)| plan.id.clone())
+        .or_else(|| {
+            ctx.prices
+                .by_price_id(&sub.price_id)
+                .map(|p| p.plan_id.clone())
+        })
+        .or_else(|| sub.plan_id.clone())
+}
+
+fn same_state(row: &subscriptions::Model, sub: &SubscriptionState) -> bool {
+    row.status == sub.status
+        && row.stripe_price_id == sub.price_id
+        && row.quantity == sub.quantity
+        && row.cancel_at_period_end == sub.cancel_at_period_end
+        && row.cancel_at == time(sub.cancel_at)
+        && row.current_period_end == time(sub.current_period_end)
+        && row.current_period_start == time(sub.current_period_start)
+        && row.trial_end == time(sub.trial_end)
+        && row.ended_at == time(sub.ended_at)
+}
+
+async fn upsert_subscription<C: ConnectionTrait>(
+    conn: &C,
+    ctx: SyncContext<'_>,
+    sub: &SubscriptionState,
+    observed_at: i64,
+    source: Source,
+) -> Result<Outcome, SyncError> {
+    let existing = find_subscription(conn, &sub.id).await?;
+    let stored = existing.as_ref().map(|row| freshness::Stored {
+        stamp: row.stripe_state_at,
+        terminal: is_terminal_status(&row.status),
+        same_state: same_state(row, sub),
+    });
+    let (sub, stamp) = match freshness::decide(stored, observed_at, sub.is_terminal(), source) {
+        Decision::Ignore => return Ok(Outcome::SubscriptionStale(sub.id.clone())),
+        Decision::Apply { stamp } => (sub.clone(), stamp),
+        Decision::Refetch => {
+            let fresh = ctx.gateway.subscription(&sub.id).await?;
+            let floor = existing.as_ref().map_or(0, |row| row.stripe_state_at);
+            (fresh, now().max(floor).max(observed_at))
+        }
+    };
+    let user_id = match existing.as_ref().and_then(|row| row.user_id) {
+        Some(id) => Some(id),
+        None => resolve_user(conn, Some(&sub.customer_id), sub.app_user_id).await?,
+    };
+    let interval = sub.interval.clone().or_else(|| {
+        sub.price_lookup_key
+            .as_deref()
+            .and_then(|key| ctx.catalog.price_by_lookup_key(key))
+            .and_then(|(_, price)| price.interval.stripe_interval().map(str::to_owned))
+    });
+    let at = Utc::now();
+    let row = subscriptions::ActiveModel {
+        user_id: Set(user_id),
+        stripe_subscription_id: Set(sub.id.clone()),
+        stripe_customer_id: Set(sub.customer_id.clone()),
+        stripe_price_id: Set(sub.price_id.clone()),
+        plan_id: Set(plan_of(ctx, &sub)),
+        price_lookup_key: Set(sub.price_lookup_key.clone()),
+        interval: Set(interval),
+        quantity: Set(sub.quantity),
+        status: Set(sub.status.clone()),
+        current_period_start: Set(time(sub.current_period_start)),
+        current_period_end: Set(time(sub.current_period_end)),
+        cancel_at_period_end: Set(sub.cancel_at_period_end),
+        cancel_at: Set(time(sub.cancel_at)),
+        canceled_at: Set(time(sub.canceled_at)),
+        ended_at: Set(time(sub.ended_at)),
+        trial_start: Set(time(sub.trial_start)),
+        trial_end: Set(time(sub.trial_end)),
+        stripe_state_at: Set(stamp),
+        created_at: Set(at),
+        updated_at: Set(at),
+        ..Default::default()
+    };
+    use subscriptions::Column as S;
+    let written = subscriptions::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(S::StripeSubscriptionId)
+                .update_columns([
+                    S::UserId,
+                    S::StripeCustomerId,
+                    S::StripePriceId,
+                    S::PlanId,
+                    S::PriceLookupKey,
+                    S::Interval,
+                    S::Quantity,
+                    S::Status,
+                    S::CurrentPeriodStart,
+                    S::CurrentPeriodEnd,
+                    S::CancelAtPeriodEnd,
+                    S::CancelAt,
+                    S::CanceledAt,
+                    S::EndedAt,
+                    S::TrialStart,
+                    S::TrialEnd,
+                    S::StripeStateAt,
+                    S::UpdatedAt,
+                ])
+                // The database has the last word: a concurrent writer with newer
+                // state wins even if it committed after our read.
+                .action_and_where(sea_orm::sea_query::ExprTrait::lte(
+                    Expr::col((subscriptions::Entity, S::StripeStateAt)),
+                    Expr::cust("excluded.stripe_state_at"),
+                ))
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(if written > 0 {
+        Outcome::SubscriptionWritten(sub.id.clone())
+    } else {
+        Outcome::SubscriptionStale(sub.id.clone())
+    })
+}
+
+/// Status order of a one-time purchase: a status never moves backwards.
+fn purchase_rank(status: &str) -> u8 {
+    match status {
+        "pending" => 0,
+        "paid" | "failed" => 1,
+        _ => 2, // refunded, reversed
+    }
+}
+
+async fn apply_checkout_session<C: ConnectionTrait>(
+    conn: &C,
+    ctx: SyncContext<'_>,
+    session: &CheckoutSessionState,
+    kind: &str,
+    source: Source,
+) -> Result<Vec<Outcome>, SyncError> {
+    let mut outcomes = Vec::new();
+    // Remember the customer on the user if our own link is missing (a restored
+    // database, or a customer Checkout created).
+    if let (Some(customer), Some(user_id)) = (&session.customer_id, session.user_id()) {
+        users::Entity::update_many()
+            .col_expr(users::Column::StripeCustomerId, Expr::value(customer.clone()))
+            .filter(users::Column::Id.eq(user_id))
+            .filter(users::Column::StripeCustomerId.is_null())
+            .exec(conn)
+            .await?;
+    }
+    match session.mode {
+        CheckoutMode::Subscription => {
+            let Some(sub_id) = &session.subscription_id else {
+                return Ok(vec![Outcome::Nothing]);
+            };
+            match (&session.subscription, find_subscription(conn, sub_id).await?) {
+                (Some(sub), _) => {
+                    outcomes.push(upsert_subscription(conn, ctx, sub, now(), source).await?);
+                }
+                (None, None) => {
+                    let sub = ctx.gateway.subscription(sub_id).await?;
+                    outcomes
+                        .push(upsert_subscription(conn, ctx, &sub, now(), Source::Fetched).await?);
+                }
+                (None, Some(row)) if row.user_id.is_none() => {
+                    let user = resolve_user(conn, session.customer_id.as_deref(), session.user_id())
+                        .await?;
+                    subscriptions::Entity::update_many()
+                        .col_expr(subscriptions::Column::UserId, Expr::value(user))
+                        .filter(subscriptions::Column::Id.eq(row.id))
+                        .exec(conn)
+                        .await?;
+                    outcomes.push(Outcome::SubscriptionWritten(sub_id.clone()));
+                }
+                (None, Some(_)) => outcomes.push(Outcome::Nothing),
+            }
+        }
+        CheckoutMode::Payment => {
+            outcomes.push(upsert_purchase(conn, ctx, session, kind).await?);
+        }
+        CheckoutMode::Setup => outcomes.push(Outcome::Nothing),
+    }
+    Ok(outcomes)
+}
+
+async fn upsert_purchase<C: ConnectionTrait>(
+    conn: &C,
+    ctx: SyncContext<'_>,
+    session: &CheckoutSessionState,
+    kind: &str,
+) -> Result<Outcome, SyncError> {
+    let status = match (kind, session.status.as_str(), session.payment_status.as_str()) {
+        ("checkout.session.async_payment_failed", _, _) => "failed",
+        (_, "complete", "paid" | "no_payment_required") => "paid",
+        (_, "complete", _) => "pending",
+        (_, "expired", _) => "failed",
+        // An open session is nothing yet.
+        _ => return Ok(Outcome::Nothing),
+    };
+    let existing = one_time_purchases::Entity::find()
+        .filter(one_time_purchases::Column::StripeCheckoutSessionId.eq(session.id.as_str()))
+        .one(conn)
+        .await?;
+    let at = Utc::now();
+    if let Some(row) = existing {
+        if purchase_rank(status) <= purchase_rank(&row.status) {
+            return Ok(Outcome::PurchaseUnchanged(session.id.clone()));
+        }
+        one_time_purchases::Entity::update_many()
+            .col_expr(one_time_purchases::Column::Status, Expr::value(status))
+            .col_expr(
+                one_time_purchases::Column::StripePaymentIntentId,
+                Expr::value(session.payment_intent_id.clone().or(row.stripe_payment_intent_id)),
+            )
+            .col_expr(one_time_purchases::Column::UpdatedAt, Expr::value(at))
+            .filter(one_time_purchases::Column::Id.eq(row.id))
+            .exec(conn)
+            .await?;
+        return Ok(Outcome::PurchaseWritten(session.id.clone()));
+    }
+    if status == "failed" && session.status == "expired" {
+        // Nothing was bought; there is nothing to record.
+        return Ok(Outcome::Nothing);
+    }
+    let plan = session
+        .plan_id
+        .as_deref()
+        .and_then(|id| ctx.catalog.plan(id))
+        .filter(|plan| plan.billing == BillingType::OneTime);
+    let price = plan.and_then(|plan| plan.price(Interval::OneTime));
+    let price_id = price
+        .and_then(|p| ctx.prices.get(&p.lookup_key))
+        .map(|p| p.price_id.clone())
+        .unwrap_or_default();
+    let user_id = resolve_user(conn, session.customer_id.as_deref(), session.user_id()).await?;
+    let row = one_time_purchases::ActiveModel {
+        user_id: Set(user_id),
+        stripe_customer_id: Set(session.customer_id.clone()),
+        stripe_checkout_session_id: Set(Some(session.id.clone())),
+        stripe_payment_intent_id: Set(session.payment_intent_id.clone()),
+        stripe_price_id: Set(price_id),
+        plan_id: Set(plan.map(|p| p.id.clone())),
+        price_lookup_key: Set(price.map(|p| p.lookup_key.clone())),
+        quantity: Set(1),
+        amount_total: Set(session.amount_total),
+        currency: Set(session.currency.clone()),
+        status: Set(status.to_owned()),
+        refunded_at: Set(None),
+        reversed_at: Set(None),
+        stripe_state_at: Set(session.created),
+        created_at: Set(at),
+        updated_at: Set(at),
+        ..Default::default()
+    };
+    let inserted = one_time_purchases::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(one_time_purchases::Column::StripeCheckoutSessionId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(if inserted > 0 {
+        Outcome::PurchaseWritten(session.id.clone())
+    } else {
+        Outcome::PurchaseUnchanged(session.id.clone())
+    })
+}
+
+/// Finds the purchase paid by `payment_intent`; when its checkout event has not
+/// arrived yet, records it from the session Stripe has for that payment.
+async fn purchase_for_payment<C: ConnectionTrait>(
+    conn: &C,
+    ctx: SyncContext<'_>,
+    payment_intent: &str,
+) -> Result<Option<one_time_purchases::Model>, SyncError> {
+    let find = || {
+        one_time_purchases::Entity::find()
+            .filter(one_time_purchases::Column::StripePaymentIntentId.eq(payment_intent))
+            .one(conn)
+    };
+    if let Some(row) = find().await? {
+        return Ok(Some(row));
+    }
+    let Some(session) = ctx
+        .gateway
+        .checkout_session_for_payment(payment_intent)
+        .await?
+    else {
+        return Ok(None);
+    };
+    upsert_purchase(conn, ctx, &session, "checkout.session.completed").await?;
+    Ok(find().await?)
+}
+
+async fn reverse_purchase<C: ConnectionTrait>(
+    conn: &C,
+    row: one_time_purchases::Model,
+    status: &str,
+) -> Result<Outcome, SyncError> {
+    if purchase_rank(&row.status) >= purchase_rank(status) {
+        return Ok(Outcome::PurchaseUnchanged(
+            row.stripe_checkout_session_id.unwrap_or_default(),
+        ));
+    }
+    let at = Utc::now();
+    let column = if status == "refunded" {
+        one_time_purchases::Column::RefundedAt
+    } else {
+        one_time_purchases::Column::ReversedAt
+    };
+    one_time_purchases::Entity::update_many()
+        .col_expr(one_time_purchases::Column::Status, Expr::value(status))
+        .col_expr(column, Expr::value(at))
+        .col_expr(one_time_purchases::Column::UpdatedAt, Expr::value(at))
+        .filter(one_time_purchases::Column::Id.eq(row.id))
+        .exec(conn)
+        .await?;
+    Ok(Outcome::PurchaseWritten(
+        row.stripe_checkout_session_id.unwrap_or_default(),
+    ))
+}
+
+async fn reverse_for_charge<C: ConnectionTrait>(
+    conn: &C,
+    ctx: SyncContext<'_>,
+    charge: &ChargeState,
+) -> Result<Outcome, SyncError> {
+    // A partial refund keeps the pack; only a full refund takes it back.
+    let (true, Some(pi)) = (charge.refunded, charge.payment_intent_id.as_deref()) else {
+        return Ok(Outcome::Nothing);
+    };
+    match purchase_for_payment(conn, ctx, pi).await? {
+        Some(row) => reverse_purchase(conn, row, "refunded").await,
+        // A payment that is not a one-time purchase (e.g. a subscription invoice).
+        None => Ok(Outcome::Nothing),
+    }
+}
+
+async fn reverse_for_dispute<C: ConnectionTrait>(
+    conn: &C,
+    ctx: SyncContext<'_>,
+    dispute: &DisputeState,
+) -> Result<Outcome, SyncError> {
+    let Some(pi) = dispute.payment_intent_id.as_deref() else {
+        return Ok(Outcome::Nothing);
+    };
+    match purchase_for_payment(conn, ctx, pi).await? {
+        Some(row) => reverse_purchase(conn, row, "reversed").await,
+        None => Ok(Outcome::Nothing),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::purchase_rank;
+
+    #[test]
+    fn purchase_status_only_moves_forward() {
+        assert!(purchase_rank("pending") < purchase_rank("paid"));
+        assert_eq!(purchase_rank("paid"), purchase_rank("failed"));
+        assert!(purchase_rank("paid") < purchase_rank("refunded"));
+        assert_eq!(purchase_rank("refunded"), purchase_rank("reversed"));
+    }
+}

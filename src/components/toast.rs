@@ -1,0 +1,69 @@
+//! Toasts: short messages about what just happened, announced to screen readers.
+
+use leptos::prelude::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToastKind {
+    Success,
+    Info,
+    Error,
+}
+
+impl ToastKind {
+    fn class(self) -> &'static str {
+        match self {
+            ToastKind::Success => "toast toast-success",
+            ToastKind::Info => "toast toast-info",
+            ToastKind::Error => "toast toast-error",
+        }
+    }
+}
+
+/// Strips Leptos' error-kind prefix so a person reads the message, not the plumbing.
+pub fn readable(err: &ServerFnError) -> String {
+    match err {
+        ServerFnError::ServerError(message) => message.clone(),
+        _ => "Something went wrong; please try again.".to_owned(),
+    }
+}
+
+/// The message of a failed action, if the last run failed.
+pub fn error_message<T>(result: Option<Result<T, ServerFnError>>) -> Option<String> {
+    match result {
+        Some(Err(err)) => Some(readable(&err)),
+        _ => None,
+    }
+}
+
+#[component]
+pub fn Toast(#[prop(into)] message: Signal<Option<(ToastKind, String)>>) -> impl IntoView {
+    let (dismissed, set_dismissed) = signal(None::<String>);
+    let visible = move || {
+        message
+            .get()
+            .filter(|(_, text)| dismissed.get().as_deref() != Some(text.as_str()))
+    };
+    view! {
+        <div class="toast-region" role="status" aria-live="polite">
+            {move || {
+                visible()
+                    .map(|(kind, text)| {
+                        let shown = text.clone();
+                        view! {
+                            <div class=kind.class() data-kind=format!("{kind:?}").to_lowercase()>
+                                <span class="toast-text">{shown}</span>
+                                <button
+                                    type="button"
+                                    class="toast-close"
+                                    aria-label="Dismiss"
+                                    on:click=move |_| set_dismissed.set(Some(text.clone()))
+                                >
+                                    "×"
+                                </button>
+                            </div>
+                        }
+                    })
+            }}
+        </div>
+    }
+}

@@ -1,0 +1,357 @@
+//! Customers, Checkout, the customer portal, subscriptions and invoices through
+//! async-stripe. Every create carries an idempotency key that names its effect, so
+//! a retry (ours or async-stripe's) never creates a second object.
+
+use std::collections::HashMap;
+
+use stripe_billing::{
+    billing_portal_configuration::{
+        CreateBillingPortalConfiguration, CreateBillingPortalConfigurationBusinessProfile,
+        CreateBillingPortalConfigurationFeatures,
+        CreateBillingPortalConfigurationFeaturesSubscriptionCancel,
+        CreateBillingPortalConfigurationFeaturesSubscriptionCancelMode,
+        CreateBillingPortalConfigurationFeaturesSubscriptionUpdate,
+        CreateBillingPortalConfigurationFeaturesSubscriptionUpdateDefaultAllowedUpdates,
+        CreateBillingPortalConfigurationFeaturesSubscriptionUpdateProrationBehavior,
+        InvoiceListParam, ListBillingPortalConfiguration, PaymentMethodUpdateParam,
+        SubscriptionUpdateProductParam,
+    },
+    billing_portal_session::{
+        CreateBillingPortalSession, CreateBillingPortalSessionFlowData,
+        CreateBillingPortalSessionFlowDataSubscriptionUpdateConfirm,
+        CreateBillingPortalSessionFlowDataSubscriptionUpdateConfirmItems,
+        CreateBillingPortalSessionFlowDataType,
+    },
+    invoice::ListInvoice,
+    subscription::{RetrieveSubscription, UpdateSubscription},
+};
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionPaymentIntentData,
+    CreateCheckoutSessionSubscriptionData, ListCheckoutSession, RetrieveCheckoutSession,
+};
+use stripe_client_core::StripeRequest;
+use stripe_core::customer::{CreateCustomer, SearchCustomer};
+
+use super::{
+    idempotent,
+    objects::{self, PLAN_ID_METADATA, USER_ID_METADATA},
+    GatewayError, StripeGateway,
+};
+use crate::billing::objects::{
+    CheckoutMode, CheckoutSessionState, InvoiceSummary, SubscriptionState,
+};
+
+/// Everything a Checkout Session is created from (the guide's §⑤).
+#[derive(Clone, Debug)]
+pub struct CheckoutRequest {
+    pub mode: CheckoutMode,
+    pub customer_id: String,
+    pub user_id: i64,
+    pub plan_id: String,
+    pub price_id: String,
+    pub trial_days: Option<u32>,
+    pub success_url: String,
+    pub cancel_url: String,
+    /// Same key within a short window: a double click gets the same session.
+    pub idempotency_key: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct CreatedSession {
+    pub id: String,
+    pub url: String,
+}
+
+/// A portal session that goes straight to confirming a new price.
+#[derive(Clone, Debug)]
+pub struct PlanChange {
+    pub subscription_id: String,
+    pub price_id: String,
+}
+
+/// The portal configuration the app manages, derived from the catalog.
+#[derive(Clone, Debug)]
+pub struct PortalConfigSpec {
+    /// Product id → the price ids a subscriber may switch between.
+    pub products: Vec<(String, Vec<String>)>,
+    pub privacy_policy_url: String,
+    pub terms_of_service_url: String,
+    pub return_url: String,
+    /// Marks our configuration; changes when the catalog's prices change.
+    pub fingerprint: String,
+}
+
+/// Metadata key holding `PortalConfigSpec::fingerprint`.
+const PORTAL_FINGERPRINT_METADATA: &str = "billing_starter_portal";
+
+impl StripeGateway {
+    /// Creates the customer for a user; the key makes concurrent or retried calls
+    /// for one user return the same customer.
+    pub async fn create_customer(
+        &self,
+        user_id: i64,
+        email: &str,
+        key: &str,
+    ) -> Result<String, GatewayError> {
+        let customer = CreateCustomer::new()
+            .email(email)
+            .metadata(HashMap::from([(
+                USER_ID_METADATA.to_owned(),
+                user_id.to_string(),
+            )]))
+            .customize()
+            .request_strategy(idempotent(&["customer", key]))
+            .send(self.client())
+            .await
+            .map_err(GatewayError::call("create customer"))?;
+        Ok(customer.id.to_string())
+    }
+
+    /// A customer created earlier for this user whose id was lost locally (e.g. a
+    /// restored backup): found by email, confirmed by our metadata.
+    pub async fn find_customer(
+        &self,
+        user_id: i64,
+        email: &str,
+    ) -> Result<Option<String>, GatewayError> {
+        let escaped = email.replace('\\', "\\\\").replace('\'', "\\'");
+        let found = SearchCustomer::new(format!("email:'{escaped}'"))
+            .send(self.client())
+            .await
+            .map_err(GatewayError::call("search customers"))?;
+        let wanted = user_id.to_string();
+        Ok(found
+            .data
+            .into_iter()
+            .find(|c| {
+                c.metadata
+                    .as_ref()
+                    .and_then(|m| m.get(USER_ID_METADATA))
+                    .is_some_and(|id| *id == wanted)
+            })
+            .map(|c| c.id.to_string()))
+    }
+
+    pub async fn create_checkout_session(
+        &self,
+        request: &CheckoutRequest,
+    ) -> Result<CreatedSession, GatewayError> {
+        let metadata = HashMap::from([
+            (USER_ID_METADATA.to_owned(), request.user_id.to_string()),
+            (PLAN_ID_METADATA.to_owned(), request.plan_id.clone()),
+        ]);
+        let mut create = CreateCheckoutSession::new()
+            .customer(request.customer_id.clone())
+            .client_reference_id(request.user_id.to_string())
+            .line_items(vec![CreateCheckoutSessionLineItems {
+                price: Some(request.price_id.clone()),
+                quantity: Some(1),
+                ..Default::default()
+            }])
+            .success_url(request.success_url.clone())
+            .cancel_url(request.cancel_url.clone())
+            .allow_promotion_codes(true)
+            .metadata(metadata.clone());
+        create = match request.mode {
+            CheckoutMode::Subscription => {
+                let mut data = CreateCheckoutSessionSubscriptionData::new();
+                data.metadata = Some(metadata);
+                data.trial_period_days = request.trial_days;
+                create
+                    .mode(stripe_shared::CheckoutSessionMode::Subscription)
+                    .subscription_data(data)
+            }
+            _ => {
+                let mut data = CreateCheckoutSessionPaymentIntentData::new();
+                data.metadata = Some(metadata);
+                create
+                    .mode(stripe_shared::CheckoutSessionMode::Payment)
+                    .payment_intent_data(data)
+            }
+        };
+        let session = create
+            .customize()
+            .request_strategy(idempotent(&[&request.idempotency_key]))
+            .send(self.client())
+            .await
+            .map_err(GatewayError::call("create checkout session"))?;
+        Ok(CreatedSession {
+            id: session.id.to_string(),
+            url: session.url.unwrap_or_default(),
+        })
+    }
+
+    /// The session with its subscription expanded (one call on the success page).
+    pub async fn checkout_session(&self, id: &str) -> Result<CheckoutSessionState, GatewayError> {
+        let session = RetrieveCheckoutSession::new(id)
+            .expand(vec!["subscription".to_owned()])
+            .send(self.client())
+            .await
+            .map_err(GatewayError::call("retrieve checkout session"))?;
+        Ok(objects::checkout_session(&session))
+    }
+
+    /// The Checkout Session that created `payment_intent`, if one did.
+    pub async fn checkout_session_for_payment(
+        &self,
+        payment_intent: &str,
+    ) -> Result<Option<CheckoutSessionState>, GatewayError> {
+        let page = ListCheckoutSession::new()
+            .payment_intent(payment_intent)
+            .limit(1)
+            .send(self.client())
+            .await
+            .map_err(GatewayError::call("list checkout sessions"))?;
+        Ok(page.data.first().map(objects::checkout_session))
+    }
+
+    pub async fn subscription(&self, id: &str) -> Result<SubscriptionState, GatewayError> {
+        let sub = RetrieveSubscription::new(id)
+            .send(self.client())
+            .await
+            .map_err(GatewayError::call("retrieve subscription"))?;
+        Ok(objects::subscription(&sub))
+    }
+
+    pub async fn set_cancel_at_period_end(
+        &self,
+        id: &str,
+        cancel: bool,
+    ) -> Result<SubscriptionState, GatewayError> {
+        let sub = UpdateSubscription::new(id)
+            .cancel_at_period_end(cancel)
+            .send(self.client())
+            .await
+            .map_err(GatewayError::call("update subscription"))?;
+        Ok(objects::subscription(&sub))
+    }
+
+    pub async fn invoices(&self, customer_id: &str) -> Result<Vec<InvoiceSummary>, GatewayError> {
+        let page = ListInvoice::new()
+            .customer(customer_id)
+            .limit(24)
+            .send(self.client())
+            .await
+            .map_err(GatewayError::call("list invoices"))?;
+        Ok(page.data.iter().map(objects::invoice_summary).collect())
+    }
+
+    /// The id of the subscription's (first) item, needed to target a plan change.
+    async fn subscription_item(&self, subscription_id: &str) -> Result<String, GatewayError> {
+        let sub = RetrieveSubscription::new(subscription_id)
+            .send(self.client())
+            .await
+            .map_err(GatewayError::call("retrieve subscription"))?;
+        sub.items
+            .data
+            .first()
+            .map(|item| item.id.to_string())
+            .ok_or_else(|| GatewayError::Config(format!("{subscription_id} has no items")))
+    }
+
+    pub async fn create_portal_session(
+        &self,
+        customer_id: &str,
+        configuration: &str,
+        return_url: &str,
+        change: Option<&PlanChange>,
+    ) -> Result<String, GatewayError> {
+        let mut create = CreateBillingPortalSession::new()
+            .customer(customer_id)
+            .configuration(configuration)
+            .return_url(return_url);
+        if let Some(change) = change {
+            let item = self.subscription_item(&change.subscription_id).await?;
+            let mut confirm_item =
+                CreateBillingPortalSessionFlowDataSubscriptionUpdateConfirmItems::new(item);
+            confirm_item.price = Some(change.price_id.clone());
+            let mut flow = CreateBillingPortalSessionFlowData::new(
+                CreateBillingPortalSessionFlowDataType::SubscriptionUpdateConfirm,
+            );
+            flow.subscription_update_confirm = Some(
+                CreateBillingPortalSessionFlowDataSubscriptionUpdateConfirm::new(
+                    vec![confirm_item],
+                    change.subscription_id.clone(),
+                ),
+            );
+            create = create.flow_data(flow);
+        }
+        let session = create
+            .send(self.client())
+            .await
+            .map_err(GatewayError::call("create portal session"))?;
+        Ok(session.url)
+    }
+
+    /// Our portal configuration: found by its fingerprint, or created once. The
+    /// key makes simultaneous first calls create one configuration.
+    pub async fn ensure_portal_configuration(
+        &self,
+        spec: &PortalConfigSpec,
+    ) -> Result<String, GatewayError> {
+        let existing = ListBillingPortalConfiguration::new()
+            .active(true)
+            .limit(100)
+            .send(self.client())
+            .await
+            .map_err(GatewayError::call("list portal configurations"))?;
+        if let Some(found) = existing.data.iter().find(|config| {
+            config
+                .metadata
+                .as_ref()
+                .and_then(|m| m.get(PORTAL_FINGERPRINT_METADATA))
+                .is_some_and(|f| *f == spec.fingerprint)
+        }) {
+            return Ok(found.id.to_string());
+        }
+
+        let mut update = CreateBillingPortalConfigurationFeaturesSubscriptionUpdate::new(true);
+        update.default_allowed_updates = Some(vec![
+            CreateBillingPortalConfigurationFeaturesSubscriptionUpdateDefaultAllowedUpdates::Price,
+        ]);
+        update.proration_behavior = Some(
+            CreateBillingPortalConfigurationFeaturesSubscriptionUpdateProrationBehavior::CreateProrations,
+        );
+        update.products = Some(
+            spec.products
+                .iter()
+                .map(|(product, prices)| {
+                    SubscriptionUpdateProductParam::new(prices.clone(), product.clone())
+                })
+                .collect(),
+        );
+        let mut cancel = CreateBillingPortalConfigurationFeaturesSubscriptionCancel::new(true);
+        cancel.mode = Some(CreateBillingPortalConfigurationFeaturesSubscriptionCancelMode::AtPeriodEnd);
+        let mut features = CreateBillingPortalConfigurationFeatures::new();
+        features.subscription_update = Some(update);
+        features.subscription_cancel = Some(cancel);
+        features.payment_method_update = Some(PaymentMethodUpdateParam::new(true));
+        features.invoice_history = Some(InvoiceListParam::new(true));
+        let mut profile = CreateBillingPortalConfigurationBusinessProfile::new();
+        profile.privacy_policy_url = Some(spec.privacy_policy_url.clone());
+        profile.terms_of_service_url = Some(spec.terms_of_service_url.clone());
+
+        let config = CreateBillingPortalConfiguration::new(features)
+            .business_profile(profile)
+            .default_return_url(spec.return_url.clone())
+            .metadata(HashMap::from([(
+                PORTAL_FINGERPRINT_METADATA.to_owned(),
+                spec.fingerprint.clone(),
+            )]))
+            .customize()
+            .request_strategy(idempotent(&["portal-configuration", &spec.fingerprint]))
+            .send(self.client())
+            .await
+            .map_err(GatewayError::call("create portal configuration"))?;
+        Ok(config.id.to_string())
+    }
+
+    /// The Stripe product id of a price (the portal configuration lists products).
+    pub async fn price_product(&self, price_id: &str) -> Result<String, GatewayError> {
+        let price = stripe_product::price::RetrievePrice::new(price_id)
+            .send(self.client())
+            .await
+            .map_err(GatewayError::call("retrieve price"))?;
+        Ok(price.product.id().to_string())
+    }
+}

@@ -1,0 +1,296 @@
+//! The billing page (`/dashboard/billing`): the plan in force, renewal or end
+//! date, the past_due banner, purchases and invoices, the portal, in-app cancel
+//! and resume — and the landing place after Checkout, where it reads the query
+//! string (the guide's SearchParamsHandler), shows the toast, and then removes the
+//! query so a reload does not toast again.
+
+use leptos::prelude::*;
+use leptos_router::{components::A, hooks::use_query_map};
+
+use crate::{
+    components::toast::{error_message, readable, Toast, ToastKind},
+    views::BillingView,
+};
+
+/// `None` when nobody is signed in. With `checkout_session` (from the success
+/// redirect) the session is verified to be this user's and written through the
+/// webhook's own sync code before the page is computed.
+#[server(endpoint = "billing_view")]
+pub async fn load_billing(
+    checkout_session: Option<String>,
+) -> Result<Option<BillingView>, ServerFnError> {
+    use crate::server::fns;
+    let Some(user) = fns::current_user().await? else {
+        return Ok(None);
+    };
+    let state = fns::state();
+    crate::billing::service::overview(&state, &user, checkout_session.as_deref())
+        .await
+        .map(Some)
+        .map_err(crate::pages::pricing::service_error)
+}
+
+/// Opens the Stripe customer portal for the signed-in user's own customer.
+#[server(endpoint = "open_portal")]
+pub async fn open_portal() -> Result<(), ServerFnError> {
+    use crate::server::fns;
+    let user = fns::require_user().await?;
+    let url = crate::billing::service::portal(&fns::state(), &user, None)
+        .await
+        .map_err(crate::pages::pricing::service_error)?;
+    leptos_axum::redirect(&url);
+    Ok(())
+}
+
+/// Cancels the user's own subscription at the end of the paid period.
+#[server(endpoint = "cancel_subscription")]
+pub async fn cancel_subscription() -> Result<(), ServerFnError> {
+    use crate::server::fns;
+    let user = fns::require_user().await?;
+    crate::billing::service::set_cancel_at_period_end(&fns::state(), &user, true)
+        .await
+        .map_err(crate::pages::pricing::service_error)
+}
+
+/// Undoes a scheduled cancellation.
+#[server(endpoint = "resume_subscription")]
+pub async fn resume_subscription() -> Result<(), ServerFnError> {
+    use crate::server::fns;
+    let user = fns::require_user().await?;
+    crate::billing::service::set_cancel_at_period_end(&fns::state(), &user, false)
+        .await
+        .map_err(crate::pages::pricing::service_error)
+}
+
+/// What the query string says about a return from Checkout.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Return {
+    status: Option<String>,
+    session_id: Option<String>,
+}
+
+#[component]
+pub fn BillingPage() -> impl IntoView {
+    let query = use_query_map();
+    // Read once: the toast must outlive the query clean-up below.
+    let back = query.with_untracked(|q| Return {
+        status: q.get("checkout_status").or_else(|| q.get("status")),
+        session_id: q.get("session_id"),
+    });
+    let session_id = (back.status.as_deref() == Some("success"))
+        .then(|| back.session_id.clone())
+        .flatten();
+
+    let portal = ServerAction::<OpenPortal>::new();
+    let cancel = ServerAction::<CancelSubscription>::new();
+    let resume = ServerAction::<ResumeSubscription>::new();
+    let data = Resource::new_blocking(
+        move || (cancel.version().get(), resume.version().get()),
+        move |versions| {
+            // Only the first load carries the session to verify.
+            let session = (versions == (0, 0)).then(|| session_id.clone()).flatten();
+            load_billing(session)
+        },
+    );
+
+    if back.status.is_some() {
+        Effect::new(move |_| {
+            if let Ok(history) = window().history() {
+                let path = window().location().pathname().unwrap_or_default();
+                let _ = history.replace_state_with_url(
+                    &leptos::wasm_bindgen::JsValue::NULL,
+                    "",
+                    Some(&path),
+                );
+            }
+        });
+    }
+
+    let status = back.status.clone();
+    let toast = Signal::derive(move || {
+        let failure = error_message(portal.value().get())
+            .or_else(|| error_message(cancel.value().get()))
+            .or_else(|| error_message(resume.value().get()));
+        if let Some(text) = failure {
+            return Some((ToastKind::Error, text));
+        }
+        match status.as_deref() {
+            Some("canceled" | "cancel") => Some((
+                ToastKind::Info,
+                "Checkout canceled. You have not been charged.".to_owned(),
+            )),
+            Some("success") => {
+                let from_server = data
+                    .get()
+                    .and_then(|r| r.ok().flatten())
+                    .and_then(|v| v.checkout);
+                Some(match from_server {
+                    Some(ret) if ret.success => (ToastKind::Success, ret.message),
+                    Some(ret) => (ToastKind::Error, ret.message),
+                    None => (
+                        ToastKind::Success,
+                        "Thank you! Your plan updates as soon as Stripe confirms the payment."
+                            .to_owned(),
+                    ),
+                })
+            }
+            _ => None,
+        }
+    });
+
+    view! {
+        <section class="billing">
+            <h1>"Billing"</h1>
+            <Toast message=toast />
+            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                {move || {
+                    data.get()
+                        .map(|result| match result {
+                            Ok(Some(view)) => {
+                                view! { <BillingDetails view portal cancel resume /> }.into_any()
+                            }
+                            Ok(None) => {
+                                view! {
+                                    <section class="panel">
+                                        <p>"Sign in to see your plan and invoices."</p>
+                                        <A href="/login?next=/dashboard/billing" attr:class="button">
+                                            "Sign in"
+                                        </A>
+                                    </section>
+                                }
+                                    .into_any()
+                            }
+                            Err(err) => {
+                                view! {
+                                    <p class="form-error" role="alert">
+                                        {readable(&err)}
+                                    </p>
+                                }
+                                    .into_any()
+                            }
+                        })
+                }}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn BillingDetails(
+    view: BillingView,
+    portal: ServerAction<OpenPortal>,
+    cancel: ServerAction<CancelSubscription>,
+    resume: ServerAction<ResumeSubscription>,
+) -> impl IntoView {
+    let busy = move || portal.pending().get() || cancel.pending().get() || resume.pending().get();
+    let row = |label: &'static str, value: Option<String>| {
+        value.map(|value| {
+            view! {
+                <dt>{label}</dt>
+                <dd>{value}</dd>
+            }
+        })
+    };
+    view! {
+        {view.past_due_until.clone().map(|until| view! {
+            <div class="banner banner-warning" role="alert" data-testid="past-due-banner">
+                <p>
+                    {format!(
+                        "Your last payment failed. Update your payment method before {until} to keep {}.",
+                        view.plan_name,
+                    )}
+                </p>
+                <ActionForm action=portal>
+                    <button type="submit" class="button" disabled=busy>"Update payment method"</button>
+                </ActionForm>
+            </div>
+        })}
+        <section class="panel current-plan" aria-labelledby="current-plan-heading">
+            <h2 id="current-plan-heading">"Current plan"</h2>
+            <p class="plan-name" data-testid="plan-name">{view.plan_name.clone()}</p>
+            <dl class="plan-facts">
+                {row("Status", view.status.clone())}
+                {row("Billing", view.interval.clone())}
+                {row("Renews on", view.renews_on.clone())}
+                {row("Trial ends on", view.trial_ends_on.clone())}
+                {view.ends_on.clone().map(|on| view! {
+                    <dt>"Ends on"</dt>
+                    <dd data-testid="ends-on">{on}</dd>
+                })}
+            </dl>
+            <div class="actions">
+                {view.has_customer.then(|| view! {
+                    <ActionForm action=portal>
+                        <button type="submit" class="button" disabled=busy>"Manage billing"</button>
+                    </ActionForm>
+                })}
+                {view.can_cancel.then(|| view! {
+                    <ActionForm action=cancel>
+                        <button type="submit" class="button button-secondary" disabled=busy>
+                            "Cancel at period end"
+                        </button>
+                    </ActionForm>
+                })}
+                {view.can_resume.then(|| view! {
+                    <ActionForm action=resume>
+                        <button type="submit" class="button" disabled=busy>"Resume subscription"</button>
+                    </ActionForm>
+                })}
+                <A href="/pricing" attr:class="button button-secondary">"Change plan"</A>
+            </div>
+        </section>
+
+        <section class="panel" aria-labelledby="purchases-heading">
+            <h2 id="purchases-heading">"One-time purchases"</h2>
+            {if view.purchases.is_empty() {
+                view! { <p class="muted">"None yet."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="table" data-testid="purchases">
+                        <thead><tr><th>"Item"</th><th>"Amount"</th><th>"Date"</th><th>"Status"</th></tr></thead>
+                        <tbody>
+                            {view.purchases.iter().map(|p| view! {
+                                <tr>
+                                    <td>{p.name.clone()}</td>
+                                    <td>{p.amount.clone()}</td>
+                                    <td>{p.date.clone()}</td>
+                                    <td>{p.status.clone()}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
+
+        <section class="panel" aria-labelledby="invoices-heading">
+            <h2 id="invoices-heading">"Invoices"</h2>
+            {if view.invoices_unavailable {
+                view! { <p class="muted">"Invoices cannot be loaded right now."</p> }.into_any()
+            } else if view.invoices.is_empty() {
+                view! { <p class="muted">"No invoices yet."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="table" data-testid="invoices">
+                        <thead><tr><th>"Invoice"</th><th>"Amount"</th><th>"Date"</th><th>"Status"</th><th></th></tr></thead>
+                        <tbody>
+                            {view.invoices.iter().map(|inv| view! {
+                                <tr>
+                                    <td>{inv.number.clone()}</td>
+                                    <td>{inv.amount.clone()}</td>
+                                    <td>{inv.date.clone()}</td>
+                                    <td>{inv.status.clone()}</td>
+                                    <td>
+                                        {inv.hosted_url.clone().map(|url| view! { <a href=url rel="noopener">"View"</a> })}
+                                        " "
+                                        {inv.pdf_url.clone().map(|url| view! { <a href=url rel="noopener">"PDF"</a> })}
+                                    </td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
+    }
+}

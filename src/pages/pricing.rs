@@ -1,0 +1,351 @@
+//! `/pricing`: the plan grid from the catalog, a monthly/yearly toggle kept in the
+//! URL (`?interval=yearly`, so the server renders the chosen interval and links
+//! work before hydration), and a call to action per plan that posts to
+//! `start_checkout` — a plain form without JavaScript, a pending button with it.
+
+use leptos::prelude::*;
+use leptos_router::{
+    components::A,
+    hooks::{use_navigate, use_query_map},
+};
+
+use crate::{
+    catalog::BillingType,
+    components::toast::{error_message, Toast, ToastKind},
+    views::{CardOffer, PlanCard, PricingView},
+};
+
+#[server(endpoint = "pricing_view")]
+pub async fn load_pricing() -> Result<PricingView, ServerFnError> {
+    use crate::server::fns;
+    let state = fns::state();
+    let user = fns::current_user().await?;
+    crate::billing::service::pricing(&state, user.as_ref())
+        .await
+        .map_err(|err| fns::internal_error("pricing view", err))
+}
+
+/// Starts paying for `plan`: a Checkout Session, a plan change in the portal, or
+/// nothing for the free plan. The user comes from the session; the plan is the
+/// catalog's conceptual id, never a Stripe price id from the browser.
+#[server(endpoint = "start_checkout")]
+pub async fn start_checkout(plan: String, interval: Option<String>) -> Result<(), ServerFnError> {
+    use crate::{
+        billing::service::{self, Next},
+        catalog::Interval,
+        server::fns,
+    };
+    use axum::http::StatusCode;
+
+    let user = fns::require_user().await?;
+    let interval = match interval.as_deref().unwrap_or("monthly") {
+        "month" | "monthly" => Interval::Month,
+        "year" | "yearly" => Interval::Year,
+        "one_time" => Interval::OneTime,
+        _ => {
+            return Err(fns::user_error(
+                StatusCode::BAD_REQUEST,
+                "Choose monthly or yearly billing.",
+            ))
+        }
+    };
+    let state = fns::state();
+    match service::start_checkout(&state, &user, &plan, interval).await {
+        Ok(Next::Stripe(url) | Next::App(url)) => {
+            leptos_axum::redirect(&url);
+            Ok(())
+        }
+        Err(err) => Err(service_error(err)),
+    }
+}
+
+/// A billing service error as the user should read it.
+#[cfg(feature = "ssr")]
+pub fn service_error(err: crate::billing::service::ServiceError) -> ServerFnError {
+    use crate::{billing::service::ServiceError, server::fns};
+    use axum::http::StatusCode;
+    match err {
+        ServiceError::Refused(refusal) => {
+            fns::user_error(StatusCode::BAD_REQUEST, refusal.to_string())
+        }
+        ServiceError::NoSubscription => {
+            fns::user_error(StatusCode::BAD_REQUEST, "You have no subscription to change.")
+        }
+        ServiceError::PriceMissing(_) => {
+            tracing::error!(error = %err, "catalog and Stripe disagree");
+            fns::user_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "This plan is not available right now. Please try again later.",
+            )
+        }
+        ServiceError::Stripe(err) => fns::stripe_error("Stripe call", err),
+        other => fns::internal_error("billing action", other),
+    }
+}
+
+#[component]
+pub fn PricingPage() -> impl IntoView {
+    let query = use_query_map();
+    let yearly = Memo::new(move |_| {
+        matches!(
+            query.read().get("interval").as_deref(),
+            Some("yearly" | "year")
+        )
+    });
+    let pricing = Resource::new_blocking(|| (), |_| load_pricing());
+    let checkout = ServerAction::<StartCheckout>::new();
+    let toast = Signal::derive(move || {
+        error_message(checkout.value().get()).map(|text| (ToastKind::Error, text))
+    });
+
+    view! {
+        <section class="pricing">
+            <h1>"Pricing"</h1>
+            <p class="lead">"Start free. Upgrade when you need more. Cancel any time."</p>
+            <Suspense fallback=|| view! { <p>"Loading plans…"</p> }>
+                {move || {
+                    pricing
+                        .get()
+                        .map(|result| match result {
+                            Ok(view) => {
+                                view! { <PricingGrid view yearly checkout /> }.into_any()
+                            }
+                            Err(err) => {
+                                view! {
+                                    <p class="form-error" role="alert">
+                                        {crate::components::toast::readable(&err)}
+                                    </p>
+                                }
+                                    .into_any()
+                            }
+                        })
+                }}
+            </Suspense>
+            <Toast message=toast />
+        </section>
+    }
+}
+
+#[component]
+fn PricingGrid(
+    view: PricingView,
+    yearly: Memo<bool>,
+    checkout: ServerAction<StartCheckout>,
+) -> impl IntoView {
+    let query = use_query_map();
+    let signed_in = view.signed_in;
+    let cards = view.cards.clone();
+    // Back from sign-in with a plan chosen: offer to continue where they left off.
+    let resume = move || {
+        let plan_id = query.read().get("plan")?;
+        let card = view.cards.iter().find(|c| c.id == plan_id)?.clone();
+        let offer = if yearly.get() { &card.yearly } else { &card.monthly };
+        (signed_in && !offer.cta.disabled && card.billing != BillingType::Free).then(|| {
+            let interval = interval_word(card.billing, yearly.get());
+            view! {
+                <div class="resume panel" role="region" aria-label="Continue">
+                    <p>{format!("Continue with {}?", card.name)}</p>
+                    <CheckoutForm
+                        plan=card.id.clone()
+                        interval
+                        text=offer.cta.text.clone()
+                        checkout
+                    />
+                </div>
+            }
+        })
+    };
+    view! {
+        {view.has_yearly.then(|| view! { <IntervalToggle yearly /> })}
+        {resume}
+        <div class="plan-grid">
+            {cards
+                .into_iter()
+                .map(|card| view! { <PlanCardView card yearly signed_in checkout /> })
+                .collect_view()}
+        </div>
+    }
+}
+
+fn interval_word(billing: BillingType, yearly: bool) -> &'static str {
+    match (billing, yearly) {
+        (BillingType::OneTime, _) => "one_time",
+        (_, true) => "yearly",
+        (_, false) => "monthly",
+    }
+}
+
+/// A radio group of two links: each is a real URL (`?interval=…`) that works
+/// without JavaScript; arrow keys move between them as in any radio group.
+#[component]
+fn IntervalToggle(yearly: Memo<bool>) -> impl IntoView {
+    let navigate = use_navigate();
+    let on_key = move |ev: leptos::ev::KeyboardEvent| {
+        let target = match ev.key().as_str() {
+            "ArrowRight" | "ArrowDown" => Some(true),
+            "ArrowLeft" | "ArrowUp" => Some(false),
+            _ => None,
+        };
+        if let Some(to_yearly) = target {
+            ev.prevent_default();
+            let href = if to_yearly {
+                "/pricing?interval=yearly"
+            } else {
+                "/pricing?interval=monthly"
+            };
+            navigate(href, Default::default());
+            // Keep focus on the checked option, as a radio group does.
+            let id = if to_yearly {
+                "interval-yearly"
+            } else {
+                "interval-monthly"
+            };
+            if let Some(el) = document().get_element_by_id(id) {
+                use leptos::wasm_bindgen::JsCast;
+                if let Ok(el) = el.dyn_into::<leptos::web_sys::HtmlElement>() {
+                    let _ = el.focus();
+                }
+            }
+        }
+    };
+    let option = move |id: &'static str, href: &'static str, label: &'static str, is_yearly: bool| {
+        let checked = move || yearly.get() == is_yearly;
+        view! {
+            <A
+                href=href
+                attr:id=id
+                attr:role="radio"
+                attr:class="interval-option"
+                attr:aria-checked=move || checked().to_string()
+                attr:tabindex=move || if checked() { "0" } else { "-1" }
+            >
+                {label}
+            </A>
+        }
+    };
+    view! {
+        <div class="interval-toggle" role="radiogroup" aria-label="Billing interval" on:keydown=on_key>
+            {option("interval-monthly", "/pricing?interval=monthly", "Monthly", false)}
+            {option("interval-yearly", "/pricing?interval=yearly", "Yearly", true)}
+        </div>
+    }
+}
+
+#[component]
+fn PlanCardView(
+    card: PlanCard,
+    yearly: Memo<bool>,
+    signed_in: bool,
+    checkout: ServerAction<StartCheckout>,
+) -> impl IntoView {
+    let billing = card.billing;
+    let monthly = card.monthly.clone();
+    let yearly_offer = card.yearly.clone();
+    let offer = move || -> CardOffer {
+        if yearly.get() {
+            yearly_offer.clone()
+        } else {
+            monthly.clone()
+        }
+    };
+    let plan_id = card.id.clone();
+    let heading_id = format!("plan-{}", card.id);
+    let price = {
+        let offer = offer.clone();
+        move || {
+            offer().price.map(|price| {
+                view! {
+                    <p class="price">{price.label}</p>
+                    {price.per_month.map(|pm| view! { <p class="per-month">{pm}</p> })}
+                    {price.savings.map(|s| view! { <p class="savings">{s}</p> })}
+                }
+            })
+        }
+    };
+    let cta = move || {
+        let offer = offer();
+        let interval = interval_word(billing, yearly.get());
+        if offer.cta.disabled {
+            view! {
+                <button type="button" class="button cta" disabled>
+                    {offer.cta.text}
+                </button>
+            }
+            .into_any()
+        } else if !signed_in {
+            // Sign in (or up, for the free plan) and come back to this choice.
+            let back = format!("/pricing?interval={interval}&plan={}", plan_id);
+            let href = if billing == BillingType::Free {
+                "/signup?next=/pricing".to_owned()
+            } else {
+                format!("/login?next={}", encode(&back))
+            };
+            view! {
+                <a class="button cta" href=href>
+                    {offer.cta.text}
+                </a>
+            }
+            .into_any()
+        } else {
+            view! { <CheckoutForm plan=plan_id.clone() interval text=offer.cta.text checkout /> }
+                .into_any()
+        }
+    };
+    view! {
+        <article
+            class="plan-card"
+            class:popular=card.popular
+            data-plan=card.id.clone()
+            aria-labelledby=heading_id.clone()
+        >
+            {card.popular.then(|| view! { <span class="badge">"Most popular"</span> })}
+            <h2 id=heading_id.clone()>{card.name.clone()}</h2>
+            <p class="description">{card.description.clone()}</p>
+            {price}
+            <ul class="features">
+                {card.features.iter().map(|f| view! { <li>{f.clone()}</li> }).collect_view()}
+            </ul>
+            {cta}
+        </article>
+    }
+}
+
+/// The call to action as a form: posts without JavaScript, and with it shows a
+/// pending state (and ignores further clicks) until Stripe's page opens.
+#[component]
+fn CheckoutForm(
+    plan: String,
+    interval: &'static str,
+    text: String,
+    checkout: ServerAction<StartCheckout>,
+) -> impl IntoView {
+    let this_plan = plan.clone();
+    let pending = Signal::derive(move || {
+        checkout.pending().get()
+            && checkout
+                .input()
+                .with(|input| input.as_ref().is_some_and(|i| i.plan == this_plan))
+    });
+    let busy = move || checkout.pending().get();
+    view! {
+        <ActionForm action=checkout attr:class="cta-form">
+            <input type="hidden" name="plan" value=plan />
+            <input type="hidden" name="interval" value=interval />
+            <button type="submit" class="button cta" disabled=busy aria-busy=move || pending.get().to_string()>
+                {move || if pending.get() { "Redirecting…".to_owned() } else { text.clone() }}
+            </button>
+        </ActionForm>
+    }
+}
+
+/// Percent-encodes a path for a `next=` query parameter.
+fn encode(path: &str) -> String {
+    path.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}

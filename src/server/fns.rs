@@ -1,0 +1,59 @@
+//! What every server function needs: the shared state, the session, the signed-in
+//! user, and errors that are readable to the user without leaking internals.
+
+use axum::http::StatusCode;
+use leptos::prelude::*;
+
+use crate::{auth, db::entities::users, server::AppState};
+
+pub fn state() -> AppState {
+    expect_context::<AppState>()
+}
+
+/// A message for the user, with the HTTP status that describes it (so logs and
+/// monitors tell user errors from failures).
+pub fn user_error(status: StatusCode, message: impl Into<String>) -> ServerFnError {
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(status);
+    }
+    ServerFnError::new(message.into())
+}
+
+/// A failure: logged with its cause, shown to the user as a generic message.
+pub fn internal_error(what: &str, err: impl std::fmt::Display) -> ServerFnError {
+    tracing::error!(error = %err, "{what} failed");
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    ServerFnError::new("Something went wrong; please try again.")
+}
+
+/// Stripe could not be reached or refused: the user may retry; nothing was kept.
+pub fn stripe_error(what: &str, err: impl std::fmt::Display) -> ServerFnError {
+    tracing::error!(error = %err, "{what} failed");
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(StatusCode::BAD_GATEWAY);
+    }
+    ServerFnError::new("Payments are unavailable right now. Please try again in a minute.")
+}
+
+pub async fn session() -> Result<tower_sessions::Session, ServerFnError> {
+    leptos_axum::extract::<tower_sessions::Session>()
+        .await
+        .map_err(|err| internal_error("session extraction", err))
+}
+
+/// The signed-in user, from the server-side session only.
+pub async fn current_user() -> Result<Option<users::Model>, ServerFnError> {
+    let session = session().await?;
+    auth::current_user(&session, &state().db)
+        .await
+        .map_err(|err| internal_error("session lookup", err))
+}
+
+/// The signed-in user, or a 401 with a readable message.
+pub async fn require_user() -> Result<users::Model, ServerFnError> {
+    current_user()
+        .await?
+        .ok_or_else(|| user_error(StatusCode::UNAUTHORIZED, "Please sign in first."))
+}

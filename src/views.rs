@@ -1,0 +1,90 @@
+//! What the server sends the pages: plain, already-formatted data. Shared by the
+//! server (which computes it) and the browser (which renders it), so no money,
+//! date or policy logic needs to ship in the wasm.
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{BillingType, CallToActionView, PriceDisplay};
+
+/// One interval's price and call to action on a plan card.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardOffer {
+    pub price: Option<PriceDisplay>,
+    pub cta: CallToActionView,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanCard {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub billing: BillingType,
+    pub features: Vec<String>,
+    pub popular: bool,
+    pub monthly: CardOffer,
+    pub yearly: CardOffer,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PricingView {
+    pub signed_in: bool,
+    /// Whether any plan has a yearly price (otherwise the toggle is hidden).
+    pub has_yearly: bool,
+    pub cards: Vec<PlanCard>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseView {
+    pub name: String,
+    pub amount: String,
+    pub date: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceView {
+    pub number: String,
+    pub amount: String,
+    pub date: String,
+    pub status: String,
+    pub hosted_url: Option<String>,
+    pub pdf_url: Option<String>,
+}
+
+/// The result of coming back from Checkout, for the toast.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutReturn {
+    pub success: bool,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillingView {
+    pub plan_id: String,
+    pub plan_name: String,
+    /// "Active", "Trialing", "Past due" — for a paid plan.
+    pub status: Option<String>,
+    /// "Monthly" / "Yearly".
+    pub interval: Option<String>,
+    pub renews_on: Option<String>,
+    pub ends_on: Option<String>,
+    pub trial_ends_on: Option<String>,
+    /// Set while a failed renewal is being retried: access ends then.
+    pub past_due_until: Option<String>,
+    pub can_cancel: bool,
+    pub can_resume: bool,
+    pub has_customer: bool,
+    pub purchases: Vec<PurchaseView>,
+    pub invoices: Vec<InvoiceView>,
+    /// Invoices come from Stripe; when it is unreachable the rest still shows.
+    pub invoices_unavailable: bool,
+    pub checkout: Option<CheckoutReturn>,
+}
+
+/// The gated area's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GateView {
+    SignedOut,
+    Closed { plan_name: String },
+    Open { plan_name: String, limits: Vec<(String, String)> },
+}
