@@ -54,7 +54,13 @@ pub fn decide(
         };
     }
     if stored.same_state {
-        return Decision::Ignore;
+        // Nothing changes but the stamp: a newer event confirming the stored
+        // state moves it forward, so older events that arrive later stay stale.
+        return if incoming_at > stored.stamp {
+            Decision::Apply { stamp: incoming_at }
+        } else {
+            Decision::Ignore
+        };
     }
     match source {
         Source::Fetched => Decision::Apply {
@@ -111,6 +117,12 @@ mod tests {
             ..stored(100, "active")
         };
         assert_eq!(decide(Some(s), 100, false, Source::Event), Decision::Ignore);
+        assert_eq!(decide(Some(s), 99, false, Source::Fetched), Decision::Ignore);
+        // A newer event with the same content still moves the stamp forward.
+        assert_eq!(
+            decide(Some(s), 150, false, Source::Event),
+            Decision::Apply { stamp: 150 }
+        );
     }
 
     #[test]

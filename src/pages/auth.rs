@@ -80,7 +80,7 @@ mod server {
     }
 }
 
-#[server]
+#[server(endpoint = "sign_up")]
 pub async fn sign_up(
     email: String,
     password: String,
@@ -99,7 +99,7 @@ pub async fn sign_up(
     Ok(())
 }
 
-#[server]
+#[server(endpoint = "sign_in")]
 pub async fn sign_in(
     email: String,
     password: String,
@@ -130,7 +130,7 @@ pub async fn sign_in(
     Ok(())
 }
 
-#[server]
+#[server(endpoint = "sign_out")]
 pub async fn sign_out() -> Result<(), ServerFnError> {
     let session = server::session().await?;
     session
@@ -142,7 +142,7 @@ pub async fn sign_out() -> Result<(), ServerFnError> {
 }
 
 /// The signed-in user's email, for the header.
-#[server]
+#[server(endpoint = "current_user_email")]
 pub async fn current_user_email() -> Result<Option<String>, ServerFnError> {
     let session = server::session().await?;
     let user = crate::auth::current_user(&session, &server::state().db)

@@ -15,7 +15,7 @@ use crate::{
 /// `None` when nobody is signed in. With `checkout_session` (from the success
 /// redirect) the session is verified to be this user's and written through the
 /// webhook's own sync code before the page is computed.
-#[server(endpoint = "billing_view")]
+#[server(endpoint = "load_billing")]
 pub async fn load_billing(
     checkout_session: Option<String>,
 ) -> Result<Option<BillingView>, ServerFnError> {

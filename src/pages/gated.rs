@@ -5,7 +5,7 @@ use leptos_router::components::A;
 
 use crate::views::GateView;
 
-#[server(endpoint = "gate_view")]
+#[server(endpoint = "load_gate")]
 pub async fn load_gate() -> Result<GateView, ServerFnError> {
     use crate::{catalog::Limit, server::fns};
     let Some(user) = fns::current_user().await? else {

@@ -14,7 +14,7 @@ pub struct ServerStatus {
     pub stripe: String,
 }
 
-#[server]
+#[server(endpoint = "check_server")]
 pub async fn check_server() -> Result<ServerStatus, ServerFnError> {
     let state = expect_context::<crate::server::AppState>();
     let database = crate::db::ping(&state.db).await.map_err(|err| {

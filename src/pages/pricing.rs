@@ -15,7 +15,7 @@ use crate::{
     views::{CardOffer, PlanCard, PricingView},
 };
 
-#[server(endpoint = "pricing_view")]
+#[server(endpoint = "load_pricing")]
 pub async fn load_pricing() -> Result<PricingView, ServerFnError> {
     use crate::server::fns;
     let state = fns::state();

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod billing;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use billing_starter::{

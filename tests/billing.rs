@@ -1,0 +1,492 @@
+//! Billing state from Stripe's events, on SQLite and PostgreSQL: exactly-once
+//! effects, any delivery order, stale updates, failures that Stripe retries, and
+//! the checkout success page sharing the webhook's write path.
+
+mod common;
+
+use billing_starter::db::entities::{one_time_purchases, subscriptions, users, webhook_events};
+use common::{billing::World, TestDb};
+use reqwest::StatusCode;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{json, Value};
+
+/// The fields of a subscription row that describe Stripe's state (not our
+/// bookkeeping: ids, timestamps of our writes, the freshness stamp).
+fn state_of(row: &subscriptions::Model) -> Value {
+    json!({
+        "user": row.user_id, "customer": row.stripe_customer_id, "price": row.stripe_price_id,
+        "plan": row.plan_id, "interval": row.interval, "status": row.status,
+        "period_end": row.current_period_end.map(|t| t.timestamp()),
+        "cancel_at_period_end": row.cancel_at_period_end,
+        "cancel_at": row.cancel_at.map(|t| t.timestamp()),
+    })
+}
+
+async fn subscription_rows(world: &World) -> Vec<subscriptions::Model> {
+    subscriptions::Entity::find()
+        .all(&world.app.db)
+        .await
+        .unwrap()
+}
+
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![vec![]];
+    }
+    let mut all = Vec::new();
+    for rest in permutations(n - 1) {
+        for at in 0..=rest.len() {
+            let mut p = rest.clone();
+            p.insert(at, n - 1);
+            all.push(p);
+        }
+    }
+    all
+}
+
+/// Subscribes a new user to Premium monthly through the app and the hosted page,
+/// then schedules a cancellation 100 s later (Stripe's clock), so the sequence
+/// has a clear newest state. Returns the user's id and the subscription id.
+async fn subscribe_then_cancel(world: &World, email: &str) -> (i64, String) {
+    let browser = world.sign_up(email).await;
+    let url = world.checkout(&browser, "premium", "monthly").await;
+    let (status, _) = world.pay(&url, "4242424242424242").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let user = users::Entity::find()
+        .filter(users::Column::Email.eq(email))
+        .one(&world.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let customer = user.stripe_customer_id.clone().expect("customer linked");
+    let subs = world
+        .stripe_get(&format!("subscriptions?customer={customer}"))
+        .await;
+    let sub_id = subs["data"][0]["id"].as_str().unwrap().to_owned();
+    world.control("advance", json!({"seconds": 100})).await;
+    world
+        .stripe_post(
+            &format!("subscriptions/{sub_id}"),
+            &[("cancel_at_period_end", "true")],
+        )
+        .await;
+    (user.id, sub_id)
+}
+
+async fn order_independence(db: TestDb) {
+    let world = World::start(&db).await;
+    let (_, sub_id) = subscribe_then_cancel(&world, "orders@example.com").await;
+    let events = world.events().await;
+    let about_sub = |e: &&Value| {
+        e["data"]["object"]["id"] == sub_id.as_str()
+            || e["data"]["object"]["subscription"] == sub_id.as_str()
+    };
+    let pick = |kind: &str, cancel: Option<bool>| -> Value {
+        events
+            .iter()
+            .filter(about_sub)
+            .find(|e| {
+                e["type"] == kind
+                    && cancel.is_none_or(|c| e["data"]["object"]["cancel_at_period_end"] == c)
+            })
+            .unwrap_or_else(|| panic!("{kind} event"))
+            .clone()
+    };
+    // created (incomplete), updated (active), checkout completed, updated (cancel).
+    let sequence = [
+        pick("customer.subscription.created", None),
+        pick("customer.subscription.updated", Some(false)),
+        pick("checkout.session.completed", None),
+        pick("customer.subscription.updated", Some(true)),
+    ];
+
+    // In order, once: the reference state.
+    for event in &sequence {
+        assert_eq!(world.deliver(event).await, StatusCode::OK);
+    }
+    let rows = subscription_rows(&world).await;
+    assert_eq!(rows.len(), 1);
+    let reference = state_of(&rows[0]);
+    assert_eq!(reference["status"], "active");
+    assert_eq!(reference["cancel_at_period_end"], true);
+    assert_eq!(reference["plan"], "premium");
+    assert!(reference["user"].is_number(), "linked to the user");
+
+    // Duplicates: each event again, twice — no new rows, no change.
+    for event in sequence.iter().chain(sequence.iter()) {
+        assert_eq!(world.deliver(event).await, StatusCode::OK);
+    }
+    assert_eq!(state_of(&subscription_rows(&world).await[0]), reference);
+    assert_eq!(
+        webhook_events::Entity::find()
+            .count(&world.app.db)
+            .await
+            .unwrap(),
+        4
+    );
+
+    // All 24 orders of the 4 events end in the same row.
+    for order in permutations(4) {
+        subscriptions::Entity::delete_many()
+            .exec(&world.app.db)
+            .await
+            .unwrap();
+        webhook_events::Entity::delete_many()
+            .exec(&world.app.db)
+            .await
+            .unwrap();
+        for &i in &order {
+            assert_eq!(world.deliver(&sequence[i]).await, StatusCode::OK, "{order:?}");
+        }
+        let rows = subscription_rows(&world).await;
+        assert_eq!(rows.len(), 1, "{order:?}");
+        assert_eq!(state_of(&rows[0]), reference, "order {order:?}");
+    }
+
+    // A stale update (older than the stored state by more than the tie window)
+    // is ignored, even though its content differs.
+    let mut stale = sequence[1].clone();
+    stale["id"] = json!("evt_stale_update");
+    stale["created"] = json!(sequence[3]["created"].as_i64().unwrap() - 60);
+    stale["data"]["object"]["status"] = json!("past_due");
+    let stamp_before = subscription_rows(&world).await[0].stripe_state_at;
+    assert_eq!(world.deliver(&stale).await, StatusCode::OK);
+    assert_eq!(
+        state_of(&subscription_rows(&world).await[0]),
+        reference,
+        "stale at {} vs stored {stamp_before}; created {:?}",
+        stale["created"],
+        sequence.iter().map(|e| e["created"].clone()).collect::<Vec<_>>()
+    );
+
+    // A newer one applies.
+    let mut newer = sequence[3].clone();
+    newer["id"] = json!("evt_newer_update");
+    newer["created"] = json!(sequence[3]["created"].as_i64().unwrap() + 60);
+    newer["data"]["object"]["status"] = json!("past_due");
+    assert_eq!(world.deliver(&newer).await, StatusCode::OK);
+    assert_eq!(subscription_rows(&world).await[0].status, "past_due");
+
+    world.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn subscription_events_in_any_order_on_sqlite() {
+    order_independence(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn subscription_events_in_any_order_on_postgres() {
+    match TestDb::postgres().await {
+        Some(db) => order_independence(db).await,
+        None => eprintln!("note: {} not set; skipped", common::POSTGRES_URL_VAR),
+    }
+}
+
+/// A handler that fails (Stripe unreachable while the event needs it) answers 500
+/// and records the error; Stripe's retry then succeeds.
+async fn failure_then_retry(db: TestDb) {
+    let world = World::start(&db).await;
+    let (_, sub_id) = subscribe_then_cancel(&world, "retry@example.com").await;
+    let invoice = world
+        .events()
+        .await
+        .into_iter()
+        .find(|e| {
+            e["type"] == "invoice.paid"
+                && e["data"]["object"]["parent"]["subscription_details"]["subscription"]
+                    == sub_id.as_str()
+        })
+        .expect("invoice.paid");
+
+    // The invoice is the first word of this subscription: the app must read it
+    // from Stripe, which now fails every call.
+    world
+        .control(
+            "faults",
+            json!({"rate": 1.0, "kinds": ["500"], "hang_ms": 0}),
+        )
+        .await;
+    assert_eq!(
+        world.deliver(&invoice).await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    let failed = webhook_events::Entity::find()
+        .one(&world.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((failed.status.as_str(), failed.attempts), ("failed", 1));
+    assert!(failed.last_error.is_some());
+    assert_eq!(subscription_rows(&world).await.len(), 0, "nothing half-done");
+
+    world
+        .control("faults", json!({"rate": 0.0, "kinds": [], "hang_ms": 0}))
+        .await;
+    assert_eq!(world.deliver(&invoice).await, StatusCode::OK);
+    let done = webhook_events::Entity::find()
+        .one(&world.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((done.status.as_str(), done.attempts), ("processed", 2));
+    assert_eq!(done.last_error, None);
+    let rows = subscription_rows(&world).await;
+    assert_eq!(rows.len(), 1, "created from Stripe's copy");
+    assert!(rows[0].cancel_at_period_end, "with Stripe's current state");
+    // And a later re-delivery is a duplicate.
+    assert_eq!(world.deliver(&invoice).await, StatusCode::OK);
+    world.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn failing_handler_then_retry_on_sqlite() {
+    failure_then_retry(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn failing_handler_then_retry_on_postgres() {
+    match TestDb::postgres().await {
+        Some(db) => failure_then_retry(db).await,
+        None => eprintln!("note: {} not set; skipped", common::POSTGRES_URL_VAR),
+    }
+}
+
+/// The success page stores the subscription before any webhook arrives, and the
+/// webhooks that come later change nothing.
+#[tokio::test]
+async fn success_page_shows_the_plan_before_the_webhook() {
+    let db = TestDb::sqlite();
+    let world = World::start(&db).await;
+    let browser = world.sign_up("first@example.com").await;
+    let url = world.checkout(&browser, "premium", "yearly").await;
+    let (_, success) = world.pay(&url, "4242424242424242").await;
+    assert!(success.contains("checkout_status=success"), "{success}");
+    assert!(success.contains("plan=premium&billing_type=subscription"));
+    let session_id = success.split("session_id=").nth(1).unwrap().to_owned();
+
+    let (status, _, body) = world
+        .call(
+            Some(&browser),
+            "load_billing",
+            &[("checkout_session", &session_id)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let view: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(view["plan_name"], "Premium", "{view}");
+    assert_eq!(view["interval"], "Yearly");
+    assert_eq!(view["checkout"]["success"], true);
+    assert_eq!(subscription_rows(&world).await.len(), 1);
+    let before = state_of(&subscription_rows(&world).await[0]);
+
+    // Now every webhook arrives, in Stripe's order: same state.
+    for event in world.events().await {
+        assert_eq!(world.deliver(&event).await, StatusCode::OK);
+    }
+    assert_eq!(state_of(&subscription_rows(&world).await[0]), before);
+
+    // Another user cannot claim this session.
+    let other = world.sign_up("second@example.com").await;
+    let (_, _, body) = world
+        .call(
+            Some(&other),
+            "load_billing",
+            &[("checkout_session", &session_id)],
+        )
+        .await;
+    let view: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(view["plan_name"], "Free", "{view}");
+    assert_eq!(view["checkout"]["success"], false);
+    assert_eq!(
+        subscriptions::Entity::find()
+            .filter(subscriptions::Column::UserId.ne(
+                users::Entity::find()
+                    .filter(users::Column::Email.eq("first@example.com"))
+                    .one(&world.app.db)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .id
+            ))
+            .count(&world.app.db)
+            .await
+            .unwrap(),
+        0
+    );
+    world.stop().await;
+    db.cleanup().await;
+}
+
+/// A pack bought once is granted once however often its events arrive, and a
+/// refund takes it back — even when the refund is delivered first.
+#[tokio::test]
+async fn one_time_pack_is_granted_once_and_refunds_reverse_it() {
+    let db = TestDb::sqlite();
+    let world = World::start(&db).await;
+    let browser = world.sign_up("pack@example.com").await;
+    let url = world.checkout(&browser, "standard_pack", "one_time").await;
+    let (status, _) = world.pay(&url, "4242424242424242").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let completed = world
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e["type"] == "checkout.session.completed")
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(world.deliver(&completed).await, StatusCode::OK);
+    }
+    let purchases = one_time_purchases::Entity::find()
+        .all(&world.app.db)
+        .await
+        .unwrap();
+    assert_eq!(purchases.len(), 1);
+    assert_eq!(purchases[0].status, "paid");
+    assert_eq!(purchases[0].plan_id.as_deref(), Some("standard_pack"));
+    assert_eq!(purchases[0].amount_total, 2900);
+
+    let (_, _, body) = world.call(Some(&browser), "load_pricing", &[]).await;
+    let pricing: Value = serde_json::from_str(&body).unwrap();
+    let pack = pricing["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "standard_pack")
+        .unwrap();
+    assert_eq!(pack["monthly"]["cta"]["text"], "Purchased");
+    assert_eq!(pack["monthly"]["cta"]["disabled"], true);
+    // Buying it again is refused.
+    let (status, _, body) = world
+        .call(
+            Some(&browser),
+            "start_checkout",
+            &[("plan", "standard_pack"), ("interval", "one_time")],
+        )
+        .await;
+    assert!(status.is_client_error() || body.contains("already own"), "{status} {body}");
+
+    // Refund, then deliver the refund event to a fresh database that has never
+    // seen the purchase: the row is created from Stripe and marked refunded.
+    let pi = purchases[0].stripe_payment_intent_id.clone().unwrap();
+    world
+        .stripe_post("refunds", &[("payment_intent", &pi)])
+        .await;
+    let refunded = world
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e["type"] == "charge.refunded")
+        .expect("charge.refunded");
+    one_time_purchases::Entity::delete_many()
+        .exec(&world.app.db)
+        .await
+        .unwrap();
+    webhook_events::Entity::delete_many()
+        .exec(&world.app.db)
+        .await
+        .unwrap();
+    assert_eq!(world.deliver(&refunded).await, StatusCode::OK);
+    assert_eq!(world.deliver(&completed).await, StatusCode::OK, "late, duplicate-free");
+    let purchases = one_time_purchases::Entity::find()
+        .all(&world.app.db)
+        .await
+        .unwrap();
+    assert_eq!(purchases.len(), 1);
+    assert_eq!(purchases[0].status, "refunded", "a late completion does not re-grant");
+    world.stop().await;
+    db.cleanup().await;
+}
+
+/// The checkout server function: identity from the session only, plans from the
+/// catalog only, one customer and one session however hard it is clicked, and a
+/// plan change (not a second subscription) for a subscriber.
+#[tokio::test]
+async fn checkout_server_function_rules() {
+    let db = TestDb::sqlite();
+    let world = World::start(&db).await;
+
+    // Not signed in: 401 with a readable message, nothing created in Stripe.
+    let (status, _, body) = world
+        .call(None, "start_checkout", &[("plan", "premium"), ("interval", "monthly")])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("Please sign in"), "{body}");
+
+    let browser = world.sign_up("rules@example.com").await;
+    // A raw Stripe price id, an unknown plan, an unknown interval: refused.
+    let price = world.stripe_get("prices?lookup_keys[]=premium_monthly").await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (plan, interval, message) in [
+        (price.as_str(), "monthly", "That plan does not exist."),
+        ("enterprise", "monthly", "That plan does not exist."),
+        ("premium", "weekly", "Choose monthly or yearly billing."),
+    ] {
+        let (status, _, body) = world
+            .call(Some(&browser), "start_checkout", &[("plan", plan), ("interval", interval)])
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{plan}: {body}");
+        assert!(body.contains(message), "{plan}: {body}");
+    }
+    assert_eq!(
+        world.stripe_get("customers?limit=100").await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "refusals make no Stripe call"
+    );
+    // The free plan makes no Stripe call either.
+    let (_, location, _) = world
+        .submit(Some(&browser), "start_checkout", &[("plan", "free")])
+        .await;
+    assert_eq!(location.as_deref(), Some("/dashboard/billing"));
+
+    // 50 concurrent clicks: one customer, one Checkout Session.
+    let clicks = (0..50).map(|_| world.checkout(&browser, "premium", "monthly"));
+    let urls = futures_util::future::join_all(clicks).await;
+    assert!(urls.iter().all(|url| *url == urls[0]), "one session for all clicks");
+    let customers = world.stripe_get("customers/search?query=email:'rules@example.com'").await;
+    assert_eq!(customers["data"].as_array().unwrap().len(), 1, "{customers}");
+    let sessions = world.stripe_get("checkout/sessions?limit=100").await;
+    assert_eq!(sessions["data"].as_array().unwrap().len(), 1);
+
+    // Subscribed: picking yearly goes to the portal's confirm flow instead.
+    let (status, _) = world.pay(&urls[0], "4242424242424242").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    for event in world.events().await {
+        world.deliver(&event).await;
+    }
+    let (status, location, body) = world
+        .submit(
+            Some(&browser),
+            "start_checkout",
+            &[("plan", "premium"), ("interval", "yearly")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FOUND, "{body}");
+    let portal = location.unwrap();
+    assert!(portal.contains("/portal/"), "{portal}");
+    let page = world.http.get(&portal).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Confirm plan change"), "{page}");
+    // And the same plan and interval is refused as current.
+    let (status, _, body) = world
+        .call(
+            Some(&browser),
+            "start_checkout",
+            &[("plan", "premium"), ("interval", "monthly")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("already on this plan"), "{body}");
+    // One portal configuration, reused.
+    world.submit(Some(&browser), "open_portal", &[]).await;
+    let configs = world.stripe_get("billing_portal/configurations").await;
+    assert_eq!(configs["data"].as_array().unwrap().len(), 1, "{configs}");
+    world.stop().await;
+    db.cleanup().await;
+}

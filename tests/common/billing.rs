@@ -1,0 +1,224 @@
+//! A signed-in user, the app and the Stripe emulator, talked to over HTTP the way
+//! a browser and Stripe would.
+
+use billing_starter::webhooks::signature;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::{TestApp, TestDb};
+
+pub const SECRET: &str = "whsec_billing_tests";
+
+pub struct World {
+    pub emulator: stripe_emulator::Running,
+    pub app: TestApp,
+    pub http: reqwest::Client,
+}
+
+pub struct Browser {
+    pub cookie: String,
+    pub email: String,
+}
+
+impl World {
+    /// The app and an emulator holding the catalog. Events are not forwarded: tests
+    /// read them from the emulator and deliver them in the order they choose.
+    pub async fn start(db: &TestDb) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let emulator = stripe_emulator::start(listener, Default::default())
+            .await
+            .unwrap();
+        let app = TestApp::spawn_with_stripe(
+            db.url(),
+            &emulator.base_url,
+            &[("STRIPE_WEBHOOK_SECRET", SECRET)],
+        )
+        .await;
+        Self {
+            emulator,
+            app,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub async fn stop(self) {
+        self.app.stop().await.unwrap();
+        self.emulator.stop().await;
+    }
+
+    /// Signs up over HTTP and keeps the session cookie.
+    pub async fn sign_up(&self, email: &str) -> Browser {
+        let response = self
+            .http
+            .post(self.app.url("/api/sign_up"))
+            .form(&[("email", email), ("password", "correct horse battery")])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            status.is_success() || status.is_redirection(),
+            "sign-up: {status} {:?}",
+            response.headers()
+        );
+        let cookie = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("billing_session="))
+            .expect("session cookie")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        Browser {
+            cookie,
+            email: email.to_owned(),
+        }
+    }
+
+    /// Calls a server function as the hydrated page's client does (JSON answers).
+    pub async fn call(
+        &self,
+        browser: Option<&Browser>,
+        function: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, Option<String>, String) {
+        self.request(browser, function, form, false).await
+    }
+
+    /// Posts to a server function as a plain HTML form does (no JavaScript).
+    pub async fn submit(
+        &self,
+        browser: Option<&Browser>,
+        function: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, Option<String>, String) {
+        self.request(browser, function, form, true).await
+    }
+
+    async fn request(
+        &self,
+        browser: Option<&Browser>,
+        function: &str,
+        form: &[(&str, &str)],
+        html: bool,
+    ) -> (StatusCode, Option<String>, String) {
+        let mut request = self
+            .http
+            .post(self.app.url(&format!("/api/{function}")))
+            .form(form);
+        if html {
+            request = request.header("accept", "text/html");
+        }
+        if let Some(browser) = browser {
+            request = request.header("cookie", &browser.cookie);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (status, location, response.text().await.unwrap())
+    }
+
+    /// Starts checkout and returns the hosted page's URL.
+    pub async fn checkout(&self, browser: &Browser, plan: &str, interval: &str) -> String {
+        let (status, location, body) = self
+            .submit(
+                Some(browser),
+                "start_checkout",
+                &[("plan", plan), ("interval", interval)],
+            )
+            .await;
+        assert_eq!(status, StatusCode::FOUND, "{body}");
+        location.expect("redirect to Stripe")
+    }
+
+    /// Pays on the hosted Checkout page; returns the redirect (success URL).
+    pub async fn pay(&self, checkout_url: &str, card: &str) -> (StatusCode, String) {
+        let response = self
+            .http
+            .post(checkout_url)
+            .form(&[("card_number", card), ("email", "buyer@example.com")])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, location)
+    }
+
+    pub async fn stripe_get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}v1/{path}", self.emulator.base_url))
+            .bearer_auth("sk_test_tests")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn stripe_post(&self, path: &str, form: &[(&str, &str)]) -> Value {
+        self.http
+            .post(format!("{}v1/{path}", self.emulator.base_url))
+            .bearer_auth("sk_test_tests")
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn control(&self, path: &str, body: Value) -> Value {
+        self.http
+            .post(format!("{}_emulator/{path}", self.emulator.base_url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Every event the emulator has emitted, oldest first.
+    pub async fn events(&self) -> Vec<Value> {
+        let mut events: Vec<Value> = self.stripe_get("events?limit=100").await["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        events.sort_by_key(|e| e["created"].as_i64());
+        events
+    }
+
+    /// Delivers `event` to the app's webhook route, signed as Stripe would.
+    pub async fn deliver(&self, event: &Value) -> StatusCode {
+        let body = event.to_string();
+        self.http
+            .post(self.app.url("/api/stripe/webhooks"))
+            .header("content-type", "application/json")
+            .header(
+                "stripe-signature",
+                signature::sign(body.as_bytes(), SECRET, chrono::Utc::now().timestamp()),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+}
