@@ -231,7 +231,15 @@ async fn handle(
             _ => None,
         };
 
-        let fingerprint = format!("{method} {} {}", uri.path(), String::from_utf8_lossy(&body));
+        // Stripe compares a keyed request's parameters, not their byte order (clients
+        // serialise maps in any order).
+        let fingerprint = {
+            let mut pairs: Vec<(String, String)> = form_urlencoded::parse(&body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            pairs.sort();
+            format!("{method} {} {pairs:?}", uri.path())
+        };
         if let Some(key) = &idempotency_key {
             if let Some(saved) = store.idempotency.get(key) {
                 let response = if saved.fingerprint == fingerprint {

@@ -24,6 +24,11 @@ impl World {
     /// The app and an emulator holding the catalog. Events are not forwarded: tests
     /// read them from the emulator and deliver them in the order they choose.
     pub async fn start(db: &TestDb) -> Self {
+        // `RUST_LOG=warn cargo test … -- --nocapture` shows the app's logs.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let emulator = stripe_emulator::start(listener, Default::default())
             .await

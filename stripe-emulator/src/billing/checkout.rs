@@ -130,7 +130,7 @@ pub fn create(ctx: &mut Ctx<'_>, p: &Value) -> Result<Value, ApiError> {
             "payment_method_configuration_details": null, "payment_method_options": {}, "payment_method_types": ["card"],
             "phone_number_collection": {"enabled": false}, "saved_payment_method_options": null, "setup_intent": null,
             "shipping_address_collection": null, "shipping_cost": null, "shipping_options": [], "submit_type": null,
-            "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0}, "ui_mode": "hosted",
+            "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0}, "ui_mode": "hosted_page",
             "billing_address_collection": params::string(p, "billing_address_collection"), "wallet_options": null,
             "managed_payments": null, "origin_context": null, "permissions": null, "integration_identifier": null,
             "recovered_from": null, "payment_link": null, "client_secret": null, "customer_account": null,
