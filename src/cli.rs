@@ -30,6 +30,26 @@ pub enum Command {
     /// Check a deployment against the going-live checklist (one line per item;
     /// exit status 1 if any fails). The app must be running for the webhook round trip.
     Doctor,
+    /// Re-process stored webhook events through the billing sync.
+    Webhooks {
+        #[command(subcommand)]
+        action: WebhooksAction,
+    },
+    /// Compare every local subscription with Stripe, fix drift through the same
+    /// upsert the webhooks use, and print what changed.
+    Reconcile,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum WebhooksAction {
+    /// Re-apply one stored event by id, or every failed one with `--failed`.
+    Replay {
+        /// The Stripe event id (evt_…).
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        event_id: Option<String>,
+        #[arg(long)]
+        failed: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]

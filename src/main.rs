@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use billing_starter::{
     catalog::{self, sync},
-    cli::{CatalogAction, Cli, Command, MigrateAction},
+    cli::{CatalogAction, Cli, Command, MigrateAction, WebhooksAction},
     config::Config,
     db,
     gateway::StripeGateway,
@@ -43,6 +43,37 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Catalog { action } => catalog_command(config, action).await,
+        Command::Webhooks {
+            action: WebhooksAction::Replay { event_id, .. },
+        } => {
+            let state = operator_state(config).await?;
+            let replayed = billing_starter::operations::replay(&state, event_id.as_deref()).await?;
+            let mut failed = 0;
+            for event in &replayed {
+                match &event.result {
+                    Ok(()) => println!("ok      {} {}", event.event_id, event.event_type),
+                    Err(err) => {
+                        failed += 1;
+                        println!("failed  {} {}: {err}", event.event_id, event.event_type);
+                    }
+                }
+            }
+            println!("{} replayed, {failed} failed", replayed.len());
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Reconcile => {
+            let state = operator_state(config).await?;
+            let drift = billing_starter::operations::reconcile(&state).await?;
+            for d in &drift {
+                println!("fixed   {}: {}", d.subscription_id, d.change);
+            }
+            println!("{} subscription(s) differed from Stripe", drift.len());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor => {
             let catalog = catalog::load::load(&config.catalog_path)?;
             let stripe = StripeGateway::from_config(&config)?;
@@ -57,6 +88,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// The app's state for a one-shot command: database (migrated), catalog, prices.
+async fn operator_state(config: Config) -> anyhow::Result<AppState> {
+    let db = db::connect(&config.database_url).await?;
+    db::migrate(&db).await?;
+    let state = AppState::new(db, config)?;
+    state
+        .refresh_prices()
+        .await
+        .context("resolving catalog prices in Stripe")?;
+    Ok(state)
 }
 
 async fn migrate(config: Config, action: MigrateAction) -> anyhow::Result<()> {

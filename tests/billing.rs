@@ -490,3 +490,83 @@ async fn checkout_server_function_rules() {
     world.stop().await;
     db.cleanup().await;
 }
+
+/// `reconcile` finds and fixes drift (events that never arrived) through the same
+/// upsert; `webhooks replay --failed` re-applies events that failed.
+#[tokio::test]
+async fn reconcile_and_replay() {
+    let db = TestDb::sqlite();
+    let world = World::start(&db).await;
+    let browser = world.sign_up("ops@example.com").await;
+    let url = world.checkout(&browser, "premium", "monthly").await;
+    let (_, success) = world.pay(&url, "4242424242424242").await;
+    let session_id = success.split("session_id=").nth(1).unwrap().to_owned();
+    world
+        .call(Some(&browser), "load_billing", &[("checkout_session", &session_id)])
+        .await;
+    let sub_id = subscription_rows(&world).await[0].stripe_subscription_id.clone();
+    assert!(billing_starter::operations::reconcile(&world.app.state)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Canceled in Stripe; the webhook is lost.
+    world
+        .stripe_post(
+            &format!("subscriptions/{sub_id}"),
+            &[("cancel_at_period_end", "true")],
+        )
+        .await;
+    let drift = billing_starter::operations::reconcile(&world.app.state)
+        .await
+        .unwrap();
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert!(drift[0].change.contains("cancel_at_period_end false → true"), "{drift:?}");
+    assert!(subscription_rows(&world).await[0].cancel_at_period_end);
+    assert!(billing_starter::operations::reconcile(&world.app.state)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // An event that failed while Stripe was down is replayed once it is back.
+    let mut invoice_event = world
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e["type"] == "invoice.paid")
+        .unwrap();
+    invoice_event["id"] = json!("evt_replay_me");
+    subscriptions::Entity::delete_many()
+        .exec(&world.app.db)
+        .await
+        .unwrap();
+    world
+        .control("faults", json!({"rate": 1.0, "kinds": ["500"], "hang_ms": 0}))
+        .await;
+    assert_eq!(
+        world.deliver(&invoice_event).await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    world
+        .control("faults", json!({"rate": 0.0, "kinds": [], "hang_ms": 0}))
+        .await;
+    let replayed = billing_starter::operations::replay(&world.app.state, None)
+        .await
+        .unwrap();
+    assert_eq!(replayed.len(), 1);
+    assert!(replayed[0].result.is_ok(), "{replayed:?}");
+    assert_eq!(subscription_rows(&world).await.len(), 1, "restored from Stripe");
+    let row = webhook_events::Entity::find()
+        .filter(webhook_events::Column::StripeEventId.eq("evt_replay_me"))
+        .one(&world.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.status.as_str(), row.attempts), ("processed", 2));
+    assert!(billing_starter::operations::replay(&world.app.state, None)
+        .await
+        .unwrap()
+        .is_empty());
+    world.stop().await;
+    db.cleanup().await;
+}

@@ -23,7 +23,9 @@ use stripe_billing::{
         CreateBillingPortalSessionFlowDataType,
     },
     invoice::ListInvoice,
-    subscription::{RetrieveSubscription, UpdateSubscription},
+    subscription::{
+        ListSubscription, ListSubscriptionStatus, RetrieveSubscription, UpdateSubscription,
+    },
 };
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionPaymentIntentData,
@@ -211,6 +213,21 @@ impl StripeGateway {
             .await
             .map_err(GatewayError::call("retrieve subscription"))?;
         Ok(objects::subscription(&sub))
+    }
+
+    /// Every subscription of a customer, canceled ones included (`reconcile`).
+    pub async fn customer_subscriptions(
+        &self,
+        customer_id: &str,
+    ) -> Result<Vec<SubscriptionState>, GatewayError> {
+        let page = ListSubscription::new()
+            .customer(customer_id)
+            .status(ListSubscriptionStatus::All)
+            .limit(100)
+            .send(self.client())
+            .await
+            .map_err(GatewayError::call("list subscriptions"))?;
+        Ok(page.data.iter().map(objects::subscription).collect())
     }
 
     pub async fn set_cancel_at_period_end(
