@@ -92,7 +92,20 @@ pub struct Config {
     pub stripe: StripeConfig,
     /// Days a past_due subscription keeps access while Stripe retries the card.
     pub past_due_grace_days: u32,
+    /// Server-side GA4 purchase events, when configured.
+    pub ga4: Option<Ga4Config>,
 }
+
+/// GA4 Measurement Protocol settings (`GA4_MEASUREMENT_ID`, `GA4_API_SECRET`).
+#[derive(Clone, Debug)]
+pub struct Ga4Config {
+    pub measurement_id: String,
+    pub api_secret: SecretString,
+    /// `GA4_ENDPOINT`: Google's collect URL, or a loopback receiver in tests.
+    pub endpoint: String,
+}
+
+pub const DEFAULT_GA4_ENDPOINT: &str = "https://www.google-analytics.com/mp/collect";
 
 impl Config {
     /// `path` (which may carry a query) on the app's public URL.
@@ -148,6 +161,9 @@ struct RawEnv {
     stripe_webhook_secret: Option<String>,
     stripe_api_base: Option<String>,
     past_due_grace_days: Option<String>,
+    ga4_measurement_id: Option<String>,
+    ga4_api_secret: Option<String>,
+    ga4_endpoint: Option<String>,
 }
 
 impl Config {
@@ -248,6 +264,29 @@ impl RawEnv {
                 })?,
         };
 
+        let ga4 = match (self.ga4_measurement_id, self.ga4_api_secret) {
+            (None, None) => None,
+            (Some(measurement_id), Some(secret)) => Some(Ga4Config {
+                measurement_id,
+                api_secret: SecretString::from(secret),
+                endpoint: self
+                    .ga4_endpoint
+                    .unwrap_or_else(|| DEFAULT_GA4_ENDPOINT.to_owned()),
+            }),
+            (Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    "GA4_API_SECRET",
+                    "required when GA4_MEASUREMENT_ID is set",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "GA4_MEASUREMENT_ID",
+                    "required when GA4_API_SECRET is set",
+                ))
+            }
+        };
+
         let stripe = stripe_config(
             app_env,
             self.stripe_secret_key,
@@ -278,6 +317,7 @@ impl RawEnv {
             paths,
             stripe,
             past_due_grace_days,
+            ga4,
         })
     }
 }

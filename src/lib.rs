@@ -11,6 +11,8 @@ pub mod pages;
 pub mod views;
 
 #[cfg(feature = "ssr")]
+pub mod analytics;
+#[cfg(feature = "ssr")]
 pub mod auth;
 #[cfg(feature = "ssr")]
 pub mod billing;

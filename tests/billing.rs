@@ -570,3 +570,91 @@ async fn reconcile_and_replay() {
     world.stop().await;
     db.cleanup().await;
 }
+
+/// A completed purchase sends one GA4 `purchase` event, however often Stripe
+/// delivers it; an unreachable GA4 never fails the webhook.
+#[tokio::test]
+async fn ga4_purchase_is_sent_once_per_payment() {
+    use std::sync::{Arc, Mutex};
+    let received: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let sink = received.clone();
+    let receiver = axum::Router::new().route(
+        "/mp/collect",
+        axum::routing::post(
+            move |uri: axum::http::Uri, axum::Json(body): axum::Json<Value>| {
+                let sink = sink.clone();
+                async move {
+                    sink.lock()
+                        .unwrap()
+                        .push((uri.query().unwrap_or_default().to_owned(), body));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/mp/collect", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let db = TestDb::sqlite();
+    let world = World::start_with(
+        &db,
+        &[
+            ("GA4_MEASUREMENT_ID", "G-TEST123"),
+            ("GA4_API_SECRET", "ga4-secret"),
+            ("GA4_ENDPOINT", &endpoint),
+        ],
+    )
+    .await;
+    let browser = world.sign_up("ga4@example.com").await;
+    let url = world.checkout(&browser, "standard_pack", "one_time").await;
+    world.pay(&url, "4242424242424242").await;
+    let completed = world
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e["type"] == "checkout.session.completed")
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(world.deliver(&completed).await, StatusCode::OK);
+    }
+    // Subscription and other events send nothing.
+    for event in world.events().await {
+        world.deliver(&event).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let sent = received.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let (query, body) = &sent[0];
+    assert_eq!(query, "measurement_id=G-TEST123&api_secret=ga4-secret");
+    let purchase = &body["events"][0];
+    assert_eq!(purchase["name"], "purchase");
+    assert_eq!(purchase["params"]["value"], 29.0);
+    assert_eq!(purchase["params"]["currency"], "USD");
+    assert_eq!(purchase["params"]["transaction_id"], completed["data"]["object"]["id"]);
+    assert_eq!(purchase["params"]["items"][0]["item_id"], "standard_pack");
+    world.stop().await;
+
+    // GA4 down: the webhook still succeeds.
+    let db = TestDb::sqlite();
+    let world = World::start_with(
+        &db,
+        &[
+            ("GA4_MEASUREMENT_ID", "G-TEST123"),
+            ("GA4_API_SECRET", "ga4-secret"),
+            ("GA4_ENDPOINT", "http://127.0.0.1:9/mp/collect"),
+        ],
+    )
+    .await;
+    let browser = world.sign_up("ga4-down@example.com").await;
+    let url = world.checkout(&browser, "standard_pack", "one_time").await;
+    world.pay(&url, "4242424242424242").await;
+    let completed = world
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e["type"] == "checkout.session.completed")
+        .unwrap();
+    assert_eq!(world.deliver(&completed).await, StatusCode::OK);
+    world.stop().await;
+}

@@ -115,6 +115,12 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
         }
         Ok(_) => {
             tracing::info!(event = %envelope.id, kind = %envelope.event_type, "webhook processed");
+            // After the commit, once per event: the inbox answered Duplicate otherwise.
+            if let Some(ga4) = &state.config.ga4 {
+                if let Some(body) = crate::analytics::purchase_payload(&event, &state.catalog) {
+                    crate::analytics::send_in_background(ga4, body);
+                }
+            }
             reply(StatusCode::OK, json!({"received": true}))
         }
         Err(err) => {

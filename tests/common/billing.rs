@@ -24,6 +24,10 @@ impl World {
     /// The app and an emulator holding the catalog. Events are not forwarded: tests
     /// read them from the emulator and deliver them in the order they choose.
     pub async fn start(db: &TestDb) -> Self {
+        Self::start_with(db, &[]).await
+    }
+
+    pub async fn start_with(db: &TestDb, extra_env: &[(&str, &str)]) -> Self {
         // `RUST_LOG=warn cargo test … -- --nocapture` shows the app's logs.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -36,7 +40,7 @@ impl World {
         let app = TestApp::spawn_with_stripe(
             db.url(),
             &emulator.base_url,
-            &[("STRIPE_WEBHOOK_SECRET", SECRET)],
+            &[&[("STRIPE_WEBHOOK_SECRET", SECRET)], extra_env].concat(),
         )
         .await;
         Self {
