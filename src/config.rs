@@ -260,7 +260,10 @@ impl RawEnv {
                 .ok()
                 .filter(|days| *days <= 60)
                 .ok_or_else(|| {
-                    ConfigError::invalid("PAST_DUE_GRACE_DAYS", "expected a number of days, 0 to 60")
+                    ConfigError::invalid(
+                        "PAST_DUE_GRACE_DAYS",
+                        "expected a number of days, 0 to 60",
+                    )
                 })?,
         };
 

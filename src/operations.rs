@@ -77,7 +77,10 @@ fn describe(local: Option<&subscriptions::Model>, remote: &SubscriptionState) ->
         changes.push(format!("status {} → {}", local.status, remote.status));
     }
     if local.stripe_price_id != remote.price_id {
-        changes.push(format!("price {} → {}", local.stripe_price_id, remote.price_id));
+        changes.push(format!(
+            "price {} → {}",
+            local.stripe_price_id, remote.price_id
+        ));
     }
     if local.cancel_at_period_end != remote.cancel_at_period_end {
         changes.push(format!(
@@ -101,7 +104,12 @@ pub async fn reconcile(state: &AppState) -> Result<Vec<Drift>, OpsError> {
     let local = subscriptions::Entity::find().all(&state.db).await?;
     let mut remote: Vec<SubscriptionState> = Vec::new();
     for row in &local {
-        remote.push(state.stripe.subscription(&row.stripe_subscription_id).await?);
+        remote.push(
+            state
+                .stripe
+                .subscription(&row.stripe_subscription_id)
+                .await?,
+        );
     }
     let customers = users::Entity::find()
         .filter(users::Column::StripeCustomerId.is_not_null())

@@ -85,6 +85,11 @@ pub struct BillingView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GateView {
     SignedOut,
-    Closed { plan_name: String },
-    Open { plan_name: String, limits: Vec<(String, String)> },
+    Closed {
+        plan_name: String,
+    },
+    Open {
+        plan_name: String,
+        limits: Vec<(String, String)>,
+    },
 }

@@ -136,7 +136,11 @@ async fn order_independence(db: TestDb) {
             .await
             .unwrap();
         for &i in &order {
-            assert_eq!(world.deliver(&sequence[i]).await, StatusCode::OK, "{order:?}");
+            assert_eq!(
+                world.deliver(&sequence[i]).await,
+                StatusCode::OK,
+                "{order:?}"
+            );
         }
         let rows = subscription_rows(&world).await;
         assert_eq!(rows.len(), 1, "{order:?}");
@@ -156,7 +160,10 @@ async fn order_independence(db: TestDb) {
         reference,
         "stale at {} vs stored {stamp_before}; created {:?}",
         stale["created"],
-        sequence.iter().map(|e| e["created"].clone()).collect::<Vec<_>>()
+        sequence
+            .iter()
+            .map(|e| e["created"].clone())
+            .collect::<Vec<_>>()
     );
 
     // A newer one applies.
@@ -219,7 +226,11 @@ async fn failure_then_retry(db: TestDb) {
         .unwrap();
     assert_eq!((failed.status.as_str(), failed.attempts), ("failed", 1));
     assert!(failed.last_error.is_some());
-    assert_eq!(subscription_rows(&world).await.len(), 0, "nothing half-done");
+    assert_eq!(
+        subscription_rows(&world).await.len(),
+        0,
+        "nothing half-done"
+    );
 
     world
         .control("faults", json!({"rate": 0.0, "kinds": [], "hang_ms": 0}))
@@ -302,15 +313,15 @@ async fn success_page_shows_the_plan_before_the_webhook() {
     assert_eq!(view["checkout"]["success"], false);
     assert_eq!(
         subscriptions::Entity::find()
-            .filter(subscriptions::Column::UserId.ne(
-                users::Entity::find()
+            .filter(
+                subscriptions::Column::UserId.ne(users::Entity::find()
                     .filter(users::Column::Email.eq("first@example.com"))
                     .one(&world.app.db)
                     .await
                     .unwrap()
                     .unwrap()
-                    .id
-            ))
+                    .id)
+            )
             .count(&world.app.db)
             .await
             .unwrap(),
@@ -366,7 +377,10 @@ async fn one_time_pack_is_granted_once_and_refunds_reverse_it() {
             &[("plan", "standard_pack"), ("interval", "one_time")],
         )
         .await;
-    assert!(status.is_client_error() || body.contains("already own"), "{status} {body}");
+    assert!(
+        status.is_client_error() || body.contains("already own"),
+        "{status} {body}"
+    );
 
     // Refund, then deliver the refund event to a fresh database that has never
     // seen the purchase: the row is created from Stripe and marked refunded.
@@ -389,13 +403,20 @@ async fn one_time_pack_is_granted_once_and_refunds_reverse_it() {
         .await
         .unwrap();
     assert_eq!(world.deliver(&refunded).await, StatusCode::OK);
-    assert_eq!(world.deliver(&completed).await, StatusCode::OK, "late, duplicate-free");
+    assert_eq!(
+        world.deliver(&completed).await,
+        StatusCode::OK,
+        "late, duplicate-free"
+    );
     let purchases = one_time_purchases::Entity::find()
         .all(&world.app.db)
         .await
         .unwrap();
     assert_eq!(purchases.len(), 1);
-    assert_eq!(purchases[0].status, "refunded", "a late completion does not re-grant");
+    assert_eq!(
+        purchases[0].status, "refunded",
+        "a late completion does not re-grant"
+    );
     world.stop().await;
     db.cleanup().await;
 }
@@ -410,14 +431,20 @@ async fn checkout_server_function_rules() {
 
     // Not signed in: 401 with a readable message, nothing created in Stripe.
     let (status, _, body) = world
-        .call(None, "start_checkout", &[("plan", "premium"), ("interval", "monthly")])
+        .call(
+            None,
+            "start_checkout",
+            &[("plan", "premium"), ("interval", "monthly")],
+        )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert!(body.contains("Please sign in"), "{body}");
 
     let browser = world.sign_up("rules@example.com").await;
     // A raw Stripe price id, an unknown plan, an unknown interval: refused.
-    let price = world.stripe_get("prices?lookup_keys[]=premium_monthly").await["data"][0]["id"]
+    let price = world
+        .stripe_get("prices?lookup_keys[]=premium_monthly")
+        .await["data"][0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -427,7 +454,11 @@ async fn checkout_server_function_rules() {
         ("premium", "weekly", "Choose monthly or yearly billing."),
     ] {
         let (status, _, body) = world
-            .call(Some(&browser), "start_checkout", &[("plan", plan), ("interval", interval)])
+            .call(
+                Some(&browser),
+                "start_checkout",
+                &[("plan", plan), ("interval", interval)],
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{plan}: {body}");
         assert!(body.contains(message), "{plan}: {body}");
@@ -449,9 +480,18 @@ async fn checkout_server_function_rules() {
     // 50 concurrent clicks: one customer, one Checkout Session.
     let clicks = (0..50).map(|_| world.checkout(&browser, "premium", "monthly"));
     let urls = futures_util::future::join_all(clicks).await;
-    assert!(urls.iter().all(|url| *url == urls[0]), "one session for all clicks");
-    let customers = world.stripe_get("customers/search?query=email:'rules@example.com'").await;
-    assert_eq!(customers["data"].as_array().unwrap().len(), 1, "{customers}");
+    assert!(
+        urls.iter().all(|url| *url == urls[0]),
+        "one session for all clicks"
+    );
+    let customers = world
+        .stripe_get("customers/search?query=email:'rules@example.com'")
+        .await;
+    assert_eq!(
+        customers["data"].as_array().unwrap().len(),
+        1,
+        "{customers}"
+    );
     let sessions = world.stripe_get("checkout/sessions?limit=100").await;
     assert_eq!(sessions["data"].as_array().unwrap().len(), 1);
 
@@ -471,7 +511,15 @@ async fn checkout_server_function_rules() {
     assert_eq!(status, StatusCode::FOUND, "{body}");
     let portal = location.unwrap();
     assert!(portal.contains("/portal/"), "{portal}");
-    let page = world.http.get(&portal).send().await.unwrap().text().await.unwrap();
+    let page = world
+        .http
+        .get(&portal)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("Confirm plan change"), "{page}");
     // And the same plan and interval is refused as current.
     let (status, _, body) = world
@@ -502,9 +550,15 @@ async fn reconcile_and_replay() {
     let (_, success) = world.pay(&url, "4242424242424242").await;
     let session_id = success.split("session_id=").nth(1).unwrap().to_owned();
     world
-        .call(Some(&browser), "load_billing", &[("checkout_session", &session_id)])
+        .call(
+            Some(&browser),
+            "load_billing",
+            &[("checkout_session", &session_id)],
+        )
         .await;
-    let sub_id = subscription_rows(&world).await[0].stripe_subscription_id.clone();
+    let sub_id = subscription_rows(&world).await[0]
+        .stripe_subscription_id
+        .clone();
     assert!(billing_starter::operations::reconcile(&world.app.state)
         .await
         .unwrap()
@@ -521,7 +575,12 @@ async fn reconcile_and_replay() {
         .await
         .unwrap();
     assert_eq!(drift.len(), 1, "{drift:?}");
-    assert!(drift[0].change.contains("cancel_at_period_end false → true"), "{drift:?}");
+    assert!(
+        drift[0]
+            .change
+            .contains("cancel_at_period_end false → true"),
+        "{drift:?}"
+    );
     assert!(subscription_rows(&world).await[0].cancel_at_period_end);
     assert!(billing_starter::operations::reconcile(&world.app.state)
         .await
@@ -541,7 +600,10 @@ async fn reconcile_and_replay() {
         .await
         .unwrap();
     world
-        .control("faults", json!({"rate": 1.0, "kinds": ["500"], "hang_ms": 0}))
+        .control(
+            "faults",
+            json!({"rate": 1.0, "kinds": ["500"], "hang_ms": 0}),
+        )
         .await;
     assert_eq!(
         world.deliver(&invoice_event).await,
@@ -555,7 +617,11 @@ async fn reconcile_and_replay() {
         .unwrap();
     assert_eq!(replayed.len(), 1);
     assert!(replayed[0].result.is_ok(), "{replayed:?}");
-    assert_eq!(subscription_rows(&world).await.len(), 1, "restored from Stripe");
+    assert_eq!(
+        subscription_rows(&world).await.len(),
+        1,
+        "restored from Stripe"
+    );
     let row = webhook_events::Entity::find()
         .filter(webhook_events::Column::StripeEventId.eq("evt_replay_me"))
         .one(&world.app.db)
@@ -631,7 +697,10 @@ async fn ga4_purchase_is_sent_once_per_payment() {
     assert_eq!(purchase["name"], "purchase");
     assert_eq!(purchase["params"]["value"], 29.0);
     assert_eq!(purchase["params"]["currency"], "USD");
-    assert_eq!(purchase["params"]["transaction_id"], completed["data"]["object"]["id"]);
+    assert_eq!(
+        purchase["params"]["transaction_id"],
+        completed["data"]["object"]["id"]
+    );
     assert_eq!(purchase["params"]["items"][0]["item_id"], "standard_pack");
     world.stop().await;
 

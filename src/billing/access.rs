@@ -58,7 +58,9 @@ pub enum Notice {
     EndsOn(DateTime<Utc>),
     TrialEndsOn(DateTime<Utc>),
     /// A renewal failed: access until the grace ends; update the card.
-    PaymentFailed { grace_until: DateTime<Utc> },
+    PaymentFailed {
+        grace_until: DateTime<Utc>,
+    },
 }
 
 /// The subscription that grants access now.
@@ -151,7 +153,9 @@ pub fn evaluate(
                 .and_then(|id| catalog.plan(id))
                 .is_some_and(|plan| plan.billing == BillingType::Subscription)
         })
-        .filter_map(|sub| access_until(sub, now, policy).map(|(until, notice)| (sub, until, notice)))
+        .filter_map(|sub| {
+            access_until(sub, now, policy).map(|(until, notice)| (sub, until, notice))
+        })
         // The one that lasts longest wins (None = open-ended).
         .max_by_key(|(_, until, _)| until.map_or(i64::MAX, |t| t.timestamp()));
 
@@ -396,7 +400,10 @@ mod tests {
         };
         let access = evaluate(&snapshot, &catalog(), at(START), &Policy::default());
         assert_eq!(access.owned, vec!["standard_pack".to_owned()]);
-        assert_eq!(access.entitlements.get("credits"), Some(&Limit::Count(1000)));
+        assert_eq!(
+            access.entitlements.get("credits"),
+            Some(&Limit::Count(1000))
+        );
 
         let refunded = BillingSnapshot {
             subscriptions: vec![],

@@ -52,7 +52,7 @@ pub fn decide<'a>(
     match plan.billing {
         BillingType::Free => Ok(CheckoutPlan::Free),
         BillingType::OneTime => {
-            if access.owned.iter().any(|id| *id == plan.id) {
+            if access.owned.contains(&plan.id) {
                 return Err(CheckoutRefusal::AlreadyOwned);
             }
             let price = plan
@@ -135,7 +135,12 @@ mod tests {
     fn free_needs_no_stripe() {
         let catalog = catalog();
         assert_eq!(
-            decide(&catalog, "free", Interval::Month, &access(Default::default())),
+            decide(
+                &catalog,
+                "free",
+                Interval::Month,
+                &access(Default::default())
+            ),
             Ok(CheckoutPlan::Free)
         );
     }
@@ -144,7 +149,12 @@ mod tests {
     fn unknown_plans_are_refused() {
         let catalog = catalog();
         assert_eq!(
-            decide(&catalog, "price_123", Interval::Month, &access(Default::default())),
+            decide(
+                &catalog,
+                "price_123",
+                Interval::Month,
+                &access(Default::default())
+            ),
             Err(CheckoutRefusal::UnknownPlan)
         );
     }
@@ -156,7 +166,12 @@ mod tests {
             price,
             subscription,
             ..
-        }) = decide(&catalog, "premium", Interval::Year, &access(Default::default()))
+        }) = decide(
+            &catalog,
+            "premium",
+            Interval::Year,
+            &access(Default::default()),
+        )
         else {
             panic!("checkout expected");
         };

@@ -117,7 +117,10 @@ mod tests {
             ..stored(100, "active")
         };
         assert_eq!(decide(Some(s), 100, false, Source::Event), Decision::Ignore);
-        assert_eq!(decide(Some(s), 99, false, Source::Fetched), Decision::Ignore);
+        assert_eq!(
+            decide(Some(s), 99, false, Source::Fetched),
+            Decision::Ignore
+        );
         // A newer event with the same content still moves the stamp forward.
         assert_eq!(
             decide(Some(s), 150, false, Source::Event),

@@ -65,7 +65,7 @@ pub struct CheckoutSessionState {
     pub currency: String,
     pub created: i64,
     /// The subscription, when the gateway retrieved it with the session.
-    pub subscription: Option<SubscriptionState>,
+    pub subscription: Option<Box<SubscriptionState>>,
 }
 
 impl CheckoutSessionState {

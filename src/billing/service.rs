@@ -27,7 +27,9 @@ use crate::{
 pub enum ServiceError {
     #[error(transparent)]
     Refused(#[from] CheckoutRefusal),
-    #[error("the catalog price `{0}` does not exist in Stripe; run `billing-starter catalog apply`")]
+    #[error(
+        "the catalog price `{0}` does not exist in Stripe; run `billing-starter catalog apply`"
+    )]
     PriceMissing(String),
     #[error("there is no subscription to change")]
     NoSubscription,
@@ -77,7 +79,12 @@ pub async fn access_for(state: &AppState, user_id: i64) -> Result<Access, Servic
 /// The Stripe price of a catalog lookup key; re-resolved once when unknown (the
 /// catalog may have been applied after start-up).
 async fn price_id(state: &AppState, lookup_key: &str) -> Result<String, ServiceError> {
-    let known = |state: &AppState| state.price_directory().get(lookup_key).map(|p| p.price_id.clone());
+    let known = |state: &AppState| {
+        state
+            .price_directory()
+            .get(lookup_key)
+            .map(|p| p.price_id.clone())
+    };
     if let Some(id) = known(state) {
         return Ok(id);
     }
@@ -106,7 +113,10 @@ pub async fn ensure_customer(
         }
     };
     users::Entity::update_many()
-        .col_expr(users::Column::StripeCustomerId, Expr::value(customer.clone()))
+        .col_expr(
+            users::Column::StripeCustomerId,
+            Expr::value(customer.clone()),
+        )
         .col_expr(users::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(users::Column::Id.eq(user.id))
         .filter(users::Column::StripeCustomerId.is_null())
@@ -299,7 +309,10 @@ fn status_word(status: &str) -> String {
 }
 
 /// The pricing grid for this visitor, both intervals computed on the server.
-pub async fn pricing(state: &AppState, user: Option<&users::Model>) -> Result<PricingView, ServiceError> {
+pub async fn pricing(
+    state: &AppState,
+    user: Option<&users::Model>,
+) -> Result<PricingView, ServiceError> {
     let holdings = match user {
         None => display::Holdings::default(),
         Some(user) => {
@@ -375,7 +388,11 @@ pub async fn overview(
                         .to_owned(),
                 }),
                 Err(SyncError::NotYours(_)) => {
-                    tracing::warn!(user = user.id, session = id, "checkout session of another user");
+                    tracing::warn!(
+                        user = user.id,
+                        session = id,
+                        "checkout session of another user"
+                    );
                     Some(CheckoutReturn {
                         success: false,
                         message: "That checkout session does not belong to your account."
@@ -402,7 +419,9 @@ pub async fn overview(
     let sub = access.subscription.as_ref();
     let mut view = BillingView {
         plan_id: plan.map(|p| p.id.clone()).unwrap_or_default(),
-        plan_name: plan.map(|p| p.name.clone()).unwrap_or_else(|| "No plan".into()),
+        plan_name: plan
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| "No plan".into()),
         status: sub.map(|s| status_word(&s.status)),
         interval: sub.and_then(|s| match s.interval? {
             Interval::Month => Some("Monthly".to_owned()),
@@ -424,7 +443,9 @@ pub async fn overview(
     match access.notice {
         Some(Notice::EndsOn(at)) => view.ends_on = Some(date(at)),
         Some(Notice::TrialEndsOn(at)) => view.trial_ends_on = Some(date(at)),
-        Some(Notice::PaymentFailed { grace_until }) => view.past_due_until = Some(date(grace_until)),
+        Some(Notice::PaymentFailed { grace_until }) => {
+            view.past_due_until = Some(date(grace_until))
+        }
         None => {}
     }
 

@@ -314,7 +314,10 @@ async fn apply_checkout_session<C: ConnectionTrait>(
     // database, or a customer Checkout created).
     if let (Some(customer), Some(user_id)) = (&session.customer_id, session.user_id()) {
         users::Entity::update_many()
-            .col_expr(users::Column::StripeCustomerId, Expr::value(customer.clone()))
+            .col_expr(
+                users::Column::StripeCustomerId,
+                Expr::value(customer.clone()),
+            )
             .filter(users::Column::Id.eq(user_id))
             .filter(users::Column::StripeCustomerId.is_null())
             .exec(conn)
@@ -325,7 +328,10 @@ async fn apply_checkout_session<C: ConnectionTrait>(
             let Some(sub_id) = &session.subscription_id else {
                 return Ok(vec![Outcome::Nothing]);
             };
-            match (&session.subscription, find_subscription(conn, sub_id).await?) {
+            match (
+                &session.subscription,
+                find_subscription(conn, sub_id).await?,
+            ) {
                 (Some(sub), _) => {
                     outcomes.push(upsert_subscription(conn, ctx, sub, now(), source).await?);
                 }
@@ -335,8 +341,9 @@ async fn apply_checkout_session<C: ConnectionTrait>(
                         .push(upsert_subscription(conn, ctx, &sub, now(), Source::Fetched).await?);
                 }
                 (None, Some(row)) if row.user_id.is_none() => {
-                    let user = resolve_user(conn, session.customer_id.as_deref(), session.user_id())
-                        .await?;
+                    let user =
+                        resolve_user(conn, session.customer_id.as_deref(), session.user_id())
+                            .await?;
                     subscriptions::Entity::update_many()
                         .col_expr(subscriptions::Column::UserId, Expr::value(user))
                         .filter(subscriptions::Column::Id.eq(row.id))
@@ -361,7 +368,11 @@ async fn upsert_purchase<C: ConnectionTrait>(
     session: &CheckoutSessionState,
     kind: &str,
 ) -> Result<Outcome, SyncError> {
-    let status = match (kind, session.status.as_str(), session.payment_status.as_str()) {
+    let status = match (
+        kind,
+        session.status.as_str(),
+        session.payment_status.as_str(),
+    ) {
         ("checkout.session.async_payment_failed", _, _) => "failed",
         (_, "complete", "paid" | "no_payment_required") => "paid",
         (_, "complete", _) => "pending",
@@ -382,7 +393,12 @@ async fn upsert_purchase<C: ConnectionTrait>(
             .col_expr(one_time_purchases::Column::Status, Expr::value(status))
             .col_expr(
                 one_time_purchases::Column::StripePaymentIntentId,
-                Expr::value(session.payment_intent_id.clone().or(row.stripe_payment_intent_id)),
+                Expr::value(
+                    session
+                        .payment_intent_id
+                        .clone()
+                        .or(row.stripe_payment_intent_id),
+                ),
             )
             .col_expr(one_time_purchases::Column::UpdatedAt, Expr::value(at))
             .filter(one_time_purchases::Column::Id.eq(row.id))

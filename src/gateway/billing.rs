@@ -338,7 +338,8 @@ impl StripeGateway {
                 .collect(),
         );
         let mut cancel = CreateBillingPortalConfigurationFeaturesSubscriptionCancel::new(true);
-        cancel.mode = Some(CreateBillingPortalConfigurationFeaturesSubscriptionCancelMode::AtPeriodEnd);
+        cancel.mode =
+            Some(CreateBillingPortalConfigurationFeaturesSubscriptionCancelMode::AtPeriodEnd);
         let mut features = CreateBillingPortalConfigurationFeatures::new();
         features.subscription_update = Some(update);
         features.subscription_cancel = Some(cancel);

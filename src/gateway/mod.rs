@@ -3,8 +3,8 @@
 
 pub mod account;
 pub mod billing;
-pub mod objects;
 pub mod catalog;
+pub mod objects;
 
 use secrecy::ExposeSecret;
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy};

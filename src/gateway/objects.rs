@@ -132,7 +132,7 @@ pub(crate) fn checkout_session(session: &stripe_shared::CheckoutSession) -> Chec
             .subscription
             .as_ref()
             .and_then(|s| s.as_object())
-            .map(subscription),
+            .map(|s| Box::new(subscription(s))),
     }
 }
 

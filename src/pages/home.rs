@@ -3,6 +3,7 @@
 //! database.
 
 use leptos::prelude::*;
+use leptos_router::components::A;
 use serde::{Deserialize, Serialize};
 
 /// What the server reports about itself to the landing page.
@@ -46,6 +47,7 @@ pub fn HomePage() -> impl IntoView {
             <p class="lead">
                 "Plans, checkout, the customer portal and webhooks, built with Leptos, axum and sea-orm."
             </p>
+            <A href="/pricing" attr:class="button">"See pricing"</A>
         </section>
 
         <section class="panel">

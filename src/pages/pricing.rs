@@ -68,9 +68,10 @@ pub fn service_error(err: crate::billing::service::ServiceError) -> ServerFnErro
         ServiceError::Refused(refusal) => {
             fns::user_error(StatusCode::BAD_REQUEST, refusal.to_string())
         }
-        ServiceError::NoSubscription => {
-            fns::user_error(StatusCode::BAD_REQUEST, "You have no subscription to change.")
-        }
+        ServiceError::NoSubscription => fns::user_error(
+            StatusCode::BAD_REQUEST,
+            "You have no subscription to change.",
+        ),
         ServiceError::PriceMissing(_) => {
             tracing::error!(error = %err, "catalog and Stripe disagree");
             fns::user_error(
@@ -139,7 +140,11 @@ fn PricingGrid(
     let resume = move || {
         let plan_id = query.read().get("plan")?;
         let card = view.cards.iter().find(|c| c.id == plan_id)?.clone();
-        let offer = if yearly.get() { &card.yearly } else { &card.monthly };
+        let offer = if yearly.get() {
+            &card.yearly
+        } else {
+            &card.monthly
+        };
         (signed_in && !offer.cta.disabled && card.billing != BillingType::Free).then(|| {
             let interval = interval_word(card.billing, yearly.get());
             view! {
@@ -208,21 +213,22 @@ fn IntervalToggle(yearly: Memo<bool>) -> impl IntoView {
             }
         }
     };
-    let option = move |id: &'static str, href: &'static str, label: &'static str, is_yearly: bool| {
-        let checked = move || yearly.get() == is_yearly;
-        view! {
-            <A
-                href=href
-                attr:id=id
-                attr:role="radio"
-                attr:class="interval-option"
-                attr:aria-checked=move || checked().to_string()
-                attr:tabindex=move || if checked() { "0" } else { "-1" }
-            >
-                {label}
-            </A>
-        }
-    };
+    let option =
+        move |id: &'static str, href: &'static str, label: &'static str, is_yearly: bool| {
+            let checked = move || yearly.get() == is_yearly;
+            view! {
+                <A
+                    href=href
+                    attr:id=id
+                    attr:role="radio"
+                    attr:class="interval-option"
+                    attr:aria-checked=move || checked().to_string()
+                    attr:tabindex=move || if checked() { "0" } else { "-1" }
+                >
+                    {label}
+                </A>
+            }
+        };
     view! {
         <div class="interval-toggle" role="radiogroup" aria-label="Billing interval" on:keydown=on_key>
             {option("interval-monthly", "/pricing?interval=monthly", "Monthly", false)}

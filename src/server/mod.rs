@@ -89,7 +89,10 @@ impl AppState {
 
     /// A copy of the current lookup key → price directory (a handful of entries).
     pub fn price_directory(&self) -> PriceDirectory {
-        self.prices.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.prices
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Re-reads which Stripe price each catalog lookup key points at.

@@ -131,7 +131,10 @@ pub async fn process(
         webhook_events::Entity::update_many()
             .col_expr(webhook_events::Column::Status, Expr::value("processed"))
             .col_expr(webhook_events::Column::ProcessedAt, Expr::value(Utc::now()))
-            .col_expr(webhook_events::Column::LastError, Expr::value(None::<String>))
+            .col_expr(
+                webhook_events::Column::LastError,
+                Expr::value(None::<String>),
+            )
             .filter(webhook_events::Column::StripeEventId.eq(envelope.id.as_str()))
             .exec(&tx)
             .await?;
@@ -239,7 +242,10 @@ pub async fn replay(
         webhook_events::Entity::update_many()
             .col_expr(webhook_events::Column::Status, Expr::value("processed"))
             .col_expr(webhook_events::Column::ProcessedAt, Expr::value(Utc::now()))
-            .col_expr(webhook_events::Column::LastError, Expr::value(None::<String>))
+            .col_expr(
+                webhook_events::Column::LastError,
+                Expr::value(None::<String>),
+            )
             .col_expr(
                 webhook_events::Column::Attempts,
                 Expr::col(webhook_events::Column::Attempts).add(1),
@@ -254,7 +260,10 @@ pub async fn replay(
     if let Err(err) = &result {
         webhook_events::Entity::update_many()
             .col_expr(webhook_events::Column::Status, Expr::value("failed"))
-            .col_expr(webhook_events::Column::LastError, Expr::value(err.to_string()))
+            .col_expr(
+                webhook_events::Column::LastError,
+                Expr::value(err.to_string()),
+            )
             .col_expr(
                 webhook_events::Column::Attempts,
                 Expr::col(webhook_events::Column::Attempts).add(1),
