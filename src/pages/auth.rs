@@ -187,7 +187,7 @@ pub fn SignUpPage() -> impl IntoView {
                 <button type="submit" class="button" disabled=move || action.pending().get()>"Create account"</button>
             </ActionForm>
             <p class="form-error" role="alert">{move || error_text(action.value().get())}</p>
-            <p>"Already have an account? " <A href=move || format!("/login?next={}", next())>"Sign in"</A></p>
+            <p>"Already have an account? " <A href=move || format!("/login?next={}", super::encode_next(&next()))>"Sign in"</A></p>
         </section>
     }
 }
@@ -207,7 +207,7 @@ pub fn LoginPage() -> impl IntoView {
                 <button type="submit" class="button" disabled=move || action.pending().get()>"Sign in"</button>
             </ActionForm>
             <p class="form-error" role="alert">{move || error_text(action.value().get())}</p>
-            <p>"No account yet? " <A href=move || format!("/signup?next={}", next())>"Create one"</A></p>
+            <p>"No account yet? " <A href=move || format!("/signup?next={}", super::encode_next(&next()))>"Create one"</A></p>
         </section>
     }
 }

@@ -107,24 +107,27 @@ pub fn BillingPage() -> impl IntoView {
     }
 
     let status = back.status.clone();
-    let toast = Signal::derive(move || {
-        let failure = error_message(portal.value().get())
-            .or_else(|| error_message(cancel.value().get()))
-            .or_else(|| error_message(resume.value().get()));
-        if let Some(text) = failure {
-            return Some((ToastKind::Error, text));
-        }
-        match status.as_deref() {
-            Some("canceled" | "cancel") => Some((
-                ToastKind::Info,
-                "Checkout canceled. You have not been charged.".to_owned(),
-            )),
-            Some("success") => {
-                let from_server = data
-                    .get()
-                    .and_then(|r| r.ok().flatten())
-                    .and_then(|v| v.checkout);
-                Some(match from_server {
+    // Inside the Suspense, so the server's HTML already has the toast for the
+    // verified session and hydration sees the same.
+    let toast_for = move |view: Option<&BillingView>| {
+        // The return from Checkout is announced once, not again after later refreshes.
+        let first_load =
+            cancel.version().get_untracked() == 0 && resume.version().get_untracked() == 0;
+        let status = status.clone().filter(|_| first_load);
+        let checkout = view.and_then(|v| v.checkout.clone());
+        Signal::derive(move || {
+            let failure = error_message(portal.value().get())
+                .or_else(|| error_message(cancel.value().get()))
+                .or_else(|| error_message(resume.value().get()));
+            if let Some(text) = failure {
+                return Some((ToastKind::Error, text));
+            }
+            match status.as_deref() {
+                Some("canceled" | "cancel") => Some((
+                    ToastKind::Info,
+                    "Checkout canceled. You have not been charged.".to_owned(),
+                )),
+                Some("success") => Some(match checkout.clone() {
                     Some(ret) if ret.success => (ToastKind::Success, ret.message),
                     Some(ret) => (ToastKind::Error, ret.message),
                     None => (
@@ -132,25 +135,31 @@ pub fn BillingPage() -> impl IntoView {
                         "Thank you! Your plan updates as soon as Stripe confirms the payment."
                             .to_owned(),
                     ),
-                })
+                }),
+                _ => None,
             }
-            _ => None,
-        }
-    });
+        })
+    };
 
     view! {
         <section class="billing">
             <h1>"Billing"</h1>
-            <Toast message=toast />
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || {
                     data.get()
                         .map(|result| match result {
                             Ok(Some(view)) => {
-                                view! { <BillingDetails view portal cancel resume /> }.into_any()
+                                let toast = toast_for(Some(&view));
+                                view! {
+                                    <Toast message=toast />
+                                    <BillingDetails view portal cancel resume />
+                                }
+                                    .into_any()
                             }
                             Ok(None) => {
+                                let toast = toast_for(None);
                                 view! {
+                                    <Toast message=toast />
                                     <section class="panel">
                                         <p>"Sign in to see your plan and invoices."</p>
                                         <A href="/login?next=/dashboard/billing" attr:class="button">

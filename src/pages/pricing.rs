@@ -4,10 +4,7 @@
 //! `start_checkout` — a plain form without JavaScript, a pending button with it.
 
 use leptos::prelude::*;
-use leptos_router::{
-    components::A,
-    hooks::{use_navigate, use_query_map},
-};
+use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::{
     catalog::BillingType,
@@ -216,17 +213,19 @@ fn IntervalToggle(yearly: Memo<bool>) -> impl IntoView {
     let option =
         move |id: &'static str, href: &'static str, label: &'static str, is_yearly: bool| {
             let checked = move || yearly.get() == is_yearly;
+            // A plain link (the router still handles it client-side): `A` would
+            // mark both options aria-current, as they share the path.
             view! {
-                <A
+                <a
                     href=href
-                    attr:id=id
-                    attr:role="radio"
-                    attr:class="interval-option"
-                    attr:aria-checked=move || checked().to_string()
-                    attr:tabindex=move || if checked() { "0" } else { "-1" }
+                    id=id
+                    role="radio"
+                    class="interval-option"
+                    aria-checked=move || checked().to_string()
+                    tabindex=move || if checked() { "0" } else { "-1" }
                 >
                     {label}
-                </A>
+                </a>
             }
         };
     view! {
@@ -284,7 +283,7 @@ fn PlanCardView(
             let href = if billing == BillingType::Free {
                 "/signup?next=/pricing".to_owned()
             } else {
-                format!("/login?next={}", encode(&back))
+                format!("/login?next={}", super::encode_next(&back))
             };
             view! {
                 <a class="button cta" href=href>
@@ -342,16 +341,4 @@ fn CheckoutForm(
             </button>
         </ActionForm>
     }
-}
-
-/// Percent-encodes a path for a `next=` query parameter.
-fn encode(path: &str) -> String {
-    path.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
