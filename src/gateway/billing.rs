@@ -95,17 +95,20 @@ impl StripeGateway {
         email: &str,
         key: &str,
     ) -> Result<String, GatewayError> {
-        let customer = CreateCustomer::new()
-            .email(email)
-            .metadata(HashMap::from([(
-                USER_ID_METADATA.to_owned(),
-                user_id.to_string(),
-            )]))
-            .customize()
-            .request_strategy(idempotent(&["customer", key]))
-            .send(self.client())
-            .await
-            .map_err(GatewayError::call("create customer"))?;
+        let customer = self
+            .retrying("create customer", || async move {
+                CreateCustomer::new()
+                    .email(email)
+                    .metadata(HashMap::from([(
+                        USER_ID_METADATA.to_owned(),
+                        user_id.to_string(),
+                    )]))
+                    .customize()
+                    .request_strategy(idempotent(&["customer", key]))
+                    .send(self.client())
+                    .await
+            })
+            .await?;
         Ok(customer.id.to_string())
     }
 
@@ -117,10 +120,14 @@ impl StripeGateway {
         email: &str,
     ) -> Result<Option<String>, GatewayError> {
         let escaped = email.replace('\\', "\\\\").replace('\'', "\\'");
-        let found = SearchCustomer::new(format!("email:'{escaped}'"))
-            .send(self.client())
-            .await
-            .map_err(GatewayError::call("search customers"))?;
+        let escaped = &escaped;
+        let found = self
+            .retrying("search customers", || async move {
+                SearchCustomer::new(format!("email:'{escaped}'"))
+                    .send(self.client())
+                    .await
+            })
+            .await?;
         let wanted = user_id.to_string();
         Ok(found
             .data
@@ -171,12 +178,17 @@ impl StripeGateway {
                     .payment_intent_data(data)
             }
         };
-        let session = create
-            .customize()
-            .request_strategy(idempotent(&[&request.idempotency_key]))
-            .send(self.client())
-            .await
-            .map_err(GatewayError::call("create checkout session"))?;
+        let create = &create;
+        let session = self
+            .retrying("create checkout session", || async move {
+                create
+                    .clone()
+                    .customize()
+                    .request_strategy(idempotent(&[&request.idempotency_key]))
+                    .send(self.client())
+                    .await
+            })
+            .await?;
         Ok(CreatedSession {
             id: session.id.to_string(),
             url: session.url.unwrap_or_default(),
@@ -185,11 +197,14 @@ impl StripeGateway {
 
     /// The session with its subscription expanded (one call on the success page).
     pub async fn checkout_session(&self, id: &str) -> Result<CheckoutSessionState, GatewayError> {
-        let session = RetrieveCheckoutSession::new(id)
-            .expand(vec!["subscription".to_owned()])
-            .send(self.client())
-            .await
-            .map_err(GatewayError::call("retrieve checkout session"))?;
+        let session = self
+            .retrying("retrieve checkout session", || async move {
+                RetrieveCheckoutSession::new(id)
+                    .expand(vec!["subscription".to_owned()])
+                    .send(self.client())
+                    .await
+            })
+            .await?;
         Ok(objects::checkout_session(&session))
     }
 
@@ -198,20 +213,24 @@ impl StripeGateway {
         &self,
         payment_intent: &str,
     ) -> Result<Option<CheckoutSessionState>, GatewayError> {
-        let page = ListCheckoutSession::new()
-            .payment_intent(payment_intent)
-            .limit(1)
-            .send(self.client())
-            .await
-            .map_err(GatewayError::call("list checkout sessions"))?;
+        let page = self
+            .retrying("list checkout sessions", || async move {
+                ListCheckoutSession::new()
+                    .payment_intent(payment_intent)
+                    .limit(1)
+                    .send(self.client())
+                    .await
+            })
+            .await?;
         Ok(page.data.first().map(objects::checkout_session))
     }
 
     pub async fn subscription(&self, id: &str) -> Result<SubscriptionState, GatewayError> {
-        let sub = RetrieveSubscription::new(id)
-            .send(self.client())
-            .await
-            .map_err(GatewayError::call("retrieve subscription"))?;
+        let sub = self
+            .retrying("retrieve subscription", || async move {
+                RetrieveSubscription::new(id).send(self.client()).await
+            })
+            .await?;
         Ok(objects::subscription(&sub))
     }
 
@@ -220,13 +239,16 @@ impl StripeGateway {
         &self,
         customer_id: &str,
     ) -> Result<Vec<SubscriptionState>, GatewayError> {
-        let page = ListSubscription::new()
-            .customer(customer_id)
-            .status(ListSubscriptionStatus::All)
-            .limit(100)
-            .send(self.client())
-            .await
-            .map_err(GatewayError::call("list subscriptions"))?;
+        let page = self
+            .retrying("list subscriptions", || async move {
+                ListSubscription::new()
+                    .customer(customer_id)
+                    .status(ListSubscriptionStatus::All)
+                    .limit(100)
+                    .send(self.client())
+                    .await
+            })
+            .await?;
         Ok(page.data.iter().map(objects::subscription).collect())
     }
 
@@ -235,30 +257,39 @@ impl StripeGateway {
         id: &str,
         cancel: bool,
     ) -> Result<SubscriptionState, GatewayError> {
-        let sub = UpdateSubscription::new(id)
-            .cancel_at_period_end(cancel)
-            .send(self.client())
-            .await
-            .map_err(GatewayError::call("update subscription"))?;
+        let sub = self
+            .retrying("update subscription", || async move {
+                UpdateSubscription::new(id)
+                    .cancel_at_period_end(cancel)
+                    .send(self.client())
+                    .await
+            })
+            .await?;
         Ok(objects::subscription(&sub))
     }
 
     pub async fn invoices(&self, customer_id: &str) -> Result<Vec<InvoiceSummary>, GatewayError> {
-        let page = ListInvoice::new()
-            .customer(customer_id)
-            .limit(24)
-            .send(self.client())
-            .await
-            .map_err(GatewayError::call("list invoices"))?;
+        let page = self
+            .retrying("list invoices", || async move {
+                ListInvoice::new()
+                    .customer(customer_id)
+                    .limit(24)
+                    .send(self.client())
+                    .await
+            })
+            .await?;
         Ok(page.data.iter().map(objects::invoice_summary).collect())
     }
 
     /// The id of the subscription's (first) item, needed to target a plan change.
     async fn subscription_item(&self, subscription_id: &str) -> Result<String, GatewayError> {
-        let sub = RetrieveSubscription::new(subscription_id)
-            .send(self.client())
-            .await
-            .map_err(GatewayError::call("retrieve subscription"))?;
+        let sub = self
+            .retrying("retrieve subscription", || async move {
+                RetrieveSubscription::new(subscription_id)
+                    .send(self.client())
+                    .await
+            })
+            .await?;
         sub.items
             .data
             .first()
@@ -293,10 +324,12 @@ impl StripeGateway {
             );
             create = create.flow_data(flow);
         }
-        let session = create
-            .send(self.client())
-            .await
-            .map_err(GatewayError::call("create portal session"))?;
+        let create = &create;
+        let session = self
+            .retrying("create portal session", || async move {
+                create.clone().send(self.client()).await
+            })
+            .await?;
         Ok(session.url)
     }
 
@@ -306,12 +339,15 @@ impl StripeGateway {
         &self,
         spec: &PortalConfigSpec,
     ) -> Result<String, GatewayError> {
-        let existing = ListBillingPortalConfiguration::new()
-            .active(true)
-            .limit(100)
-            .send(self.client())
-            .await
-            .map_err(GatewayError::call("list portal configurations"))?;
+        let existing = self
+            .retrying("list portal configurations", || async move {
+                ListBillingPortalConfiguration::new()
+                    .active(true)
+                    .limit(100)
+                    .send(self.client())
+                    .await
+            })
+            .await?;
         if let Some(found) = existing.data.iter().find(|config| {
             config
                 .metadata
@@ -349,27 +385,34 @@ impl StripeGateway {
         profile.privacy_policy_url = Some(spec.privacy_policy_url.clone());
         profile.terms_of_service_url = Some(spec.terms_of_service_url.clone());
 
-        let config = CreateBillingPortalConfiguration::new(features)
-            .business_profile(profile)
-            .default_return_url(spec.return_url.clone())
-            .metadata(HashMap::from([(
-                PORTAL_FINGERPRINT_METADATA.to_owned(),
-                spec.fingerprint.clone(),
-            )]))
-            .customize()
-            .request_strategy(idempotent(&["portal-configuration", &spec.fingerprint]))
-            .send(self.client())
-            .await
-            .map_err(GatewayError::call("create portal configuration"))?;
+        let (features, profile) = (&features, &profile);
+        let config = self
+            .retrying("create portal configuration", || async move {
+                CreateBillingPortalConfiguration::new(features.clone())
+                    .business_profile(profile.clone())
+                    .default_return_url(spec.return_url.clone())
+                    .metadata(HashMap::from([(
+                        PORTAL_FINGERPRINT_METADATA.to_owned(),
+                        spec.fingerprint.clone(),
+                    )]))
+                    .customize()
+                    .request_strategy(idempotent(&["portal-configuration", &spec.fingerprint]))
+                    .send(self.client())
+                    .await
+            })
+            .await?;
         Ok(config.id.to_string())
     }
 
     /// The Stripe product id of a price (the portal configuration lists products).
     pub async fn price_product(&self, price_id: &str) -> Result<String, GatewayError> {
-        let price = stripe_product::price::RetrievePrice::new(price_id)
-            .send(self.client())
-            .await
-            .map_err(GatewayError::call("retrieve price"))?;
+        let price = self
+            .retrying("retrieve price", || async move {
+                stripe_product::price::RetrievePrice::new(price_id)
+                    .send(self.client())
+                    .await
+            })
+            .await?;
         Ok(price.product.id().to_string())
     }
 }

@@ -86,6 +86,45 @@ impl StripeGateway {
     pub fn env(&self) -> StripeEnv {
         self.env
     }
+
+    /// Runs a Stripe call, retrying what Stripe says may succeed later (429, 409
+    /// "key in use", 5xx, network errors) up to three attempts with backoff. Each
+    /// attempt rebuilds the same request — creates carry the same idempotency key —
+    /// so a retry can never create a second object.
+    pub(crate) async fn retrying<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        mut attempt: F,
+    ) -> Result<T, GatewayError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, stripe::StripeError>>,
+    {
+        let mut delay = std::time::Duration::from_millis(50);
+        for _ in 1..MAX_ATTEMPTS {
+            match attempt().await {
+                Err(err) if retryable(&err) => {
+                    tracing::warn!(operation, error = %err, "Stripe call failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                }
+                other => return other.map_err(GatewayError::call(operation)),
+            }
+        }
+        attempt().await.map_err(GatewayError::call(operation))
+    }
+}
+
+const MAX_ATTEMPTS: u32 = 3;
+
+fn retryable(err: &stripe::StripeError) -> bool {
+    match err {
+        stripe::StripeError::Stripe(_, status) => {
+            *status == 409 || *status == 429 || *status >= 500
+        }
+        stripe::StripeError::ClientError(_) | stripe::StripeError::Timeout => true,
+        _ => false,
+    }
 }
 
 /// The Stripe API version async-stripe pins and parses (webhook endpoints must
