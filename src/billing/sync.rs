@@ -310,19 +310,6 @@ async fn apply_checkout_session<C: ConnectionTrait>(
     source: Source,
 ) -> Result<Vec<Outcome>, SyncError> {
     let mut outcomes = Vec::new();
-    // Remember the customer on the user if our own link is missing (a restored
-    // database, or a customer Checkout created).
-    if let (Some(customer), Some(user_id)) = (&session.customer_id, session.user_id()) {
-        users::Entity::update_many()
-            .col_expr(
-                users::Column::StripeCustomerId,
-                Expr::value(customer.clone()),
-            )
-            .filter(users::Column::Id.eq(user_id))
-            .filter(users::Column::StripeCustomerId.is_null())
-            .exec(conn)
-            .await?;
-    }
     match session.mode {
         CheckoutMode::Subscription => {
             let Some(sub_id) = &session.subscription_id else {
@@ -358,6 +345,21 @@ async fn apply_checkout_session<C: ConnectionTrait>(
             outcomes.push(upsert_purchase(conn, ctx, session, kind).await?);
         }
         CheckoutMode::Setup => outcomes.push(Outcome::Nothing),
+    }
+    // Remember the customer on the user if our own link is missing (a restored
+    // database, or a customer Checkout created). Last: the billing rows' foreign
+    // keys share-lock the user row, so locking it first could deadlock with a
+    // concurrent event about the same subscription.
+    if let (Some(customer), Some(user_id)) = (&session.customer_id, session.user_id()) {
+        users::Entity::update_many()
+            .col_expr(
+                users::Column::StripeCustomerId,
+                Expr::value(customer.clone()),
+            )
+            .filter(users::Column::Id.eq(user_id))
+            .filter(users::Column::StripeCustomerId.is_null())
+            .exec(conn)
+            .await?;
     }
     Ok(outcomes)
 }

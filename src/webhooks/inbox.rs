@@ -112,7 +112,24 @@ pub async fn record_ignored(
     })
 }
 
-/// Claims, applies and marks the event in one transaction.
+/// A conflict between concurrent transactions that the database resolved by
+/// aborting one of them: running it again is the documented remedy.
+fn is_transient(err: &InboxError) -> bool {
+    let text = match err {
+        InboxError::Database(err) | InboxError::Apply(SyncError::Database(err)) => err.to_string(),
+        InboxError::Apply(_) => return false,
+    };
+    [
+        "deadlock detected",
+        "could not serialize access",
+        "database is locked",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+/// Claims, applies and marks the event in one transaction (re-run up to three
+/// times when the database aborts it for a concurrent conflict).
 pub async fn process(
     db: &DatabaseConnection,
     ctx: SyncContext<'_>,
@@ -120,7 +137,36 @@ pub async fn process(
     payload: &[u8],
     event: &BillingEvent,
 ) -> Result<Recorded, InboxError> {
-    let result = async {
+    let mut attempt = 1;
+    loop {
+        match process_once(db, ctx, envelope, payload, event).await {
+            Err(err) if attempt < 3 && is_transient(&err) => {
+                tracing::info!(event = %envelope.id, error = %err, "transaction conflict; re-running");
+                attempt += 1;
+            }
+            result => {
+                if let Err(err) = &result {
+                    // Best effort: the transaction is gone; keep the error for `replay`.
+                    if let Err(store_err) =
+                        record_failure(db, envelope, payload, &err.to_string()).await
+                    {
+                        tracing::error!(event = %envelope.id, error = %store_err, "could not record the failure");
+                    }
+                }
+                return result;
+            }
+        }
+    }
+}
+
+async fn process_once(
+    db: &DatabaseConnection,
+    ctx: SyncContext<'_>,
+    envelope: &Envelope,
+    payload: &[u8],
+    event: &BillingEvent,
+) -> Result<Recorded, InboxError> {
+    async {
         let tx = db.begin().await?;
         if !claim(&tx, envelope, payload).await? {
             tx.rollback().await?;
@@ -141,14 +187,7 @@ pub async fn process(
         tx.commit().await?;
         Ok::<_, InboxError>(Recorded::Processed)
     }
-    .await;
-    if let Err(err) = &result {
-        // Best effort: the transaction is gone; keep the error for `replay`.
-        if let Err(store_err) = record_failure(db, envelope, payload, &err.to_string()).await {
-            tracing::error!(event = %envelope.id, error = %store_err, "could not record the failure");
-        }
-    }
-    result
+    .await
 }
 
 /// Takes the event for processing: a new row, or one that failed or was stored

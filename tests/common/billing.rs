@@ -216,9 +216,14 @@ impl World {
 
     /// Delivers `event` to the app's webhook route, signed as Stripe would.
     pub async fn deliver(&self, event: &Value) -> StatusCode {
+        self.deliver_to(&self.app, event).await
+    }
+
+    /// Delivers `event` to another app instance (sharing this world's emulator).
+    pub async fn deliver_to(&self, app: &TestApp, event: &Value) -> StatusCode {
         let body = event.to_string();
         self.http
-            .post(self.app.url("/api/stripe/webhooks"))
+            .post(app.url("/api/stripe/webhooks"))
             .header("content-type", "application/json")
             .header(
                 "stripe-signature",
