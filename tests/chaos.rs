@@ -219,12 +219,10 @@ async fn billing_state(db: &DatabaseConnection) -> Value {
 
 /// Delivers like Stripe: a 5xx is retried (here at once, up to 10 times).
 async fn deliver(world: &World, app: &TestApp, event: &Value) -> u32 {
-    let mut failures = 0;
-    for _ in 0..10 {
+    for failures in 0..10 {
         if world.deliver_to(app, event).await == StatusCode::OK {
             return failures;
         }
-        failures += 1;
     }
     panic!("event {} never accepted", event["id"]);
 }
