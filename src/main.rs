@@ -12,6 +12,9 @@ use billing_starter::{
 use clap::Parser;
 use migration::{Migrator, MigratorTrait};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -313,6 +313,11 @@ pub async fn pricing(
     state: &AppState,
     user: Option<&users::Model>,
 ) -> Result<PricingView, ServiceError> {
+    if user.is_none() {
+        if let Some(view) = state.public_pricing.get() {
+            return Ok(view.clone());
+        }
+    }
     let holdings = match user {
         None => display::Holdings::default(),
         Some(user) => {
@@ -339,7 +344,7 @@ pub async fn pricing(
             cta: display::call_to_action(plan, interval, &holdings),
         }
     };
-    Ok(PricingView {
+    let view = PricingView {
         signed_in: user.is_some(),
         has_yearly: state
             .catalog
@@ -360,7 +365,11 @@ pub async fn pricing(
                 yearly: offer(plan, Interval::Year),
             })
             .collect(),
-    })
+    };
+    if user.is_none() {
+        let _ = state.public_pricing.set(view.clone());
+    }
+    Ok(view)
 }
 
 /// The billing page. With a Checkout Session id from the success redirect, the

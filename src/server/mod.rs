@@ -43,6 +43,8 @@ pub struct AppState {
     pub sign_in_limiter: crate::auth::limits::SignInLimiter,
     /// The portal configuration derived from the catalog, once found or created.
     pub portal_configuration: Arc<std::sync::OnceLock<String>>,
+    /// The pricing grid for signed-out visitors: the same for all of them.
+    pub public_pricing: Arc<std::sync::OnceLock<crate::views::PricingView>>,
     pub security: Arc<security::SecurityHeaders>,
     pub leptos_options: LeptosOptions,
 }
@@ -68,6 +70,7 @@ impl AppState {
             prices: Arc::default(),
             sign_in_limiter: Default::default(),
             portal_configuration: Arc::default(),
+            public_pricing: Arc::default(),
             security,
             leptos_options,
         })
@@ -195,6 +198,13 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Pages stream in several chunks; with Nagle's algorithm on, each small chunk
+    // after the first waits for the client's delayed ACK (~40 ms per page).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        }
+    });
     // Connect info gives server functions the client address (sign-in limits).
     axum::serve(
         listener,

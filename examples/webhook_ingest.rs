@@ -1,0 +1,211 @@
+//! Webhook ingest benchmark: realistic signed events against a running app.
+//!
+//! Creates customers with subscriptions through the app's Stripe (the emulator),
+//! takes the real subscription and invoice events they produced as templates, and
+//! posts fresh copies (new ids, ever newer `created`, so each one is verified,
+//! recorded, applied and committed — never a duplicate and never a Stripe call)
+//! from N concurrent senders for D seconds. Prints events/s and latency
+//! percentiles as one line of JSON.
+//!
+//! cargo run --release --features ssr --example webhook_ingest -- \
+//!   --app http://127.0.0.1:3300 --stripe http://127.0.0.1:12111/ --secret whsec_emulator_local
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use billing_starter::webhooks::signature;
+use serde_json::Value;
+
+struct Args {
+    app: String,
+    stripe: String,
+    secret: String,
+    customers: usize,
+    seconds: u64,
+    concurrency: usize,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        app: "http://127.0.0.1:3300".into(),
+        stripe: "http://127.0.0.1:12111/".into(),
+        secret: "whsec_emulator_local".into(),
+        customers: 40,
+        seconds: 10,
+        concurrency: 32,
+    };
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    for pair in raw.chunks(2) {
+        let value = pair.get(1).cloned().unwrap_or_default();
+        match pair[0].as_str() {
+            "--app" => args.app = value,
+            "--stripe" => args.stripe = value,
+            "--secret" => args.secret = value,
+            "--customers" => args.customers = value.parse().expect("--customers N"),
+            "--seconds" => args.seconds = value.parse().expect("--seconds N"),
+            "--concurrency" => args.concurrency = value.parse().expect("--concurrency N"),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    args
+}
+
+async fn stripe(http: &reqwest::Client, base: &str, path: &str, form: &[(&str, &str)]) -> Value {
+    let request = if form.is_empty() {
+        http.get(format!("{base}v1/{path}"))
+    } else {
+        http.post(format!("{base}v1/{path}")).form(form)
+    };
+    request
+        .bearer_auth("sk_test_bench")
+        .send()
+        .await
+        .expect("emulator reachable")
+        .json()
+        .await
+        .expect("emulator JSON")
+}
+
+/// Subscribes `n` customers through hosted Checkout; returns the handled
+/// subscription and invoice events they produced.
+async fn templates(http: &reqwest::Client, base: &str, n: usize) -> Vec<Value> {
+    let prices = stripe(http, base, "prices?lookup_keys[]=premium_monthly", &[]).await;
+    let price = prices["data"][0]["id"]
+        .as_str()
+        .expect("catalog applied to this Stripe (start the app first)")
+        .to_owned();
+    let tag = std::process::id().to_string();
+    for i in 0..n {
+        let email = format!("bench{tag}-{i}@example.com");
+        let customer = stripe(http, base, "customers", &[("email", &email)]).await;
+        let customer = customer["id"].as_str().unwrap();
+        let session = stripe(
+            http,
+            base,
+            "checkout/sessions",
+            &[
+                ("mode", "subscription"),
+                ("customer", customer),
+                ("line_items[0][price]", &price),
+                ("line_items[0][quantity]", "1"),
+                ("success_url", "http://bench.test/ok"),
+            ],
+        )
+        .await;
+        let paid = http
+            .post(session["url"].as_str().unwrap())
+            .form(&[("card_number", "4242424242424242"), ("email", &email)])
+            .send()
+            .await
+            .unwrap();
+        assert!(paid.status().is_redirection() || paid.status().is_success());
+    }
+    let mut events = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(id) => format!("events?limit=100&starting_after={id}"),
+            None => "events?limit=100".to_owned(),
+        };
+        let page = stripe(http, base, &path, &[]).await;
+        let data = page["data"].as_array().cloned().unwrap_or_default();
+        after = data
+            .last()
+            .and_then(|e| e["id"].as_str().map(str::to_owned));
+        events.extend(data.into_iter().filter(|e| {
+            let kind = e["type"].as_str().unwrap_or_default();
+            kind.starts_with("customer.subscription.") || kind.starts_with("invoice.")
+        }));
+        if page["has_more"] != true {
+            break;
+        }
+    }
+    events
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(args.concurrency)
+        .build()
+        .unwrap();
+    let templates = Arc::new(templates(&http, &args.stripe, args.customers).await);
+    assert!(!templates.is_empty(), "no events to replay");
+    // Let the app finish the live deliveries of the set-up before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let next = Arc::new(AtomicU64::new(0));
+    let base_created = chrono::Utc::now().timestamp() + 3_600;
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let url = format!("{}/api/stripe/webhooks", args.app);
+    let run = Arc::new(format!("{:x}", std::process::id()));
+    let mut senders = Vec::new();
+    for _ in 0..args.concurrency {
+        let (http, templates, next, url, secret, run) = (
+            http.clone(),
+            templates.clone(),
+            next.clone(),
+            url.clone(),
+            args.secret.clone(),
+            run.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = 0u64;
+            while Instant::now() < deadline {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let mut event = templates[n as usize % templates.len()].clone();
+                event["id"] = Value::from(format!("evt_bench_{run}_{n}"));
+                // Newer than anything before: applied, never stale, never re-read.
+                event["created"] = Value::from(base_created + n as i64);
+                let body = event.to_string();
+                let header =
+                    signature::sign(body.as_bytes(), &secret, chrono::Utc::now().timestamp());
+                let started = Instant::now();
+                let response = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("stripe-signature", header)
+                    .body(body)
+                    .send()
+                    .await;
+                latencies.push(started.elapsed());
+                if !matches!(&response, Ok(r) if r.status().is_success()) {
+                    failures += 1;
+                }
+            }
+            (latencies, failures)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    for sender in senders {
+        let (l, f) = sender.await.unwrap();
+        latencies.extend(l);
+        failures += f;
+    }
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64()
+            * 1000.0
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "events": latencies.len(),
+            "events_per_second": (latencies.len() as f64 / args.seconds as f64).round(),
+            "p50_ms": (pct(0.50) * 100.0).round() / 100.0,
+            "p99_ms": (pct(0.99) * 100.0).round() / 100.0,
+            "failures": failures,
+            "concurrency": args.concurrency,
+            "templates": templates.len(),
+        })
+    );
+}
