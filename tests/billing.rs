@@ -341,12 +341,7 @@ async fn one_time_pack_is_granted_once_and_refunds_reverse_it() {
     let url = world.checkout(&browser, "standard_pack", "one_time").await;
     let (status, _) = world.pay(&url, "4242424242424242").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    let completed = world
-        .events()
-        .await
-        .into_iter()
-        .find(|e| e["type"] == "checkout.session.completed")
-        .unwrap();
+    let completed = world.event("checkout.session.completed").await;
     for _ in 0..3 {
         assert_eq!(world.deliver(&completed).await, StatusCode::OK);
     }
@@ -388,12 +383,7 @@ async fn one_time_pack_is_granted_once_and_refunds_reverse_it() {
     world
         .stripe_post("refunds", &[("payment_intent", &pi)])
         .await;
-    let refunded = world
-        .events()
-        .await
-        .into_iter()
-        .find(|e| e["type"] == "charge.refunded")
-        .expect("charge.refunded");
+    let refunded = world.event("charge.refunded").await;
     one_time_purchases::Entity::delete_many()
         .exec(&world.app.db)
         .await
@@ -588,12 +578,7 @@ async fn reconcile_and_replay() {
         .is_empty());
 
     // An event that failed while Stripe was down is replayed once it is back.
-    let mut invoice_event = world
-        .events()
-        .await
-        .into_iter()
-        .find(|e| e["type"] == "invoice.paid")
-        .unwrap();
+    let mut invoice_event = world.event("invoice.paid").await;
     invoice_event["id"] = json!("evt_replay_me");
     subscriptions::Entity::delete_many()
         .exec(&world.app.db)
@@ -675,12 +660,7 @@ async fn ga4_purchase_is_sent_once_per_payment() {
     let browser = world.sign_up("ga4@example.com").await;
     let url = world.checkout(&browser, "standard_pack", "one_time").await;
     world.pay(&url, "4242424242424242").await;
-    let completed = world
-        .events()
-        .await
-        .into_iter()
-        .find(|e| e["type"] == "checkout.session.completed")
-        .unwrap();
+    let completed = world.event("checkout.session.completed").await;
     for _ in 0..3 {
         assert_eq!(world.deliver(&completed).await, StatusCode::OK);
     }
@@ -718,12 +698,7 @@ async fn ga4_purchase_is_sent_once_per_payment() {
     let browser = world.sign_up("ga4-down@example.com").await;
     let url = world.checkout(&browser, "standard_pack", "one_time").await;
     world.pay(&url, "4242424242424242").await;
-    let completed = world
-        .events()
-        .await
-        .into_iter()
-        .find(|e| e["type"] == "checkout.session.completed")
-        .unwrap();
+    let completed = world.event("checkout.session.completed").await;
     assert_eq!(world.deliver(&completed).await, StatusCode::OK);
     world.stop().await;
 }

@@ -121,26 +121,7 @@ async fn generate(world: &World) -> Vec<Value> {
             }
         }
     }
-    let mut events = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let path = match &after {
-            Some(id) => format!("events?limit=100&starting_after={id}"),
-            None => "events?limit=100".to_owned(),
-        };
-        let page = world.stripe_get(&path).await;
-        let data = page["data"].as_array().cloned().unwrap_or_default();
-        after = data
-            .last()
-            .and_then(|e| e["id"].as_str().map(str::to_owned));
-        events.extend(data);
-        if page["has_more"] != true {
-            break;
-        }
-    }
-    // Newest first from the API; Stripe's creation order for the reference run.
-    events.reverse();
-    events
+    world.events().await
 }
 
 async fn add_users(db: &DatabaseConnection) {

@@ -85,8 +85,17 @@ pub async fn apply_event<C: ConnectionTrait>(
             }
             _ => vec![Outcome::Nothing],
         },
-        StripeObject::Charge(charge) => vec![reverse_for_charge(conn, ctx, charge).await?],
-        StripeObject::Dispute(dispute) => vec![reverse_for_dispute(conn, ctx, dispute).await?],
+        // A partial refund keeps the pack; only a full refund takes it back.
+        StripeObject::Charge(ChargeState {
+            refunded: true,
+            payment_intent_id: Some(pi),
+            ..
+        }) => vec![reverse_payment(conn, ctx, pi, "refunded").await?],
+        StripeObject::Dispute(DisputeState {
+            payment_intent_id: Some(pi),
+            ..
+        }) => vec![reverse_payment(conn, ctx, pi, "reversed").await?],
+        StripeObject::Charge(_) | StripeObject::Dispute(_) => vec![Outcome::Nothing],
         StripeObject::Customer(customer) if event.kind == "customer.deleted" => {
             users::Entity::update_many()
                 .col_expr(users::Column::StripeCustomerId, Expr::value(None::<String>))
@@ -511,32 +520,16 @@ async fn reverse_purchase<C: ConnectionTrait>(
     ))
 }
 
-async fn reverse_for_charge<C: ConnectionTrait>(
+/// Takes back the purchase paid by `payment_intent` (`refunded` or `reversed`).
+async fn reverse_payment<C: ConnectionTrait>(
     conn: &C,
     ctx: SyncContext<'_>,
-    charge: &ChargeState,
+    payment_intent: &str,
+    status: &str,
 ) -> Result<Outcome, SyncError> {
-    // A partial refund keeps the pack; only a full refund takes it back.
-    let (true, Some(pi)) = (charge.refunded, charge.payment_intent_id.as_deref()) else {
-        return Ok(Outcome::Nothing);
-    };
-    match purchase_for_payment(conn, ctx, pi).await? {
-        Some(row) => reverse_purchase(conn, row, "refunded").await,
+    match purchase_for_payment(conn, ctx, payment_intent).await? {
+        Some(row) => reverse_purchase(conn, row, status).await,
         // A payment that is not a one-time purchase (e.g. a subscription invoice).
-        None => Ok(Outcome::Nothing),
-    }
-}
-
-async fn reverse_for_dispute<C: ConnectionTrait>(
-    conn: &C,
-    ctx: SyncContext<'_>,
-    dispute: &DisputeState,
-) -> Result<Outcome, SyncError> {
-    let Some(pi) = dispute.payment_intent_id.as_deref() else {
-        return Ok(Outcome::Nothing);
-    };
-    match purchase_for_payment(conn, ctx, pi).await? {
-        Some(row) => reverse_purchase(conn, row, "reversed").await,
         None => Ok(Outcome::Nothing),
     }
 }

@@ -28,42 +28,27 @@ impl Default for AuthActions {
     }
 }
 
+/// What only the auth functions need; the rest comes from `server::fns`.
 #[cfg(feature = "ssr")]
 mod server {
+    use axum::http::StatusCode;
     use leptos::prelude::*;
 
-    use crate::{auth, server::AppState};
+    use crate::{auth, server::fns};
 
-    pub async fn session() -> Result<tower_sessions::Session, ServerFnError> {
-        leptos_axum::extract::<tower_sessions::Session>()
-            .await
-            .map_err(|err| {
-                tracing::error!(error = %err, "no session layer");
-                ServerFnError::new("Something went wrong; please try again.")
-            })
-    }
-
-    /// User errors keep their message; anything else is logged and hidden.
+    /// User errors keep their message (400); anything else is logged and hidden.
     pub fn readable(err: auth::accounts::AccountError) -> ServerFnError {
         use auth::accounts::AccountError::*;
         match err {
             InvalidEmail | WeakPassword(_) | EmailTaken | WrongCredentials => {
-                // A user error, not a server failure: 400, so logs and monitors agree.
-                if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-                    response.set_status(axum::http::StatusCode::BAD_REQUEST);
-                }
-                ServerFnError::new(err.to_string())
+                fns::user_error(StatusCode::BAD_REQUEST, err.to_string())
             }
-            other => {
-                tracing::error!(error = %other, "account operation failed");
-                ServerFnError::new("Something went wrong; please try again.")
-            }
+            other => fns::internal_error("account operation", other),
         }
     }
 
     pub fn session_failed(err: auth::SessionError) -> ServerFnError {
-        tracing::error!(error = %err, "session operation failed");
-        ServerFnError::new("Something went wrong; please try again.")
+        fns::internal_error("session operation", err)
     }
 
     /// The connecting peer's address. Behind a reverse proxy this is the proxy's; a
@@ -74,10 +59,6 @@ mod server {
             .ok()
             .map(|info| info.0.ip())
     }
-
-    pub fn state() -> AppState {
-        expect_context::<AppState>()
-    }
 }
 
 #[server(endpoint = "sign_up")]
@@ -86,11 +67,11 @@ pub async fn sign_up(
     password: String,
     next: Option<String>,
 ) -> Result<(), ServerFnError> {
-    let state = server::state();
+    let state = crate::server::fns::state();
     let user = crate::auth::accounts::sign_up(&state.db, &email, &password)
         .await
         .map_err(server::readable)?;
-    let session = server::session().await?;
+    let session = crate::server::fns::session().await?;
     crate::auth::start_session(&session, &user)
         .await
         .map_err(server::session_failed)?;
@@ -105,23 +86,21 @@ pub async fn sign_in(
     password: String,
     next: Option<String>,
 ) -> Result<(), ServerFnError> {
-    let state = server::state();
+    let state = crate::server::fns::state();
     if !state
         .sign_in_limiter
         .allow(&email, server::client_ip().await)
     {
-        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-            response.set_status(axum::http::StatusCode::TOO_MANY_REQUESTS);
-        }
         tracing::warn!("sign-in attempts limited");
-        return Err(ServerFnError::new(
+        return Err(crate::server::fns::user_error(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
             "Too many sign-in attempts. Wait a minute and try again.",
         ));
     }
     let user = crate::auth::accounts::sign_in(&state.db, &email, &password)
         .await
         .map_err(server::readable)?;
-    let session = server::session().await?;
+    let session = crate::server::fns::session().await?;
     crate::auth::start_session(&session, &user)
         .await
         .map_err(server::session_failed)?;
@@ -132,7 +111,7 @@ pub async fn sign_in(
 
 #[server(endpoint = "sign_out")]
 pub async fn sign_out() -> Result<(), ServerFnError> {
-    let session = server::session().await?;
+    let session = crate::server::fns::session().await?;
     session
         .flush()
         .await
@@ -144,10 +123,7 @@ pub async fn sign_out() -> Result<(), ServerFnError> {
 /// The signed-in user's email, for the header.
 #[server(endpoint = "current_user_email")]
 pub async fn current_user_email() -> Result<Option<String>, ServerFnError> {
-    let session = server::session().await?;
-    let user = crate::auth::current_user(&session, &server::state().db)
-        .await
-        .map_err(server::session_failed)?;
+    let user = crate::server::fns::current_user().await?;
     Ok(user.map(|u| u.email))
 }
 

@@ -91,25 +91,63 @@ fn new_row(
     }
 }
 
+/// Inserts the row unless its event id is stored; `true` when inserted. The unique
+/// index decides, so concurrent deliveries (to any instance) insert it once.
+async fn insert_if_absent<C: ConnectionTrait>(
+    conn: &C,
+    row: webhook_events::ActiveModel,
+) -> Result<bool, DbErr> {
+    let inserted = webhook_events::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(webhook_events::Column::StripeEventId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(inserted > 0)
+}
+
+/// Marks an applied event `processed` (and clears an earlier error). A replay also
+/// counts its attempt here; the route counted it when claiming the event.
+async fn mark_processed<C: ConnectionTrait>(
+    conn: &C,
+    event_id: &str,
+    count_attempt: bool,
+) -> Result<(), DbErr> {
+    let mut update = webhook_events::Entity::update_many()
+        .col_expr(webhook_events::Column::Status, Expr::value("processed"))
+        .col_expr(webhook_events::Column::ProcessedAt, Expr::value(Utc::now()))
+        .col_expr(
+            webhook_events::Column::LastError,
+            Expr::value(None::<String>),
+        );
+    if count_attempt {
+        update = update.col_expr(
+            webhook_events::Column::Attempts,
+            Expr::col(webhook_events::Column::Attempts).add(1),
+        );
+    }
+    update
+        .filter(webhook_events::Column::StripeEventId.eq(event_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// Stores an event the app does not act on (once), so it can be inspected.
 pub async fn record_ignored(
     db: &DatabaseConnection,
     envelope: &Envelope,
     payload: &[u8],
 ) -> Result<Recorded, DbErr> {
-    let inserted = webhook_events::Entity::insert(new_row(envelope, payload, "ignored", 0))
-        .on_conflict(
-            OnConflict::column(webhook_events::Column::StripeEventId)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
-    Ok(if inserted == 0 {
-        Recorded::Duplicate
-    } else {
-        Recorded::Ignored
-    })
+    Ok(
+        if insert_if_absent(db, new_row(envelope, payload, "ignored", 0)).await? {
+            Recorded::Ignored
+        } else {
+            Recorded::Duplicate
+        },
+    )
 }
 
 /// A conflict between concurrent transactions that the database resolved by
@@ -174,16 +212,7 @@ async fn process_once(
         }
         let outcomes = sync::apply_event(&tx, ctx, event).await?;
         tracing::debug!(event = %envelope.id, ?outcomes, "event applied");
-        webhook_events::Entity::update_many()
-            .col_expr(webhook_events::Column::Status, Expr::value("processed"))
-            .col_expr(webhook_events::Column::ProcessedAt, Expr::value(Utc::now()))
-            .col_expr(
-                webhook_events::Column::LastError,
-                Expr::value(None::<String>),
-            )
-            .filter(webhook_events::Column::StripeEventId.eq(envelope.id.as_str()))
-            .exec(&tx)
-            .await?;
+        mark_processed(&tx, &envelope.id, false).await?;
         tx.commit().await?;
         Ok::<_, InboxError>(Recorded::Processed)
     }
@@ -197,15 +226,7 @@ async fn claim<C: ConnectionTrait>(
     envelope: &Envelope,
     payload: &[u8],
 ) -> Result<bool, DbErr> {
-    let inserted = webhook_events::Entity::insert(new_row(envelope, payload, "processing", 1))
-        .on_conflict(
-            OnConflict::column(webhook_events::Column::StripeEventId)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    if inserted > 0 {
+    if insert_if_absent(conn, new_row(envelope, payload, "processing", 1)).await? {
         return Ok(true);
     }
     let retried = webhook_events::Entity::update_many()
@@ -278,20 +299,7 @@ pub async fn replay(
     let result = async {
         let tx = db.begin().await?;
         sync::apply_event(&tx, ctx, event).await?;
-        webhook_events::Entity::update_many()
-            .col_expr(webhook_events::Column::Status, Expr::value("processed"))
-            .col_expr(webhook_events::Column::ProcessedAt, Expr::value(Utc::now()))
-            .col_expr(
-                webhook_events::Column::LastError,
-                Expr::value(None::<String>),
-            )
-            .col_expr(
-                webhook_events::Column::Attempts,
-                Expr::col(webhook_events::Column::Attempts).add(1),
-            )
-            .filter(webhook_events::Column::Id.eq(row.id))
-            .exec(&tx)
-            .await?;
+        mark_processed(&tx, &row.stripe_event_id, true).await?;
         tx.commit().await?;
         Ok::<_, InboxError>(())
     }

@@ -204,14 +204,37 @@ impl World {
             .unwrap()
     }
 
-    /// Every event the emulator has emitted, oldest first.
+    /// Every event the emulator has emitted, oldest first (the API lists newest
+    /// first, 100 per page).
     pub async fn events(&self) -> Vec<Value> {
-        let mut events: Vec<Value> = self.stripe_get("events?limit=100").await["data"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        events.sort_by_key(|e| e["created"].as_i64());
+        let mut events = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let path = match &after {
+                Some(id) => format!("events?limit=100&starting_after={id}"),
+                None => "events?limit=100".to_owned(),
+            };
+            let page = self.stripe_get(&path).await;
+            let data = page["data"].as_array().cloned().unwrap_or_default();
+            after = data
+                .last()
+                .and_then(|e| e["id"].as_str().map(str::to_owned));
+            events.extend(data);
+            if page["has_more"] != true {
+                break;
+            }
+        }
+        events.reverse();
         events
+    }
+
+    /// The first event of this type.
+    pub async fn event(&self, kind: &str) -> Value {
+        self.events()
+            .await
+            .into_iter()
+            .find(|e| e["type"] == kind)
+            .unwrap_or_else(|| panic!("a {kind} event"))
     }
 
     /// Delivers `event` to the app's webhook route, signed as Stripe would.
