@@ -11,7 +11,9 @@
 #    (with BENCH_POSTGRES_URL) PostgreSQL
 # 4. checkout server function: p50 of start_checkout minus p50 of the same
 #    Checkout Session call made directly to the emulator
-# 5. server resident memory (VmHWM, the peak) after the loads
+# 5. server resident memory (VmHWM, the peak) after the loads. The emulator runs as
+#    its own process (the app shares one already listening on its port), so the
+#    figure is the app's alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:${XDG_CACHE_HOME:-$HOME/.cache}/billing-starter/npm/node_modules/.bin:$PATH"
@@ -30,10 +32,16 @@ echo "## bundle (release hydrate build)"
 ./bench/bundle-size.sh || true
 
 cargo build --quiet --release --features ssr --bin billing-starter --example bare_page --example webhook_ingest
+cargo build --quiet --release -p stripe-emulator --bin stripe-emulator
 cargo leptos build --release >/dev/null 2>&1 || echo "(cargo leptos build --release failed; pages render without the wasm)"
 BIN="$TARGET_DIR/release/billing-starter"
 
 start_app() { # port emulator_port database_url
+  RUST_LOG=error "$TARGET_DIR/release/stripe-emulator" --port "$2" \
+    --forward-to "http://127.0.0.1:$1/api/stripe/webhooks" --webhook-secret whsec_emulator_local \
+    >"$WORK/emulator-$2.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$2/_emulator/health" >/dev/null && break; sleep 0.1; done
   APP_ENV=development APP_URL="http://127.0.0.1:$1" LEPTOS_SITE_ADDR="127.0.0.1:$1" \
   LEPTOS_SITE_ROOT="$TARGET_DIR/site" DATABASE_URL="$3" RUST_LOG=error \
   STRIPE_API_BASE="http://127.0.0.1:$2/" STRIPE_EMULATOR_SNAPSHOT="$WORK/emulator-$1.json" \

@@ -10,7 +10,7 @@ use leptos_router::{
 use crate::{
     components::mode_badge::ModeBadge,
     pages::{
-        auth::{AuthActions, LoginPage, SignUpPage, UserMenu},
+        auth::{LoginPage, SignUpPage, UserMenu},
         billing::BillingPage,
         gated::GatedPage,
         home::HomePage,
@@ -20,7 +20,9 @@ use crate::{
     },
 };
 
-/// The HTML document the server streams. Runs on the server only.
+/// The HTML document the server streams. Runs on the server only, as does every
+/// `#[component]` below: in islands mode the browser receives HTML plus the wasm of
+/// the `#[island]`s, so navigation is a plain page load and forms post to the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     // The page's Content-Security-Policy carries this response's script nonce, so it
     // is set here, where Leptos has generated the nonce, rather than in a layer.
@@ -34,7 +36,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <AutoReload options=options.clone() />
-                <HydrationScripts options />
+                <HydrationScripts options islands=true />
                 <MetaTags />
             </head>
             <body>
@@ -47,12 +49,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    provide_context(AuthActions::new());
 
     view! {
         <Stylesheet id="leptos" href="/pkg/billing-starter.css" />
         <Title text="Billing Starter" />
-        <HydrationMarker />
         <Router>
             <header class="site-header">
                 <A href="/" attr:class="brand">
@@ -80,14 +80,16 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/terms-of-service") view=TermsOfServicePage />
                 </Routes>
             </main>
+            // Last, so that every island before it is live when the mark appears.
+            <HydrationMarker />
         </Router>
     }
 }
 
-/// Marks `<body data-hydrated="true">` once the wasm has taken over the page.
-/// Effects never run during server rendering, so the attribute's presence is proof
-/// of hydration that end-to-end tests and support staff can both check.
-#[component]
+/// Marks `<body data-hydrated="true">` once the wasm has loaded and the islands are
+/// live. Effects never run during server rendering, so the attribute's presence is
+/// proof of hydration that end-to-end tests and support staff can both check.
+#[island]
 fn HydrationMarker() -> impl IntoView {
     Effect::new(move |_| {
         if let Some(body) = document().body() {

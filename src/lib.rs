@@ -33,10 +33,15 @@ pub mod server;
 #[cfg(feature = "ssr")]
 pub mod webhooks;
 
-/// Browser entry point: attaches the reactive system to the server-rendered HTML.
+/// Browser entry point. Pages are server-rendered HTML; only the `#[island]`
+/// components (forms, the pricing toggle, toasts) are hydrated, each from the props
+/// the server serialised beside it, so the wasm holds nothing else.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
+    // Readable panics in the console while developing; the release payload leaves
+    // the hook (and the formatting it pulls in) out.
+    #[cfg(debug_assertions)]
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
+    leptos::mount::hydrate_islands();
 }

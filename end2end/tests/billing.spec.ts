@@ -82,6 +82,13 @@ test('pricing toggle, then Premium monthly with 4242: success toast and Premium 
   await expect(premium.locator('.price')).toHaveText('$49/month');
   await expect(card(page, 'free').getByRole('button')).toHaveText('Current Plan');
   await expect(card(page, 'free').getByRole('button')).toBeDisabled();
+  // The toggle records history: back shows yearly again, forward monthly.
+  await page.goBack();
+  await expect(page).toHaveURL(/\?interval=yearly$/);
+  await expect(premium.locator('.price')).toHaveText('$490/year');
+  await page.goForward();
+  await expect(page).toHaveURL(/\?interval=monthly$/);
+  await expect(premium.locator('.price')).toHaveText('$49/month');
 
   await premium.getByRole('button', { name: 'Go Premium Monthly' }).click();
   const firstRender = page.waitForResponse((r) => r.url().includes('/dashboard/billing?checkout_status=success'));

@@ -1,8 +1,9 @@
 //! Toasts: short messages about what just happened, announced to screen readers.
 
 use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToastKind {
     Success,
     Info,
@@ -35,6 +36,7 @@ pub fn error_message<T>(result: Option<Result<T, ServerFnError>>) -> Option<Stri
     }
 }
 
+/// Used inside islands only: the dismiss button needs the wasm.
 #[component]
 pub fn Toast(#[prop(into)] message: Signal<Option<(ToastKind, String)>>) -> impl IntoView {
     let (dismissed, set_dismissed) = signal(None::<String>);

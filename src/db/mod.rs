@@ -30,6 +30,23 @@ pub enum DbError {
     Query(#[from] DbErr),
 }
 
+/// A turn to write, for transactions that are many and concurrent (webhook bursts).
+///
+/// SQLite has one writer at a time. Writers that collide wait in its busy handler,
+/// which sleeps in growing steps of up to 100 ms, or fail at once when a read
+/// transaction cannot be upgraded; under a burst of webhooks those sleeps and
+/// re-runs took most of the time. Queuing such transactions in the process hands
+/// the write lock over without sleeping. PostgreSQL locks rows, so it gets `None`.
+/// (Process-wide rather than per pool: several pools in one process only queue
+/// behind each other, which is harmless.)
+pub async fn write_turn(db: &DatabaseConnection) -> Option<tokio::sync::MutexGuard<'static, ()>> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    match db.get_database_backend() {
+        DbBackend::Sqlite => Some(TURN.lock().await),
+        _ => None,
+    }
+}
+
 /// Opens a pool for `url`, creating the SQLite file (and its directory) if needed.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
     let backend = backend_name(url);

@@ -1,32 +1,10 @@
-//! Sign-up, sign-in and sign-out. Forms are `ActionForm`s: they post without
-//! JavaScript and upgrade to fetch once hydrated.
+//! Sign-up, sign-in and sign-out. The forms are islands around `ActionForm`s: they
+//! post without JavaScript and, once hydrated, submit with fetch and show errors in
+//! place. A successful sign-in redirects, so the whole page (header included) is
+//! rendered again by the server for the new session.
 
 use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_query_map};
-
-/// The three auth actions, shared so the header can refresh after any of them.
-#[derive(Clone, Copy)]
-pub struct AuthActions {
-    pub sign_up: ServerAction<SignUp>,
-    pub sign_in: ServerAction<SignIn>,
-    pub sign_out: ServerAction<SignOut>,
-}
-
-impl AuthActions {
-    pub fn new() -> Self {
-        Self {
-            sign_up: ServerAction::new(),
-            sign_in: ServerAction::new(),
-            sign_out: ServerAction::new(),
-        }
-    }
-}
-
-impl Default for AuthActions {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// What only the auth functions need; the rest comes from `server::fns`.
 #[cfg(feature = "ssr")]
@@ -148,72 +126,81 @@ fn Field(
     }
 }
 
+/// Where to go after signing in, from the query (read on the server).
+fn next_from_query() -> String {
+    use_query_map().with_untracked(|q| q.get("next").unwrap_or_default())
+}
+
 #[component]
 pub fn SignUpPage() -> impl IntoView {
-    let action = expect_context::<AuthActions>().sign_up;
-    let query = use_query_map();
-    let next = move || query.read().get("next").unwrap_or_default();
+    let next = next_from_query();
+    let login = format!("/login?next={}", super::encode_next(&next));
     view! {
         <section class="panel auth">
             <h1>"Create your account"</h1>
-            <ActionForm action=action>
-                <input type="hidden" name="next" prop:value=next />
-                <Field id="email" label="Email" kind="email" autocomplete="email" />
-                <Field id="password" label="Password (at least 10 characters)" kind="password" autocomplete="new-password" />
-                <button type="submit" class="button" disabled=move || action.pending().get()>"Create account"</button>
-            </ActionForm>
-            <p class="form-error" role="alert">{move || error_text(action.value().get())}</p>
-            <p>"Already have an account? " <A href=move || format!("/login?next={}", super::encode_next(&next()))>"Sign in"</A></p>
+            <SignUpForm next />
+            <p>"Already have an account? " <A href=login>"Sign in"</A></p>
         </section>
+    }
+}
+
+#[island]
+fn SignUpForm(next: String) -> impl IntoView {
+    let action = ServerAction::<SignUp>::new();
+    view! {
+        <ActionForm action=action>
+            <input type="hidden" name="next" value=next />
+            <Field id="email" label="Email" kind="email" autocomplete="email" />
+            <Field id="password" label="Password (at least 10 characters)" kind="password" autocomplete="new-password" />
+            <button type="submit" class="button" disabled=move || action.pending().get()>"Create account"</button>
+        </ActionForm>
+        <p class="form-error" role="alert">{move || error_text(action.value().get())}</p>
     }
 }
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
-    let action = expect_context::<AuthActions>().sign_in;
-    let query = use_query_map();
-    let next = move || query.read().get("next").unwrap_or_default();
+    let next = next_from_query();
+    let signup = format!("/signup?next={}", super::encode_next(&next));
     view! {
         <section class="panel auth">
             <h1>"Sign in"</h1>
-            <ActionForm action=action>
-                <input type="hidden" name="next" prop:value=next />
-                <Field id="email" label="Email" kind="email" autocomplete="email" />
-                <Field id="password" label="Password" kind="password" autocomplete="current-password" />
-                <button type="submit" class="button" disabled=move || action.pending().get()>"Sign in"</button>
-            </ActionForm>
-            <p class="form-error" role="alert">{move || error_text(action.value().get())}</p>
-            <p>"No account yet? " <A href=move || format!("/signup?next={}", super::encode_next(&next()))>"Create one"</A></p>
+            <LoginForm next />
+            <p>"No account yet? " <A href=signup>"Create one"</A></p>
         </section>
     }
 }
 
-/// Header: the signed-in email and a sign-out button, or sign-in links.
+#[island]
+fn LoginForm(next: String) -> impl IntoView {
+    let action = ServerAction::<SignIn>::new();
+    view! {
+        <ActionForm action=action>
+            <input type="hidden" name="next" value=next />
+            <Field id="email" label="Email" kind="email" autocomplete="email" />
+            <Field id="password" label="Password" kind="password" autocomplete="current-password" />
+            <button type="submit" class="button" disabled=move || action.pending().get()>"Sign in"</button>
+        </ActionForm>
+        <p class="form-error" role="alert">{move || error_text(action.value().get())}</p>
+    }
+}
+
+/// Header: the signed-in email and a sign-out button, or sign-in links. Server
+/// only: sign-out is a plain form post answered with a redirect, so it needs no wasm.
 #[component]
 pub fn UserMenu() -> impl IntoView {
-    let actions = expect_context::<AuthActions>();
-    // Blocking: rendered in place during SSR, so the header is right even before
-    // (or without) JavaScript; out-of-order streaming would need a script to show it.
-    let user = Resource::new_blocking(
-        move || {
-            (
-                actions.sign_up.version().get(),
-                actions.sign_in.version().get(),
-                actions.sign_out.version().get(),
-            )
-        },
-        |_| current_user_email(),
-    );
+    let user = OnceResource::new_blocking(current_user_email());
+    let sign_out_url = <SignOut as leptos::server_fn::ServerFn>::url();
     view! {
         <nav class="user-menu" aria-label="Account">
-            <Transition fallback=|| ()>
+            <Suspense fallback=|| ()>
                 {move || {
                     user.get().map(|result| match result {
                         Ok(Some(email)) => view! {
                             <span class="user-email">{email}</span>
-                            <ActionForm action=actions.sign_out>
+                            <form method="post" action=sign_out_url>
                                 <button type="submit" class="button button-secondary">"Sign out"</button>
-                            </ActionForm>
+                            </form>
                         }
                         .into_any(),
                         _ => view! {
@@ -223,7 +210,7 @@ pub fn UserMenu() -> impl IntoView {
                         .into_any(),
                     })
                 }}
-            </Transition>
+            </Suspense>
         </nav>
     }
 }

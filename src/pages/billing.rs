@@ -12,6 +12,11 @@ use crate::{
     views::BillingView,
 };
 
+/// Where cancel and resume land: the page again, rendered by the server with the
+/// new state (with or without JavaScript).
+#[cfg(feature = "ssr")]
+const BILLING_PATH: &str = "/dashboard/billing";
+
 /// `None` when nobody is signed in. With `checkout_session` (from the success
 /// redirect) the session is verified to be this user's and written through the
 /// webhook's own sync code before the page is computed.
@@ -49,7 +54,9 @@ pub async fn cancel_subscription() -> Result<(), ServerFnError> {
     let user = fns::require_user().await?;
     crate::billing::service::set_cancel_at_period_end(&fns::state(), &user, true)
         .await
-        .map_err(crate::pages::pricing::service_error)
+        .map_err(crate::pages::pricing::service_error)?;
+    leptos_axum::redirect(BILLING_PATH);
+    Ok(())
 }
 
 /// Undoes a scheduled cancellation.
@@ -59,86 +66,44 @@ pub async fn resume_subscription() -> Result<(), ServerFnError> {
     let user = fns::require_user().await?;
     crate::billing::service::set_cancel_at_period_end(&fns::state(), &user, false)
         .await
-        .map_err(crate::pages::pricing::service_error)
-}
-
-/// What the query string says about a return from Checkout.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Return {
-    status: Option<String>,
-    session_id: Option<String>,
+        .map_err(crate::pages::pricing::service_error)?;
+    leptos_axum::redirect(BILLING_PATH);
+    Ok(())
 }
 
 #[component]
 pub fn BillingPage() -> impl IntoView {
-    let query = use_query_map();
-    // Read once: the toast must outlive the query clean-up below.
-    let back = query.with_untracked(|q| Return {
-        status: q.get("checkout_status").or_else(|| q.get("status")),
-        session_id: q.get("session_id"),
+    let (status, session_id) = use_query_map().with_untracked(|q| {
+        (
+            q.get("checkout_status").or_else(|| q.get("status")),
+            q.get("session_id"),
+        )
     });
-    let session_id = (back.status.as_deref() == Some("success"))
-        .then(|| back.session_id.clone())
+    let session_id = (status.as_deref() == Some("success"))
+        .then_some(session_id)
         .flatten();
+    let data = OnceResource::new_blocking(load_billing(session_id));
 
-    let portal = ServerAction::<OpenPortal>::new();
-    let cancel = ServerAction::<CancelSubscription>::new();
-    let resume = ServerAction::<ResumeSubscription>::new();
-    let data = Resource::new_blocking(
-        move || (cancel.version().get(), resume.version().get()),
-        move |versions| {
-            // Only the first load carries the session to verify.
-            let session = (versions == (0, 0)).then(|| session_id.clone()).flatten();
-            load_billing(session)
-        },
-    );
-
-    if back.status.is_some() {
-        Effect::new(move |_| {
-            if let Ok(history) = window().history() {
-                let path = window().location().pathname().unwrap_or_default();
-                let _ = history.replace_state_with_url(
-                    &leptos::wasm_bindgen::JsValue::NULL,
-                    "",
-                    Some(&path),
-                );
-            }
-        });
-    }
-
-    let status = back.status.clone();
-    // Inside the Suspense, so the server's HTML already has the toast for the
-    // verified session and hydration sees the same.
-    let toast_for = move |view: Option<&BillingView>| {
-        // The return from Checkout is announced once, not again after later refreshes.
-        let first_load =
-            cancel.version().get_untracked() == 0 && resume.version().get_untracked() == 0;
-        let status = status.clone().filter(|_| first_load);
-        let checkout = view.and_then(|v| v.checkout.clone());
-        Signal::derive(move || {
-            let failure = error_message(portal.value().get())
-                .or_else(|| error_message(cancel.value().get()))
-                .or_else(|| error_message(resume.value().get()));
-            if let Some(text) = failure {
-                return Some((ToastKind::Error, text));
-            }
-            match status.as_deref() {
-                Some("canceled" | "cancel") => Some((
-                    ToastKind::Info,
-                    "Checkout canceled. You have not been charged.".to_owned(),
-                )),
-                Some("success") => Some(match checkout.clone() {
-                    Some(ret) if ret.success => (ToastKind::Success, ret.message),
-                    Some(ret) => (ToastKind::Error, ret.message),
-                    None => (
-                        ToastKind::Success,
-                        "Thank you! Your plan updates as soon as Stripe confirms the payment."
-                            .to_owned(),
-                    ),
-                }),
-                _ => None,
-            }
-        })
+    let from_checkout = status.is_some();
+    // Computed with the page, so the server's HTML already has the toast for the
+    // verified session.
+    let notice = move |view: Option<&BillingView>| -> Option<(ToastKind, String)> {
+        match status.as_deref() {
+            Some("canceled" | "cancel") => Some((
+                ToastKind::Info,
+                "Checkout canceled. You have not been charged.".to_owned(),
+            )),
+            Some("success") => Some(match view.and_then(|v| v.checkout.clone()) {
+                Some(ret) if ret.success => (ToastKind::Success, ret.message),
+                Some(ret) => (ToastKind::Error, ret.message),
+                None => (
+                    ToastKind::Success,
+                    "Thank you! Your plan updates as soon as Stripe confirms the payment."
+                        .to_owned(),
+                ),
+            }),
+            _ => None,
+        }
     };
 
     view! {
@@ -149,17 +114,17 @@ pub fn BillingPage() -> impl IntoView {
                     data.get()
                         .map(|result| match result {
                             Ok(Some(view)) => {
-                                let toast = toast_for(Some(&view));
+                                let message = notice(Some(&view));
                                 view! {
-                                    <Toast message=toast />
-                                    <BillingDetails view portal cancel resume />
+                                    <ReturnNotice message clean_url=from_checkout />
+                                    <BillingDetails view />
                                 }
                                     .into_any()
                             }
                             Ok(None) => {
-                                let toast = toast_for(None);
+                                let message = notice(None);
                                 view! {
-                                    <Toast message=toast />
+                                    <ReturnNotice message clean_url=from_checkout />
                                     <section class="panel">
                                         <p>"Sign in to see your plan and invoices."</p>
                                         <A href="/login?next=/dashboard/billing" attr:class="button">
@@ -184,14 +149,84 @@ pub fn BillingPage() -> impl IntoView {
     }
 }
 
-#[component]
-fn BillingDetails(
-    view: BillingView,
-    portal: ServerAction<OpenPortal>,
-    cancel: ServerAction<CancelSubscription>,
-    resume: ServerAction<ResumeSubscription>,
-) -> impl IntoView {
+/// The toast about the return from Checkout. Once live it removes the query
+/// string, so a reload does not announce the payment again.
+#[island]
+fn ReturnNotice(message: Option<(ToastKind, String)>, clean_url: bool) -> impl IntoView {
+    if clean_url {
+        Effect::new(move |_| {
+            if let Ok(history) = window().history() {
+                let path = window().location().pathname().unwrap_or_default();
+                let _ = history.replace_state_with_url(
+                    &leptos::wasm_bindgen::JsValue::NULL,
+                    "",
+                    Some(&path),
+                );
+            }
+        });
+    }
+    let message = Signal::derive(move || message.clone());
+    view! { <Toast message /> }
+}
+
+/// "Manage billing" / "Update payment method": opens the portal for the user's
+/// own customer; a failure is a toast, not a blank page.
+#[island]
+fn PortalButton(label: String) -> impl IntoView {
+    let portal = ServerAction::<OpenPortal>::new();
+    let toast = Signal::derive(move || {
+        error_message(portal.value().get()).map(|text| (ToastKind::Error, text))
+    });
+    view! {
+        <ActionForm action=portal>
+            <button type="submit" class="button" disabled=move || portal.pending().get()>
+                {label}
+            </button>
+        </ActionForm>
+        <Toast message=toast />
+    }
+}
+
+/// The plan's buttons; one pending action disables the others.
+#[island]
+fn PlanActions(has_customer: bool, can_cancel: bool, can_resume: bool) -> impl IntoView {
+    let portal = ServerAction::<OpenPortal>::new();
+    let cancel = ServerAction::<CancelSubscription>::new();
+    let resume = ServerAction::<ResumeSubscription>::new();
     let busy = move || portal.pending().get() || cancel.pending().get() || resume.pending().get();
+    let toast = Signal::derive(move || {
+        error_message(portal.value().get())
+            .or_else(|| error_message(cancel.value().get()))
+            .or_else(|| error_message(resume.value().get()))
+            .map(|text| (ToastKind::Error, text))
+    });
+    view! {
+        <div class="actions">
+            {has_customer.then(|| view! {
+                <ActionForm action=portal>
+                    <button type="submit" class="button" disabled=busy>"Manage billing"</button>
+                </ActionForm>
+            })}
+            {can_cancel.then(|| view! {
+                <ActionForm action=cancel>
+                    <button type="submit" class="button button-secondary" disabled=busy>
+                        "Cancel at period end"
+                    </button>
+                </ActionForm>
+            })}
+            {can_resume.then(|| view! {
+                <ActionForm action=resume>
+                    <button type="submit" class="button" disabled=busy>"Resume subscription"</button>
+                </ActionForm>
+            })}
+            <a href="/pricing" class="button button-secondary">"Change plan"</a>
+        </div>
+        <Toast message=toast />
+    }
+}
+
+#[component]
+fn BillingDetails(view: BillingView) -> impl IntoView {
     let row = |label: &'static str, value: Option<String>| {
         value.map(|value| {
             view! {
@@ -209,9 +244,7 @@ fn BillingDetails(
                         view.plan_name,
                     )}
                 </p>
-                <ActionForm action=portal>
-                    <button type="submit" class="button" disabled=busy>"Update payment method"</button>
-                </ActionForm>
+                <PortalButton label="Update payment method".to_owned() />
             </div>
         })}
         <section class="panel current-plan" aria-labelledby="current-plan-heading">
@@ -227,26 +260,11 @@ fn BillingDetails(
                     <dd data-testid="ends-on">{on}</dd>
                 })}
             </dl>
-            <div class="actions">
-                {view.has_customer.then(|| view! {
-                    <ActionForm action=portal>
-                        <button type="submit" class="button" disabled=busy>"Manage billing"</button>
-                    </ActionForm>
-                })}
-                {view.can_cancel.then(|| view! {
-                    <ActionForm action=cancel>
-                        <button type="submit" class="button button-secondary" disabled=busy>
-                            "Cancel at period end"
-                        </button>
-                    </ActionForm>
-                })}
-                {view.can_resume.then(|| view! {
-                    <ActionForm action=resume>
-                        <button type="submit" class="button" disabled=busy>"Resume subscription"</button>
-                    </ActionForm>
-                })}
-                <A href="/pricing" attr:class="button button-secondary">"Change plan"</A>
-            </div>
+            <PlanActions
+                has_customer=view.has_customer
+                can_cancel=view.can_cancel
+                can_resume=view.can_resume
+            />
         </section>
 
         <section class="panel" aria-labelledby="purchases-heading">

@@ -38,9 +38,6 @@ const INCLUDED: [&str; 5] = [
 
 #[component]
 pub fn HomePage() -> impl IntoView {
-    let (show_included, set_show_included) = signal(false);
-    let check = ServerAction::<CheckServer>::new();
-
     view! {
         <section class="hero">
             <h1>"Stripe billing for your Rust SaaS"</h1>
@@ -51,32 +48,50 @@ pub fn HomePage() -> impl IntoView {
         </section>
 
         <section class="panel">
-            <button
-                type="button"
-                class="button"
-                aria-expanded=move || show_included.get().to_string()
-                aria-controls="included-list"
-                on:click=move |_| set_show_included.update(|open| *open = !*open)
-            >
-                {move || if show_included.get() { "Hide what's included" } else { "Show what's included" }}
-            </button>
-            <ul id="included-list" class="included" hidden=move || !show_included.get()>
-                {INCLUDED.iter().map(|item| view! { <li>{*item}</li> }).collect_view()}
-            </ul>
+            <IncludedList />
         </section>
 
         <section class="panel">
-            <ActionForm action=check>
-                <button type="submit" class="button button-secondary">"Check the server"</button>
-            </ActionForm>
-            <p class="status" role="status" aria-live="polite">
-                {move || match check.value().get() {
-                    None => String::new(),
-                    Some(Ok(status)) => format!("Database: {} · Stripe: {}", status.database, status.stripe),
-                    Some(Err(err)) => format!("Server check failed: {}", readable(&err)),
-                }}
-            </p>
+            <ServerCheck />
         </section>
+    }
+}
+
+/// A disclosure that only works once hydrated (no server round trip).
+#[island]
+fn IncludedList() -> impl IntoView {
+    let (show_included, set_show_included) = signal(false);
+    view! {
+        <button
+            type="button"
+            class="button"
+            aria-expanded=move || show_included.get().to_string()
+            aria-controls="included-list"
+            on:click=move |_| set_show_included.update(|open| *open = !*open)
+        >
+            {move || if show_included.get() { "Hide what's included" } else { "Show what's included" }}
+        </button>
+        <ul id="included-list" class="included" hidden=move || !show_included.get()>
+            {INCLUDED.iter().map(|item| view! { <li>{*item}</li> }).collect_view()}
+        </ul>
+    }
+}
+
+/// Calls a server function that reaches the database, through fetch once hydrated.
+#[island]
+fn ServerCheck() -> impl IntoView {
+    let check = ServerAction::<CheckServer>::new();
+    view! {
+        <ActionForm action=check>
+            <button type="submit" class="button button-secondary">"Check the server"</button>
+        </ActionForm>
+        <p class="status" role="status" aria-live="polite">
+            {move || match check.value().get() {
+                None => String::new(),
+                Some(Ok(status)) => format!("Database: {} · Stripe: {}", status.database, status.stripe),
+                Some(Err(err)) => format!("Server check failed: {}", readable(&err)),
+            }}
+        </p>
     }
 }
 

@@ -2,9 +2,13 @@
 //! URL (`?interval=yearly`, so the server renders the chosen interval and links
 //! work before hydration), and a call to action per plan that posts to
 //! `start_checkout` — a plain form without JavaScript, a pending button with it.
+//!
+//! The page is server-rendered; the grid is one island whose props are the
+//! server's `PricingView` (both intervals already formatted), so the toggle
+//! switches instantly in the browser without any money logic in the wasm.
 
 use leptos::prelude::*;
-use leptos_router::hooks::{use_navigate, use_query_map};
+use leptos_router::hooks::use_query_map;
 
 use crate::{
     catalog::BillingType,
@@ -83,18 +87,14 @@ pub fn service_error(err: crate::billing::service::ServiceError) -> ServerFnErro
 
 #[component]
 pub fn PricingPage() -> impl IntoView {
-    let query = use_query_map();
-    let yearly = Memo::new(move |_| {
-        matches!(
-            query.read().get("interval").as_deref(),
-            Some("yearly" | "year")
+    // Read on the server: the island gets plain values, not the router.
+    let (yearly, resume_plan) = use_query_map().with_untracked(|q| {
+        (
+            matches!(q.get("interval").as_deref(), Some("yearly" | "year")),
+            q.get("plan"),
         )
     });
-    let pricing = Resource::new_blocking(|| (), |_| load_pricing());
-    let checkout = ServerAction::<StartCheckout>::new();
-    let toast = Signal::derive(move || {
-        error_message(checkout.value().get()).map(|text| (ToastKind::Error, text))
-    });
+    let pricing = OnceResource::new_blocking(load_pricing());
 
     view! {
         <section class="pricing">
@@ -102,11 +102,12 @@ pub fn PricingPage() -> impl IntoView {
             <p class="lead">"Start free. Upgrade when you need more. Cancel any time."</p>
             <Suspense fallback=|| view! { <p>"Loading plans…"</p> }>
                 {move || {
+                    let resume_plan = resume_plan.clone();
                     pricing
                         .get()
                         .map(|result| match result {
                             Ok(view) => {
-                                view! { <PricingGrid view yearly checkout /> }.into_any()
+                                view! { <PricingGrid view yearly resume_plan /> }.into_any()
                             }
                             Err(err) => {
                                 view! {
@@ -119,23 +120,40 @@ pub fn PricingPage() -> impl IntoView {
                         })
                 }}
             </Suspense>
-            <Toast message=toast />
         </section>
     }
 }
 
-#[component]
-fn PricingGrid(
-    view: PricingView,
-    yearly: Memo<bool>,
-    checkout: ServerAction<StartCheckout>,
-) -> impl IntoView {
-    let query = use_query_map();
+/// The interactive part of the page: toggle, cards, calls to action and the
+/// error toast of a failed checkout.
+#[island]
+fn PricingGrid(view: PricingView, yearly: bool, resume_plan: Option<String>) -> impl IntoView {
+    let (yearly, set_yearly) = signal(yearly);
+    let yearly = Signal::from(yearly);
+    let checkout = ServerAction::<StartCheckout>::new();
+    let toast = Signal::derive(move || {
+        error_message(checkout.value().get()).map(|text| (ToastKind::Error, text))
+    });
+    // Back and forward through toggled intervals.
+    #[cfg(feature = "hydrate")]
+    {
+        let listener = window_event_listener(leptos::ev::popstate, move |_| {
+            let search = window().location().search().unwrap_or_default();
+            set_yearly.set(
+                search
+                    .trim_start_matches('?')
+                    .split('&')
+                    .any(|pair| matches!(pair, "interval=yearly" | "interval=year")),
+            );
+        });
+        on_cleanup(move || listener.remove());
+    }
+
     let signed_in = view.signed_in;
     let cards = view.cards.clone();
     // Back from sign-in with a plan chosen: offer to continue where they left off.
     let resume = move || {
-        let plan_id = query.read().get("plan")?;
+        let plan_id = resume_plan.as_deref()?;
         let card = view.cards.iter().find(|c| c.id == plan_id)?.clone();
         let offer = if yearly.get() {
             &card.yearly
@@ -158,7 +176,7 @@ fn PricingGrid(
         })
     };
     view! {
-        {view.has_yearly.then(|| view! { <IntervalToggle yearly /> })}
+        {view.has_yearly.then(|| view! { <IntervalToggle yearly set_yearly /> })}
         {resume}
         <div class="plan-grid">
             {cards
@@ -166,6 +184,7 @@ fn PricingGrid(
                 .map(|card| view! { <PlanCardView card yearly signed_in checkout /> })
                 .collect_view()}
         </div>
+        <Toast message=toast />
     }
 }
 
@@ -178,10 +197,29 @@ fn interval_word(billing: BillingType, yearly: bool) -> &'static str {
 }
 
 /// A radio group of two links: each is a real URL (`?interval=…`) that works
-/// without JavaScript; arrow keys move between them as in any radio group.
+/// without JavaScript; with it, a click or an arrow key switches in place and
+/// records the URL in history, as in any radio group.
 #[component]
-fn IntervalToggle(yearly: Memo<bool>) -> impl IntoView {
-    let navigate = use_navigate();
+fn IntervalToggle(yearly: Signal<bool>, set_yearly: WriteSignal<bool>) -> impl IntoView {
+    let select = move |to_yearly: bool| {
+        set_yearly.set(to_yearly);
+        let (href, id) = if to_yearly {
+            ("/pricing?interval=yearly", "interval-yearly")
+        } else {
+            ("/pricing?interval=monthly", "interval-monthly")
+        };
+        if let Ok(history) = window().history() {
+            let _ =
+                history.push_state_with_url(&leptos::wasm_bindgen::JsValue::NULL, "", Some(href));
+        }
+        // Keep focus on the checked option, as a radio group does.
+        if let Some(el) = document().get_element_by_id(id) {
+            use leptos::wasm_bindgen::JsCast;
+            if let Ok(el) = el.dyn_into::<leptos::web_sys::HtmlElement>() {
+                let _ = el.focus();
+            }
+        }
+    };
     let on_key = move |ev: leptos::ev::KeyboardEvent| {
         let target = match ev.key().as_str() {
             "ArrowRight" | "ArrowDown" => Some(true),
@@ -190,31 +228,20 @@ fn IntervalToggle(yearly: Memo<bool>) -> impl IntoView {
         };
         if let Some(to_yearly) = target {
             ev.prevent_default();
-            let href = if to_yearly {
-                "/pricing?interval=yearly"
-            } else {
-                "/pricing?interval=monthly"
-            };
-            navigate(href, Default::default());
-            // Keep focus on the checked option, as a radio group does.
-            let id = if to_yearly {
-                "interval-yearly"
-            } else {
-                "interval-monthly"
-            };
-            if let Some(el) = document().get_element_by_id(id) {
-                use leptos::wasm_bindgen::JsCast;
-                if let Ok(el) = el.dyn_into::<leptos::web_sys::HtmlElement>() {
-                    let _ = el.focus();
-                }
-            }
+            select(to_yearly);
         }
     };
     let option =
         move |id: &'static str, href: &'static str, label: &'static str, is_yearly: bool| {
             let checked = move || yearly.get() == is_yearly;
-            // A plain link (the router still handles it client-side): `A` would
-            // mark both options aria-current, as they share the path.
+            let on_click = move |ev: leptos::ev::MouseEvent| {
+                // A modified click keeps its meaning (new tab, new window).
+                if ev.ctrl_key() || ev.meta_key() || ev.shift_key() || ev.button() != 0 {
+                    return;
+                }
+                ev.prevent_default();
+                select(is_yearly);
+            };
             view! {
                 <a
                     href=href
@@ -223,6 +250,7 @@ fn IntervalToggle(yearly: Memo<bool>) -> impl IntoView {
                     class="interval-option"
                     aria-checked=move || checked().to_string()
                     tabindex=move || if checked() { "0" } else { "-1" }
+                    on:click=on_click
                 >
                     {label}
                 </a>
@@ -235,11 +263,10 @@ fn IntervalToggle(yearly: Memo<bool>) -> impl IntoView {
         </div>
     }
 }
-
 #[component]
 fn PlanCardView(
     card: PlanCard,
-    yearly: Memo<bool>,
+    yearly: Signal<bool>,
     signed_in: bool,
     checkout: ServerAction<StartCheckout>,
 ) -> impl IntoView {

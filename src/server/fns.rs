@@ -43,12 +43,23 @@ pub async fn session() -> Result<tower_sessions::Session, ServerFnError> {
         .map_err(|err| internal_error("session extraction", err))
 }
 
+/// The signed-in user, looked up at most once per request: a page's header and its
+/// body both ask. Provided fresh for every request by the router's context.
+#[derive(Clone, Default)]
+pub struct RequestUser(std::sync::Arc<tokio::sync::OnceCell<Option<users::Model>>>);
+
 /// The signed-in user, from the server-side session only.
 pub async fn current_user() -> Result<Option<users::Model>, ServerFnError> {
-    let session = session().await?;
-    auth::current_user(&session, &state().db)
-        .await
-        .map_err(|err| internal_error("session lookup", err))
+    let lookup = || async {
+        let session = session().await?;
+        auth::current_user(&session, &state().db)
+            .await
+            .map_err(|err| internal_error("session lookup", err))
+    };
+    match use_context::<RequestUser>() {
+        Some(cached) => cached.0.get_or_try_init(lookup).await.cloned(),
+        None => lookup().await,
+    }
 }
 
 /// The signed-in user, or a 401 with a readable message.

@@ -142,7 +142,10 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context = {
         let state = state.clone();
-        move || provide_context(state.clone())
+        move || {
+            provide_context(state.clone());
+            provide_context(fns::RequestUser::default());
+        }
     };
     let pages_shell = {
         let options = state.leptos_options.clone();

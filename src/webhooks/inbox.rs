@@ -205,6 +205,7 @@ async fn process_once(
     event: &BillingEvent,
 ) -> Result<Recorded, InboxError> {
     async {
+        let _turn = crate::db::write_turn(db).await;
         let tx = db.begin().await?;
         if !claim(&tx, envelope, payload).await? {
             tx.rollback().await?;
