@@ -3,6 +3,7 @@
 pub mod dev_stripe;
 pub mod fns;
 pub mod health;
+pub mod page_cache;
 pub mod security;
 pub mod telemetry;
 
@@ -176,6 +177,11 @@ pub fn router(state: AppState) -> Router {
             _,
         >(context, shell))
         .layer(sessions)
+        // Outside the sessions layer: a kept page needs no session at all.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(page_cache::PageCache::new(state.security.clone())),
+            page_cache::serve,
+        ))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.security.clone(),
