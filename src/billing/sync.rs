@@ -205,6 +205,25 @@ fn same_state(row: &subscriptions::Model, sub: &SubscriptionState) -> bool {
         && row.ended_at == time(sub.ended_at)
 }
 
+/// Makes read, decide and write one step per subscription on PostgreSQL (across
+/// instances too). Without it two events of the same second could both read "no
+/// row" (or the same row), and the later commit would win whatever its content —
+/// the SQL guard cannot tell equal stamps apart; the chaos test caught an
+/// `incomplete` left over an `active` this way. The lock ends with the
+/// transaction. SQLite needs none: its webhook transactions take turns
+/// (`db::write_turn`) and it has a single writer.
+async fn lock_subscription<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), DbErr> {
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        conn.query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtext($1))::text",
+            [id.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 async fn upsert_subscription<C: ConnectionTrait>(
     conn: &C,
     ctx: SyncContext<'_>,
@@ -212,6 +231,7 @@ async fn upsert_subscription<C: ConnectionTrait>(
     observed_at: i64,
     source: Source,
 ) -> Result<Outcome, SyncError> {
+    lock_subscription(conn, &sub.id).await?;
     let existing = find_subscription(conn, &sub.id).await?;
     let stored = existing.as_ref().map(|row| freshness::Stored {
         stamp: row.stripe_state_at,
