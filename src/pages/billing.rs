@@ -12,11 +12,6 @@ use crate::{
     views::BillingView,
 };
 
-/// Where cancel and resume land: the page again, rendered by the server with the
-/// new state (with or without JavaScript).
-#[cfg(feature = "ssr")]
-const BILLING_PATH: &str = "/dashboard/billing";
-
 /// `None` when nobody is signed in. With `checkout_session` (from the success
 /// redirect) the session is verified to be this user's and written through the
 /// webhook's own sync code before the page is computed.
@@ -50,24 +45,26 @@ pub async fn open_portal() -> Result<(), ServerFnError> {
 /// Cancels the user's own subscription at the end of the paid period.
 #[server(endpoint = "cancel_subscription")]
 pub async fn cancel_subscription() -> Result<(), ServerFnError> {
-    use crate::server::fns;
-    let user = fns::require_user().await?;
-    crate::billing::service::set_cancel_at_period_end(&fns::state(), &user, true)
-        .await
-        .map_err(crate::pages::pricing::service_error)?;
-    leptos_axum::redirect(BILLING_PATH);
-    Ok(())
+    cancel_at_period_end(true).await
 }
 
 /// Undoes a scheduled cancellation.
 #[server(endpoint = "resume_subscription")]
 pub async fn resume_subscription() -> Result<(), ServerFnError> {
+    cancel_at_period_end(false).await
+}
+
+/// Schedules or unschedules the signed-in user's cancellation, then shows the
+/// billing page again, rendered by the server with the new state (with or
+/// without JavaScript).
+#[cfg(feature = "ssr")]
+async fn cancel_at_period_end(cancel: bool) -> Result<(), ServerFnError> {
     use crate::server::fns;
     let user = fns::require_user().await?;
-    crate::billing::service::set_cancel_at_period_end(&fns::state(), &user, false)
+    crate::billing::service::set_cancel_at_period_end(&fns::state(), &user, cancel)
         .await
         .map_err(crate::pages::pricing::service_error)?;
-    leptos_axum::redirect(BILLING_PATH);
+    leptos_axum::redirect("/dashboard/billing");
     Ok(())
 }
 

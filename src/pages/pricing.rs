@@ -88,12 +88,8 @@ pub fn service_error(err: crate::billing::service::ServiceError) -> ServerFnErro
 #[component]
 pub fn PricingPage() -> impl IntoView {
     // Read on the server: the island gets plain values, not the router.
-    let (yearly, resume_plan) = use_query_map().with_untracked(|q| {
-        (
-            matches!(q.get("interval").as_deref(), Some("yearly" | "year")),
-            q.get("plan"),
-        )
-    });
+    let (yearly, resume_plan) = use_query_map()
+        .with_untracked(|q| (is_yearly(q.get("interval").as_deref()), q.get("plan")));
     let pricing = OnceResource::new_blocking(load_pricing());
 
     view! {
@@ -139,12 +135,11 @@ fn PricingGrid(view: PricingView, yearly: bool, resume_plan: Option<String>) -> 
     {
         let listener = window_event_listener(leptos::ev::popstate, move |_| {
             let search = window().location().search().unwrap_or_default();
-            set_yearly.set(
-                search
-                    .trim_start_matches('?')
-                    .split('&')
-                    .any(|pair| matches!(pair, "interval=yearly" | "interval=year")),
-            );
+            let interval = search
+                .trim_start_matches('?')
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("interval="));
+            set_yearly.set(is_yearly(interval));
         });
         on_cleanup(move || listener.remove());
     }
@@ -188,11 +183,26 @@ fn PricingGrid(view: PricingView, yearly: bool, resume_plan: Option<String>) -> 
     }
 }
 
+/// Whether the `interval` query value asks for yearly prices (the server's first
+/// render and the browser's back/forward read it alike).
+fn is_yearly(interval: Option<&str>) -> bool {
+    matches!(interval, Some("yearly" | "year"))
+}
+
 fn interval_word(billing: BillingType, yearly: bool) -> &'static str {
     match (billing, yearly) {
         (BillingType::OneTime, _) => "one_time",
         (_, true) => "yearly",
         (_, false) => "monthly",
+    }
+}
+
+/// A toggle option's element id, URL and label.
+fn interval_option(yearly: bool) -> (&'static str, &'static str, &'static str) {
+    if yearly {
+        ("interval-yearly", "/pricing?interval=yearly", "Yearly")
+    } else {
+        ("interval-monthly", "/pricing?interval=monthly", "Monthly")
     }
 }
 
@@ -203,11 +213,7 @@ fn interval_word(billing: BillingType, yearly: bool) -> &'static str {
 fn IntervalToggle(yearly: Signal<bool>, set_yearly: WriteSignal<bool>) -> impl IntoView {
     let select = move |to_yearly: bool| {
         set_yearly.set(to_yearly);
-        let (href, id) = if to_yearly {
-            ("/pricing?interval=yearly", "interval-yearly")
-        } else {
-            ("/pricing?interval=monthly", "interval-monthly")
-        };
+        let (id, href, _) = interval_option(to_yearly);
         if let Ok(history) = window().history() {
             let _ =
                 history.push_state_with_url(&leptos::wasm_bindgen::JsValue::NULL, "", Some(href));
@@ -231,35 +237,35 @@ fn IntervalToggle(yearly: Signal<bool>, set_yearly: WriteSignal<bool>) -> impl I
             select(to_yearly);
         }
     };
-    let option =
-        move |id: &'static str, href: &'static str, label: &'static str, is_yearly: bool| {
-            let checked = move || yearly.get() == is_yearly;
-            let on_click = move |ev: leptos::ev::MouseEvent| {
-                // A modified click keeps its meaning (new tab, new window).
-                if ev.ctrl_key() || ev.meta_key() || ev.shift_key() || ev.button() != 0 {
-                    return;
-                }
-                ev.prevent_default();
-                select(is_yearly);
-            };
-            view! {
-                <a
-                    href=href
-                    id=id
-                    role="radio"
-                    class="interval-option"
-                    aria-checked=move || checked().to_string()
-                    tabindex=move || if checked() { "0" } else { "-1" }
-                    on:click=on_click
-                >
-                    {label}
-                </a>
+    let option = move |is_yearly: bool| {
+        let (id, href, label) = interval_option(is_yearly);
+        let checked = move || yearly.get() == is_yearly;
+        let on_click = move |ev: leptos::ev::MouseEvent| {
+            // A modified click keeps its meaning (new tab, new window).
+            if ev.ctrl_key() || ev.meta_key() || ev.shift_key() || ev.button() != 0 {
+                return;
             }
+            ev.prevent_default();
+            select(is_yearly);
         };
+        view! {
+            <a
+                href=href
+                id=id
+                role="radio"
+                class="interval-option"
+                aria-checked=move || checked().to_string()
+                tabindex=move || if checked() { "0" } else { "-1" }
+                on:click=on_click
+            >
+                {label}
+            </a>
+        }
+    };
     view! {
         <div class="interval-toggle" role="radiogroup" aria-label="Billing interval" on:keydown=on_key>
-            {option("interval-monthly", "/pricing?interval=monthly", "Monthly", false)}
-            {option("interval-yearly", "/pricing?interval=yearly", "Yearly", true)}
+            {option(false)}
+            {option(true)}
         </div>
     }
 }

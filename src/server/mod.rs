@@ -138,6 +138,9 @@ fn leptos_options(config: &Config) -> LeptosOptions {
         .build()
 }
 
+/// The session cookie's name (the page cache tells visitors with a session by it).
+pub const SESSION_COOKIE: &str = "billing_session";
+
 /// The whole HTTP surface: pages, server functions, static files and `/healthz`.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
@@ -159,7 +162,7 @@ pub fn router(state: AppState) -> Router {
     let sessions = tower_sessions::SessionManagerLayer::new(
         crate::auth::session_store::SeaOrmSessionStore::new(state.db.clone()),
     )
-    .with_name("billing_session")
+    .with_name(SESSION_COOKIE)
     .with_http_only(true)
     .with_same_site(tower_sessions::cookie::SameSite::Lax)
     .with_secure(state.config.app_env == crate::config::AppEnv::Production)

@@ -22,7 +22,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::security::SecurityHeaders;
+use super::{security::SecurityHeaders, SESSION_COOKIE};
 
 /// The public pages worth keeping, by path and query exactly as requested.
 const PUBLIC_PAGES: [&str; 6] = [
@@ -42,9 +42,6 @@ const MAX_PAGE_BYTES: usize = 1 << 20;
 
 /// Stands for the nonce inside a kept page; cannot occur in rendered HTML.
 const NONCE_SLOT: &str = "\u{0}nonce\u{0}";
-
-/// What the cache needs to tell a session apart from none.
-const SESSION_COOKIE: &str = "billing_session=";
 
 struct Kept {
     at: Instant,
