@@ -1,11 +1,11 @@
 //! Webhook ingest benchmark: realistic signed events against a running app.
 //!
 //! Creates customers with subscriptions through the app's Stripe (the emulator),
-//! takes the real subscription and invoice events they produced as templates, and
-//! posts fresh copies (new ids, ever newer `created`, so each one is verified,
-//! recorded, applied and committed — never a duplicate and never a Stripe call)
-//! from N concurrent senders for D seconds. Prints events/s and latency
-//! percentiles as one line of JSON.
+//! takes the real subscription and invoice events they produced as templates,
+//! signs fresh copies in advance (new ids, ever newer `created`, so each one is
+//! verified, recorded, applied and committed — never a duplicate and never a
+//! Stripe call), then posts them from N concurrent senders for D seconds. Prints
+//! events/s and latency percentiles as one line of JSON.
 //!
 //! cargo run --release --features ssr --example webhook_ingest -- \
 //!   --app http://127.0.0.1:3300 --stripe http://127.0.0.1:12111/ --secret whsec_emulator_local
@@ -28,6 +28,8 @@ struct Args {
     customers: usize,
     seconds: u64,
     concurrency: usize,
+    /// Upper bound on events/s: this many per second are signed in advance.
+    max_rate: usize,
 }
 
 fn args() -> Args {
@@ -38,6 +40,7 @@ fn args() -> Args {
         customers: 40,
         seconds: 10,
         concurrency: 32,
+        max_rate: 8_000,
     };
     let raw: Vec<String> = std::env::args().skip(1).collect();
     for pair in raw.chunks(2) {
@@ -49,6 +52,7 @@ fn args() -> Args {
             "--customers" => args.customers = value.parse().expect("--customers N"),
             "--seconds" => args.seconds = value.parse().expect("--seconds N"),
             "--concurrency" => args.concurrency = value.parse().expect("--concurrency N"),
+            "--max-rate" => args.max_rate = value.parse().expect("--max-rate N"),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -128,6 +132,35 @@ async fn templates(http: &reqwest::Client, base: &str, n: usize) -> Vec<Value> {
     events
 }
 
+/// One delivery, ready to send: body and signature made before the clock starts,
+/// so the load generator's JSON and HMAC work does not compete with the server
+/// for the machine's two cores while it is measured.
+struct Delivery {
+    body: axum::body::Bytes,
+    signature: String,
+}
+
+/// `count` fresh events cycling through the templates: new ids and ever newer
+/// `created` (so each one is applied, never stale, never re-read from Stripe).
+fn deliveries(templates: &[Value], count: usize, secret: &str) -> Vec<Delivery> {
+    let run = format!("{:x}", std::process::id());
+    let base_created = chrono::Utc::now().timestamp() + 3_600;
+    let signed_at = chrono::Utc::now().timestamp();
+    (0..count)
+        .map(|n| {
+            let mut event = templates[n % templates.len()].clone();
+            event["id"] = Value::from(format!("evt_bench_{run}_{n}"));
+            event["created"] = Value::from(base_created + n as i64);
+            let body = event.to_string();
+            let signature = signature::sign(body.as_bytes(), secret, signed_at);
+            Delivery {
+                body: body.into(),
+                signature,
+            }
+        })
+        .collect()
+}
+
 #[tokio::main]
 async fn main() {
     let args = args();
@@ -136,47 +169,44 @@ async fn main() {
         .pool_max_idle_per_host(args.concurrency)
         .build()
         .unwrap();
-    let templates = Arc::new(templates(&http, &args.stripe, args.customers).await);
+    let templates = templates(&http, &args.stripe, args.customers).await;
     assert!(!templates.is_empty(), "no events to replay");
+    // More than the app can take in the window: running out would end the run early
+    // (reported as `exhausted`), and a re-sent event would only measure duplicates.
+    let prepared = deliveries(
+        &templates,
+        args.max_rate * args.seconds as usize,
+        &args.secret,
+    );
+    let deliveries = Arc::new(prepared);
     // Let the app finish the live deliveries of the set-up before measuring.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let next = Arc::new(AtomicU64::new(0));
-    let base_created = chrono::Utc::now().timestamp() + 3_600;
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
     let url = format!("{}/api/stripe/webhooks", args.app);
-    let run = Arc::new(format!("{:x}", std::process::id()));
     let mut senders = Vec::new();
     for _ in 0..args.concurrency {
-        let (http, templates, next, url, secret, run) = (
-            http.clone(),
-            templates.clone(),
-            next.clone(),
-            url.clone(),
-            args.secret.clone(),
-            run.clone(),
-        );
+        let (http, deliveries, next, url) =
+            (http.clone(), deliveries.clone(), next.clone(), url.clone());
         senders.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failures = 0u64;
             while Instant::now() < deadline {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                let mut event = templates[n as usize % templates.len()].clone();
-                event["id"] = Value::from(format!("evt_bench_{run}_{n}"));
-                // Newer than anything before: applied, never stale, never re-read.
-                event["created"] = Value::from(base_created + n as i64);
-                let body = event.to_string();
-                let header =
-                    signature::sign(body.as_bytes(), &secret, chrono::Utc::now().timestamp());
-                let started = Instant::now();
+                let n = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(delivery) = deliveries.get(n) else {
+                    break;
+                };
+                let sent = Instant::now();
                 let response = http
                     .post(&url)
                     .header("content-type", "application/json")
-                    .header("stripe-signature", header)
-                    .body(body)
+                    .header("stripe-signature", &delivery.signature)
+                    .body(delivery.body.clone())
                     .send()
                     .await;
-                latencies.push(started.elapsed());
+                latencies.push(sent.elapsed());
                 if !matches!(&response, Ok(r) if r.status().is_success()) {
                     failures += 1;
                 }
@@ -191,6 +221,7 @@ async fn main() {
         latencies.extend(l);
         failures += f;
     }
+    let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
     let pct = |p: f64| {
         latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64()
@@ -200,12 +231,13 @@ async fn main() {
         "{}",
         serde_json::json!({
             "events": latencies.len(),
-            "events_per_second": (latencies.len() as f64 / args.seconds as f64).round(),
+            "events_per_second": (latencies.len() as f64 / elapsed).round(),
             "p50_ms": (pct(0.50) * 100.0).round() / 100.0,
             "p99_ms": (pct(0.99) * 100.0).round() / 100.0,
             "failures": failures,
             "concurrency": args.concurrency,
             "templates": templates.len(),
+            "exhausted": latencies.len() >= deliveries.len(),
         })
     );
 }

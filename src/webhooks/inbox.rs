@@ -2,11 +2,14 @@
 //! applied at most once.
 //!
 //! Processing happens inside one transaction that first *claims* the event: it
-//! inserts the row (or, for an event that failed before, flips it back to
-//! `processing`). The unique index and the row lock make a second delivery — on
-//! this instance or another one on the same PostgreSQL — wait for the first and
-//! then see it as done. A failure rolls everything back and records the error
-//! and attempt count outside the transaction, so Stripe's retry starts clean.
+//! inserts the row already marked `processed` (or, for an event that failed
+//! before, flips it to `processed`). Nobody sees that mark before the commit, and
+//! the commit includes the event's effects, so "processed" is true whenever it is
+//! visible — and the hot path saves a statement. The unique index and the row
+//! lock make a second delivery — on this instance or another one on the same
+//! PostgreSQL — wait for the first and then see it as done. A failure rolls
+//! everything back and records the error and attempt count outside the
+//! transaction, so Stripe's retry starts clean.
 
 use chrono::{TimeZone, Utc};
 use sea_orm::{
@@ -108,27 +111,20 @@ async fn insert_if_absent<C: ConnectionTrait>(
     Ok(inserted > 0)
 }
 
-/// Marks an applied event `processed` (and clears an earlier error). A replay also
-/// counts its attempt here; the route counted it when claiming the event.
-async fn mark_processed<C: ConnectionTrait>(
-    conn: &C,
-    event_id: &str,
-    count_attempt: bool,
-) -> Result<(), DbErr> {
-    let mut update = webhook_events::Entity::update_many()
+/// Marks a replayed event `processed`, clears an earlier error and counts the
+/// attempt.
+async fn mark_replayed<C: ConnectionTrait>(conn: &C, event_id: &str) -> Result<(), DbErr> {
+    webhook_events::Entity::update_many()
         .col_expr(webhook_events::Column::Status, Expr::value("processed"))
         .col_expr(webhook_events::Column::ProcessedAt, Expr::value(Utc::now()))
         .col_expr(
             webhook_events::Column::LastError,
             Expr::value(None::<String>),
-        );
-    if count_attempt {
-        update = update.col_expr(
+        )
+        .col_expr(
             webhook_events::Column::Attempts,
             Expr::col(webhook_events::Column::Attempts).add(1),
-        );
-    }
-    update
+        )
         .filter(webhook_events::Column::StripeEventId.eq(event_id))
         .exec(conn)
         .await?;
@@ -213,7 +209,6 @@ async fn process_once(
         }
         let outcomes = sync::apply_event(&tx, ctx, event).await?;
         tracing::debug!(event = %envelope.id, ?outcomes, "event applied");
-        mark_processed(&tx, &envelope.id, false).await?;
         tx.commit().await?;
         Ok::<_, InboxError>(Recorded::Processed)
     }
@@ -221,17 +216,25 @@ async fn process_once(
 }
 
 /// Takes the event for processing: a new row, or one that failed or was stored
-/// unprocessed earlier. `false` when it is done or someone else holds it.
+/// unprocessed earlier, marked `processed` inside the caller's transaction.
+/// `false` when it is done or someone else holds it.
 async fn claim<C: ConnectionTrait>(
     conn: &C,
     envelope: &Envelope,
     payload: &[u8],
 ) -> Result<bool, DbErr> {
-    if insert_if_absent(conn, new_row(envelope, payload, "processing", 1)).await? {
+    let mut row = new_row(envelope, payload, "processed", 1);
+    row.processed_at = Set(Some(Utc::now()));
+    if insert_if_absent(conn, row).await? {
         return Ok(true);
     }
     let retried = webhook_events::Entity::update_many()
-        .col_expr(webhook_events::Column::Status, Expr::value("processing"))
+        .col_expr(webhook_events::Column::Status, Expr::value("processed"))
+        .col_expr(webhook_events::Column::ProcessedAt, Expr::value(Utc::now()))
+        .col_expr(
+            webhook_events::Column::LastError,
+            Expr::value(None::<String>),
+        )
         .col_expr(
             webhook_events::Column::Attempts,
             Expr::col(webhook_events::Column::Attempts).add(1),
@@ -300,7 +303,7 @@ pub async fn replay(
     let result = async {
         let tx = db.begin().await?;
         sync::apply_event(&tx, ctx, event).await?;
-        mark_processed(&tx, &row.stripe_event_id, true).await?;
+        mark_replayed(&tx, &row.stripe_event_id).await?;
         tx.commit().await?;
         Ok::<_, InboxError>(())
     }
