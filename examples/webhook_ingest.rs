@@ -1,11 +1,11 @@
 //! Webhook ingest benchmark: realistic signed events against a running app.
 //!
-//! Creates customers with subscriptions through the app's Stripe (the emulator),
-//! takes the real subscription and invoice events they produced as templates,
-//! signs fresh copies in advance (new ids, ever newer `created`, so each one is
-//! verified, recorded, applied and committed — never a duplicate and never a
-//! Stripe call), then posts them from N concurrent senders for D seconds. Prints
-//! events/s and latency percentiles as one line of JSON.
+//! Signs up users and subscribes them through the app's own checkout against its
+//! Stripe (the emulator), takes the real subscription and invoice events that
+//! produced as templates, signs fresh copies in advance (new ids, ever newer
+//! `created`, so each one is verified, recorded, applied and committed — never a
+//! duplicate and never a Stripe call), then posts them from N concurrent senders
+//! for D seconds. Prints events/s and latency percentiles as one line of JSON.
 //!
 //! cargo run --release --features ssr --example webhook_ingest -- \
 //!   --app http://127.0.0.1:3300 --stripe http://127.0.0.1:12111/ --secret whsec_emulator_local
@@ -75,34 +75,48 @@ async fn stripe(http: &reqwest::Client, base: &str, path: &str, form: &[(&str, &
         .expect("emulator JSON")
 }
 
-/// Subscribes `n` customers through hosted Checkout; returns the handled
-/// subscription and invoice events they produced.
-async fn templates(http: &reqwest::Client, base: &str, n: usize) -> Vec<Value> {
-    let prices = stripe(http, base, "prices?lookup_keys[]=premium_monthly", &[]).await;
-    let price = prices["data"][0]["id"]
-        .as_str()
-        .expect("catalog applied to this Stripe (start the app first)")
-        .to_owned();
+/// Signs up `n` users in the app and subscribes each one the way a customer
+/// does (the app's `start_checkout`, then the hosted Checkout page with a test
+/// card), so the replayed events are about subscriptions the app knows and has
+/// linked to a user; returns the subscription and invoice events Stripe sent.
+async fn templates(http: &reqwest::Client, app: &str, base: &str, n: usize) -> Vec<Value> {
+    use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
     let tag = std::process::id().to_string();
     for i in 0..n {
         let email = format!("bench{tag}-{i}@example.com");
-        let customer = stripe(http, base, "customers", &[("email", &email)]).await;
-        let customer = customer["id"].as_str().unwrap();
-        let session = stripe(
-            http,
-            base,
-            "checkout/sessions",
-            &[
-                ("mode", "subscription"),
-                ("customer", customer),
-                ("line_items[0][price]", &price),
-                ("line_items[0][quantity]", "1"),
-                ("success_url", "http://bench.test/ok"),
-            ],
-        )
-        .await;
+        let signed_up = http
+            .post(format!("{app}/api/sign_up"))
+            .form(&[
+                ("email", email.as_str()),
+                ("password", "correct horse battery"),
+            ])
+            .send()
+            .await
+            .expect("app reachable");
+        let cookie = signed_up
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find(|value| value.starts_with("billing_session="))
+            .and_then(|value| value.split(';').next())
+            .expect("sign-up starts a session")
+            .to_owned();
+        let checkout = http
+            .post(format!("{app}/api/start_checkout"))
+            .header(COOKIE, cookie)
+            .form(&[("plan", "premium"), ("interval", "monthly")])
+            .send()
+            .await
+            .expect("app reachable");
+        let url = checkout
+            .headers()
+            .get(LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .expect("start_checkout redirects to Checkout (catalog applied?)")
+            .to_owned();
         let paid = http
-            .post(session["url"].as_str().unwrap())
+            .post(url)
             .form(&[("card_number", "4242424242424242"), ("email", &email)])
             .send()
             .await
@@ -169,7 +183,7 @@ async fn main() {
         .pool_max_idle_per_host(args.concurrency)
         .build()
         .unwrap();
-    let templates = templates(&http, &args.stripe, args.customers).await;
+    let templates = templates(&http, &args.app, &args.stripe, args.customers).await;
     assert!(!templates.is_empty(), "no events to replay");
     // More than the app can take in the window: running out would end the run early
     // (reported as `exhausted`), and a re-sent event would only measure duplicates.

@@ -66,3 +66,40 @@ async fn sessions_round_trip_expire_and_are_deleted() {
     })
     .await;
 }
+
+/// The one-query lookup of signed-in pages finds the user of a live session only.
+#[tokio::test]
+async fn a_live_session_finds_its_user_in_one_query() {
+    use billing_starter::auth::{accounts, session_store::user_of, USER_ID_KEY};
+    on_each_backend(|db| async move {
+        billing_starter::db::migrate(&db).await.unwrap();
+        let store = SeaOrmSessionStore::new(db.clone());
+        let user = accounts::sign_up(&db, "one-query@example.com", "correct horse battery")
+            .await
+            .unwrap();
+        let signed_in = |minutes| {
+            let mut record = record(minutes);
+            record.data = HashMap::from([(USER_ID_KEY.to_owned(), serde_json::json!(user.id))]);
+            record
+        };
+
+        let mut live = signed_in(30);
+        store.create(&mut live).await.unwrap();
+        assert_eq!(user_of(&db, &live.id).await.unwrap(), Some(user.clone()));
+
+        let mut expired = signed_in(-1);
+        store.create(&mut expired).await.unwrap();
+        assert_eq!(user_of(&db, &expired.id).await.unwrap(), None);
+
+        let mut anonymous = record(30);
+        anonymous.data.clear();
+        store.create(&mut anonymous).await.unwrap();
+        assert_eq!(user_of(&db, &anonymous.id).await.unwrap(), None);
+        assert_eq!(user_of(&db, &Id::default()).await.unwrap(), None);
+
+        store.delete(&live.id).await.unwrap();
+        assert_eq!(user_of(&db, &live.id).await.unwrap(), None);
+        db.close().await.unwrap();
+    })
+    .await;
+}

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    sea_query::OnConflict, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
-    QueryFilter,
+    sea_query::OnConflict, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, QueryFilter, Statement,
 };
 use time::OffsetDateTime;
 use tower_sessions::{
@@ -15,7 +15,33 @@ use tower_sessions::{
     SessionStore,
 };
 
-use crate::db::entities::sessions;
+use crate::db::entities::{sessions, users};
+
+/// The user of an unexpired stored session, read with the session in one query.
+/// The JSON key is `super::USER_ID_KEY`, as `start_session` stores it.
+pub async fn user_of(db: &DatabaseConnection, id: &Id) -> Result<Option<users::Model>, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT u.* FROM sessions s JOIN users u \
+             ON u.id = (s.data::jsonb ->> 'user_id')::bigint \
+             WHERE s.id = $1 AND s.expiry_date > $2"
+        }
+        _ => {
+            "SELECT u.* FROM sessions s JOIN users u \
+             ON u.id = json_extract(s.data, '$.user_id') \
+             WHERE s.id = ? AND s.expiry_date > ?"
+        }
+    };
+    users::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [id.to_string().into(), Utc::now().into()],
+        ))
+        .one(db)
+        .await
+}
 
 #[derive(Clone, Debug)]
 pub struct SeaOrmSessionStore {

@@ -56,7 +56,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
 
     let mut options = ConnectOptions::new(url.to_owned());
     options
-        .max_connections(if backend == "sqlite" { 8 } else { 16 })
+        // SQLite: one thread per connection and one writer at a time; four keep
+        // two cores busy, and each more costs a thread, its heap and a page cache
+        // (issue 7's memory budget).
+        .max_connections(if backend == "sqlite" { 4 } else { 16 })
         .acquire_timeout(Duration::from_secs(5))
         // Statements are traced by our own spans; sqlx's per-statement logs would
         // drown the request logs.
