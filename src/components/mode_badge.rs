@@ -3,37 +3,34 @@
 
 use leptos::prelude::*;
 
-/// "Test mode — emulator", "Test mode", or nothing in live mode.
-#[server]
-pub async fn stripe_mode_label() -> Result<Option<String>, ServerFnError> {
+/// "Test mode — emulator", "Test mode", or nothing in live mode. A plain component
+/// (not an island): it renders on the server only, straight from the configuration,
+/// with no server function or resource on every page's way out.
+#[component]
+pub fn ModeBadge() -> impl IntoView {
+    mode_label().map(|text| view! { <span class="mode-badge" role="note">{text}</span> })
+}
+
+#[cfg(feature = "ssr")]
+fn mode_label() -> Option<&'static str> {
     use crate::config::{KeyMode, StripeBackend};
 
-    let state = expect_context::<crate::server::AppState>();
-    Ok(match state.config.stripe.backend {
-        StripeBackend::Emulator { .. } => Some("Test mode — emulator".to_owned()),
+    // Absent only while Leptos walks the routes at start-up.
+    let state = use_context::<crate::server::AppState>()?;
+    match state.config.stripe.backend {
+        StripeBackend::Emulator { .. } => Some("Test mode — emulator"),
         StripeBackend::Stripe {
             mode: KeyMode::Test,
             ..
-        } => Some("Test mode".to_owned()),
+        } => Some("Test mode"),
         StripeBackend::Stripe {
             mode: KeyMode::Live,
             ..
         } => None,
-    })
+    }
 }
 
-#[component]
-pub fn ModeBadge() -> impl IntoView {
-    let label = OnceResource::new(stripe_mode_label());
-    view! {
-        <Suspense fallback=|| ()>
-            {move || {
-                label
-                    .get()
-                    .and_then(Result::ok)
-                    .flatten()
-                    .map(|text| view! { <span class="mode-badge" role="note">{text}</span> })
-            }}
-        </Suspense>
-    }
+#[cfg(not(feature = "ssr"))]
+fn mode_label() -> Option<&'static str> {
+    None
 }
