@@ -3,11 +3,18 @@
 
 mod common;
 
-use billing_starter::db::entities::{one_time_purchases, subscriptions, users, webhook_events};
+use billing_starter::{
+    billing::access::{PurchaseFacts, SubscriptionFacts},
+    catalog::Interval,
+    db::entities::{one_time_purchases, subscriptions, users, webhook_events},
+};
 use chrono::{TimeZone, Utc};
 use common::on_each_backend;
 use migration::{Migrator, MigratorTrait, SchemaManager};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, ModelTrait, PaginatorTrait, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, ModelTrait, PaginatorTrait,
+    QueryFilter, Set,
+};
 
 const TABLES: [&str; 5] = [
     "users",
@@ -151,6 +158,43 @@ async fn entities_round_trip_and_uniqueness_holds() {
                 .unwrap(),
             Some(stored)
         );
+        // What the access policy reads: both tables in one query.
+        let snapshot = billing_starter::billing::snapshot::load(&db, user.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            snapshot.subscriptions,
+            vec![SubscriptionFacts {
+                stripe_subscription_id: "sub_1".into(),
+                status: "active".into(),
+                plan_id: Some("premium".into()),
+                interval: Some(Interval::Month),
+                current_period_start: Some(at(10)),
+                current_period_end: Some(at(11)),
+                cancel_at_period_end: false,
+                cancel_at: None,
+                trial_end: None,
+            }]
+        );
+        assert_eq!(
+            snapshot.purchases,
+            vec![PurchaseFacts {
+                plan_id: Some("standard_pack".into()),
+                quantity: 1,
+                status: "paid".into(),
+            }]
+        );
+        let carol = users::Entity::find()
+            .filter(users::Column::Email.eq("carol@example.com"))
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        let empty = billing_starter::billing::snapshot::load(&db, carol.id)
+            .await
+            .unwrap();
+        assert!(empty.subscriptions.is_empty() && empty.purchases.is_empty());
+
         let mut duplicate = purchase;
         duplicate.stripe_checkout_session_id = Set(Some("cs_2".into()));
         assert!(

@@ -1,12 +1,9 @@
 //! A user's billing rows, read for the access policy.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
 use super::access::{BillingSnapshot, PurchaseFacts, SubscriptionFacts};
-use crate::{
-    catalog::Interval,
-    db::entities::{one_time_purchases, subscriptions},
-};
+use crate::catalog::Interval;
 
 pub fn interval_from_stripe(word: Option<&str>) -> Option<Interval> {
     match word? {
@@ -16,37 +13,60 @@ pub fn interval_from_stripe(word: Option<&str>) -> Option<Interval> {
     }
 }
 
+/// A user's subscriptions and purchases in one query (`UNION ALL`): every signed-in
+/// page reads them, and on SQLite each query is a round trip to a database thread
+/// (the largest cost of a signed-in page; see README, Performance).
 pub async fn load<C: ConnectionTrait>(conn: &C, user_id: i64) -> Result<BillingSnapshot, DbErr> {
-    let subscriptions = subscriptions::Entity::find()
-        .filter(subscriptions::Column::UserId.eq(user_id))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|row| SubscriptionFacts {
-            interval: interval_from_stripe(row.interval.as_deref()),
-            stripe_subscription_id: row.stripe_subscription_id,
-            status: row.status,
-            plan_id: row.plan_id,
-            current_period_start: row.current_period_start,
-            current_period_end: row.current_period_end,
-            cancel_at_period_end: row.cancel_at_period_end,
-            cancel_at: row.cancel_at,
-            trial_end: row.trial_end,
-        })
-        .collect();
-    let purchases = one_time_purchases::Entity::find()
-        .filter(one_time_purchases::Column::UserId.eq(user_id))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|row| PurchaseFacts {
-            plan_id: row.plan_id,
-            quantity: row.quantity,
-            status: row.status,
-        })
-        .collect();
-    Ok(BillingSnapshot {
-        subscriptions,
-        purchases,
-    })
+    let backend = conn.get_database_backend();
+    let (first, second) = match backend {
+        DbBackend::Postgres => ("$1", "$2"),
+        _ => ("?", "?"),
+    };
+    // Columns a table lacks are NULL; PostgreSQL types them from the other branch.
+    let sql = format!(
+        r#"SELECT 's' AS "kind", "stripe_subscription_id", "status", "plan_id", "interval",
+                  "quantity", "current_period_start", "current_period_end",
+                  "cancel_at_period_end", "cancel_at", "trial_end"
+           FROM "subscriptions" WHERE "user_id" = {first}
+           UNION ALL
+           SELECT 'p', NULL, "status", "plan_id", NULL, "quantity", NULL, NULL, NULL, NULL, NULL
+           FROM "one_time_purchases" WHERE "user_id" = {second}"#
+    );
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [user_id.into(), user_id.into()],
+        ))
+        .await?;
+    let mut snapshot = BillingSnapshot {
+        subscriptions: Vec::new(),
+        purchases: Vec::new(),
+    };
+    for row in rows {
+        let status: String = row.try_get("", "status")?;
+        let plan_id: Option<String> = row.try_get("", "plan_id")?;
+        if row.try_get::<String>("", "kind")? == "s" {
+            snapshot.subscriptions.push(SubscriptionFacts {
+                interval: interval_from_stripe(
+                    row.try_get::<Option<String>>("", "interval")?.as_deref(),
+                ),
+                stripe_subscription_id: row.try_get("", "stripe_subscription_id")?,
+                status,
+                plan_id,
+                current_period_start: row.try_get("", "current_period_start")?,
+                current_period_end: row.try_get("", "current_period_end")?,
+                cancel_at_period_end: row.try_get("", "cancel_at_period_end")?,
+                cancel_at: row.try_get("", "cancel_at")?,
+                trial_end: row.try_get("", "trial_end")?,
+            });
+        } else {
+            snapshot.purchases.push(PurchaseFacts {
+                plan_id,
+                quantity: row.try_get("", "quantity")?,
+                status,
+            });
+        }
+    }
+    Ok(snapshot)
 }
