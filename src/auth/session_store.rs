@@ -17,21 +17,22 @@ use tower_sessions::{
 
 use crate::db::entities::{sessions, users};
 
-/// The user of an unexpired stored session, read with the session in one query.
-/// The JSON key is `super::USER_ID_KEY`, as `start_session` stores it.
+/// The user of an unexpired stored session, read with the session in one query:
+/// the user id under `USER_ID_KEY` in the session's JSON, as `start_session` stores it.
 pub async fn user_of(db: &DatabaseConnection, id: &Id) -> Result<Option<users::Model>, DbErr> {
+    let key = super::USER_ID_KEY;
     let backend = db.get_database_backend();
     let sql = match backend {
-        DbBackend::Postgres => {
+        DbBackend::Postgres => format!(
             "SELECT u.* FROM sessions s JOIN users u \
-             ON u.id = (s.data::jsonb ->> 'user_id')::bigint \
+             ON u.id = (s.data::jsonb ->> '{key}')::bigint \
              WHERE s.id = $1 AND s.expiry_date > $2"
-        }
-        _ => {
+        ),
+        _ => format!(
             "SELECT u.* FROM sessions s JOIN users u \
-             ON u.id = json_extract(s.data, '$.user_id') \
+             ON u.id = json_extract(s.data, '$.{key}') \
              WHERE s.id = ? AND s.expiry_date > ?"
-        }
+        ),
     };
     users::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
