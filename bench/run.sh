@@ -33,7 +33,8 @@ echo "## bundle (release hydrate build)"
 
 cargo build --quiet --release --features ssr --bin billing-starter --example bare_page --example webhook_ingest
 cargo build --quiet --release -p stripe-emulator --bin stripe-emulator
-cargo leptos build --release >/dev/null 2>&1 || echo "(cargo leptos build --release failed; pages render without the wasm)"
+# bundle-size.sh built the release front end (target/site); the server is built above.
+[[ -f target/site/pkg/billing-starter.wasm ]] || echo "(no release front end built; pages render without the wasm)"
 BIN="$TARGET_DIR/release/billing-starter"
 
 start_app() { # port emulator_port database_url

@@ -186,6 +186,20 @@ async fn catalog_command(config: Config, action: CatalogAction) -> anyhow::Resul
     }
 }
 
+/// The other pages' islands are lazy chunks: a front end built without
+/// `cargo leptos … --split` has no chunks, and those islands never come alive.
+fn warn_if_front_end_unsplit(site_root: &std::path::Path) {
+    let pkg = site_root.join("pkg");
+    if pkg.join("billing-starter.wasm").exists() && !pkg.join("__wasm_split_manifest.json").exists()
+    {
+        tracing::warn!(
+            pkg = %pkg.display(),
+            "front end built without --split: forms outside /pricing will not hydrate; \
+             rebuild with `cargo leptos build --split`"
+        );
+    }
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     let db = db::connect(&config.database_url).await?;
     db::migrate(&db).await?;
@@ -196,6 +210,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         database = %db::ping(&db).await?,
         "starting"
     );
+    warn_if_front_end_unsplit(&config.site_root);
     let emulator = server::dev_stripe::start_if_needed(&config).await?;
     // Bound before the catalog is applied: the emulator's first events are then
     // queued on this socket instead of failing and waiting for a retry.

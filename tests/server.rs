@@ -198,6 +198,50 @@ async fn sign_in_url(app: &TestApp) -> String {
     app.url(&html[start..end])
 }
 
+/// Without JavaScript the browser posts the form itself: a refusal must come back
+/// as a redirect to the form's page with the message in the URL (shown there),
+/// not as a bare error body.
+#[tokio::test]
+async fn a_refused_plain_form_post_goes_back_with_its_message() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(db.url(), &[]).await;
+    let url = sign_in_url(&app).await;
+    let response = app
+        .client
+        .post(&url)
+        .header("accept", "text/html")
+        .header("referer", app.url("/login"))
+        .form(&[
+            ("email", "nobody@example.com"),
+            ("password", "guess-guess-guess"),
+            ("next", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.contains("/login?__path=") && location.contains("__err="),
+        "{location}"
+    );
+
+    let page = app
+        .client
+        .get(&location)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Wrong email or password."),
+        "the login page shows the message"
+    );
+    app.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn sign_in_attempts_are_limited_per_email() {
     let db = TestDb::sqlite();

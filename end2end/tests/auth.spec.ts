@@ -66,4 +66,11 @@ test.describe('without JavaScript', () => {
     await signUp(page, email);
     await expect(page.getByRole('navigation', { name: 'Account' })).toContainText(email);
   });
+
+  test('a refused sign-in comes back with its message', async ({ page }) => {
+    await page.goto('/login');
+    await signIn(page, unique('nobody'), 'wrong horse battery');
+    await expect(page).toHaveURL(/\/login\?.*__err=/);
+    await expect(page.getByRole('alert')).toHaveText('Wrong email or password.');
+  });
 });

@@ -11,6 +11,15 @@ pub enum ToastKind {
 }
 
 impl ToastKind {
+    /// For `data-kind` (tests and styling); a literal keeps formatting code out of the wasm.
+    fn name(self) -> &'static str {
+        match self {
+            ToastKind::Success => "success",
+            ToastKind::Info => "info",
+            ToastKind::Error => "error",
+        }
+    }
+
     fn class(self) -> &'static str {
         match self {
             ToastKind::Success => "toast toast-success",
@@ -25,14 +34,6 @@ pub fn readable(err: &ServerFnError) -> String {
     match err {
         ServerFnError::ServerError(message) => message.clone(),
         _ => "Something went wrong; please try again.".to_owned(),
-    }
-}
-
-/// The message of a failed action, if the last run failed.
-pub fn error_message<T>(result: Option<Result<T, ServerFnError>>) -> Option<String> {
-    match result {
-        Some(Err(err)) => Some(readable(&err)),
-        _ => None,
     }
 }
 
@@ -52,7 +53,7 @@ pub fn Toast(#[prop(into)] message: Signal<Option<(ToastKind, String)>>) -> impl
                     .map(|(kind, text)| {
                         let shown = text.clone();
                         view! {
-                            <div class=kind.class() data-kind=format!("{kind:?}").to_lowercase()>
+                            <div class=kind.class() data-kind=kind.name()>
                                 <span class="toast-text">{shown}</span>
                                 <button
                                     type="button"

@@ -1,10 +1,12 @@
-//! Sign-up, sign-in and sign-out. The forms are islands around `ActionForm`s: they
+//! Sign-up, sign-in and sign-out. The forms are islands around `PostForm`s: they
 //! post without JavaScript and, once hydrated, submit with fetch and show errors in
 //! place. A successful sign-in redirects, so the whole page (header included) is
 //! rendered again by the server for the new session.
 
 use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_query_map};
+
+use crate::components::form_post::{url_of, PostForm, Submission};
 
 /// What only the auth functions need; the rest comes from `server::fns`.
 #[cfg(feature = "ssr")]
@@ -105,14 +107,6 @@ pub async fn current_user_email() -> Result<Option<String>, ServerFnError> {
     Ok(user.map(|u| u.email))
 }
 
-fn error_text(result: Option<Result<(), ServerFnError>>) -> Option<String> {
-    match result {
-        Some(Err(ServerFnError::ServerError(message))) => Some(message),
-        Some(Err(other)) => Some(other.to_string()),
-        _ => None,
-    }
-}
-
 #[component]
 fn Field(
     id: &'static str,
@@ -144,17 +138,17 @@ pub fn SignUpPage() -> impl IntoView {
     }
 }
 
-#[island]
+#[island(lazy)]
 fn SignUpForm(next: String) -> impl IntoView {
-    let action = ServerAction::<SignUp>::new();
+    let action = Submission::new();
     view! {
-        <ActionForm action=action>
+        <PostForm action={url_of::<SignUp>()} submission=action>
             <input type="hidden" name="next" value=next />
             <Field id="email" label="Email" kind="email" autocomplete="email" />
             <Field id="password" label="Password (at least 10 characters)" kind="password" autocomplete="new-password" />
-            <button type="submit" class="button" disabled=move || action.pending().get()>"Create account"</button>
-        </ActionForm>
-        <p class="form-error" role="alert">{move || error_text(action.value().get())}</p>
+            <button type="submit" class="button" disabled=move || action.pending()>"Create account"</button>
+        </PostForm>
+        <p class="form-error" role="alert">{move || action.error()}</p>
     }
 }
 
@@ -171,17 +165,17 @@ pub fn LoginPage() -> impl IntoView {
     }
 }
 
-#[island]
+#[island(lazy)]
 fn LoginForm(next: String) -> impl IntoView {
-    let action = ServerAction::<SignIn>::new();
+    let action = Submission::new();
     view! {
-        <ActionForm action=action>
+        <PostForm action={url_of::<SignIn>()} submission=action>
             <input type="hidden" name="next" value=next />
             <Field id="email" label="Email" kind="email" autocomplete="email" />
             <Field id="password" label="Password" kind="password" autocomplete="current-password" />
-            <button type="submit" class="button" disabled=move || action.pending().get()>"Sign in"</button>
-        </ActionForm>
-        <p class="form-error" role="alert">{move || error_text(action.value().get())}</p>
+            <button type="submit" class="button" disabled=move || action.pending()>"Sign in"</button>
+        </PostForm>
+        <p class="form-error" role="alert">{move || action.error()}</p>
     }
 }
 

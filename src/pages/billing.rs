@@ -8,7 +8,10 @@ use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_query_map};
 
 use crate::{
-    components::toast::{error_message, readable, Toast, ToastKind},
+    components::{
+        form_post::{url_of, PostForm, Submission},
+        toast::{readable, Toast, ToastKind},
+    },
     views::BillingView,
 };
 
@@ -148,7 +151,7 @@ pub fn BillingPage() -> impl IntoView {
 
 /// The toast about the return from Checkout. Once live it removes the query
 /// string, so a reload does not announce the payment again.
-#[island]
+#[island(lazy)]
 fn ReturnNotice(message: Option<(ToastKind, String)>, clean_url: bool) -> impl IntoView {
     if clean_url {
         Effect::new(move |_| {
@@ -168,53 +171,46 @@ fn ReturnNotice(message: Option<(ToastKind, String)>, clean_url: bool) -> impl I
 
 /// "Manage billing" / "Update payment method": opens the portal for the user's
 /// own customer; a failure is a toast, not a blank page.
-#[island]
+#[island(lazy)]
 fn PortalButton(label: String) -> impl IntoView {
-    let portal = ServerAction::<OpenPortal>::new();
-    let toast = Signal::derive(move || {
-        error_message(portal.value().get()).map(|text| (ToastKind::Error, text))
-    });
+    let portal = Submission::new();
+    let toast = Signal::derive(move || portal.error().map(|text| (ToastKind::Error, text)));
     view! {
-        <ActionForm action=portal>
-            <button type="submit" class="button" disabled=move || portal.pending().get()>
+        <PostForm action={url_of::<OpenPortal>()} submission=portal>
+            <button type="submit" class="button" disabled=move || portal.pending()>
                 {label}
             </button>
-        </ActionForm>
+        </PostForm>
         <Toast message=toast />
     }
 }
 
 /// The plan's buttons; one pending action disables the others.
-#[island]
+#[island(lazy)]
 fn PlanActions(has_customer: bool, can_cancel: bool, can_resume: bool) -> impl IntoView {
-    let portal = ServerAction::<OpenPortal>::new();
-    let cancel = ServerAction::<CancelSubscription>::new();
-    let resume = ServerAction::<ResumeSubscription>::new();
-    let busy = move || portal.pending().get() || cancel.pending().get() || resume.pending().get();
-    let toast = Signal::derive(move || {
-        error_message(portal.value().get())
-            .or_else(|| error_message(cancel.value().get()))
-            .or_else(|| error_message(resume.value().get()))
-            .map(|text| (ToastKind::Error, text))
-    });
+    // One submission for the three forms: one pending action disables all, and the
+    // toast shows the last one's failure.
+    let action = Submission::new();
+    let busy = move || action.pending();
+    let toast = Signal::derive(move || action.error().map(|text| (ToastKind::Error, text)));
     view! {
         <div class="actions">
             {has_customer.then(|| view! {
-                <ActionForm action=portal>
+                <PostForm action={url_of::<OpenPortal>()} submission=action>
                     <button type="submit" class="button" disabled=busy>"Manage billing"</button>
-                </ActionForm>
+                </PostForm>
             })}
             {can_cancel.then(|| view! {
-                <ActionForm action=cancel>
+                <PostForm action={url_of::<CancelSubscription>()} submission=action>
                     <button type="submit" class="button button-secondary" disabled=busy>
                         "Cancel at period end"
                     </button>
-                </ActionForm>
+                </PostForm>
             })}
             {can_resume.then(|| view! {
-                <ActionForm action=resume>
+                <PostForm action={url_of::<ResumeSubscription>()} submission=action>
                     <button type="submit" class="button" disabled=busy>"Resume subscription"</button>
-                </ActionForm>
+                </PostForm>
             })}
             <a href="/pricing" class="button button-secondary">"Change plan"</a>
         </div>

@@ -6,6 +6,8 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 use serde::{Deserialize, Serialize};
 
+use crate::components::form_post::{url_of, Outcome, PostForm, Submission};
+
 /// What the server reports about itself to the landing page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerStatus {
@@ -58,7 +60,7 @@ pub fn HomePage() -> impl IntoView {
 }
 
 /// A disclosure that only works once hydrated (no server round trip).
-#[island]
+#[island(lazy)]
 fn IncludedList() -> impl IntoView {
     let (show_included, set_show_included) = signal(false);
     view! {
@@ -78,27 +80,22 @@ fn IncludedList() -> impl IntoView {
 }
 
 /// Calls a server function that reaches the database, through fetch once hydrated.
-#[island]
+#[island(lazy)]
 fn ServerCheck() -> impl IntoView {
-    let check = ServerAction::<CheckServer>::new();
+    let check = Submission::new();
     view! {
-        <ActionForm action=check>
+        <PostForm action={url_of::<CheckServer>()} submission=check>
             <button type="submit" class="button button-secondary">"Check the server"</button>
-        </ActionForm>
+        </PostForm>
         <p class="status" role="status" aria-live="polite">
-            {move || match check.value().get() {
+            {move || match check.outcome() {
                 None => String::new(),
-                Some(Ok(status)) => format!("Database: {} · Stripe: {}", status.database, status.stripe),
-                Some(Err(err)) => format!("Server check failed: {}", readable(&err)),
+                Some(Outcome::Done(body)) => match leptos::serde_json::from_str::<ServerStatus>(&body) {
+                    Ok(status) => format!("Database: {} · Stripe: {}", status.database, status.stripe),
+                    Err(_) => "Server check failed: the answer was not understood.".to_owned(),
+                },
+                Some(Outcome::Failed(message)) => format!("Server check failed: {message}"),
             }}
         </p>
-    }
-}
-
-/// Strips Leptos' error-kind prefix so a person reads the message, not the plumbing.
-fn readable(err: &ServerFnError) -> String {
-    match err {
-        ServerFnError::ServerError(message) => message.clone(),
-        other => other.to_string(),
     }
 }

@@ -12,7 +12,10 @@ use leptos_router::hooks::use_query_map;
 
 use crate::{
     catalog::BillingType,
-    components::toast::{error_message, Toast, ToastKind},
+    components::{
+        form_post::{url_of, PostForm, Submission},
+        toast::{Toast, ToastKind},
+    },
     views::{CardOffer, PlanCard, PricingView},
 };
 
@@ -126,10 +129,8 @@ pub fn PricingPage() -> impl IntoView {
 fn PricingGrid(view: PricingView, yearly: bool, resume_plan: Option<String>) -> impl IntoView {
     let (yearly, set_yearly) = signal(yearly);
     let yearly = Signal::from(yearly);
-    let checkout = ServerAction::<StartCheckout>::new();
-    let toast = Signal::derive(move || {
-        error_message(checkout.value().get()).map(|text| (ToastKind::Error, text))
-    });
+    let checkout = Submission::new();
+    let toast = Signal::derive(move || checkout.error().map(|text| (ToastKind::Error, text)));
     // Back and forward through toggled intervals.
     #[cfg(feature = "hydrate")]
     {
@@ -274,7 +275,7 @@ fn PlanCardView(
     card: PlanCard,
     yearly: Signal<bool>,
     signed_in: bool,
-    checkout: ServerAction<StartCheckout>,
+    checkout: Submission,
 ) -> impl IntoView {
     let billing = card.billing;
     let monthly = card.monthly.clone();
@@ -355,23 +356,18 @@ fn CheckoutForm(
     plan: String,
     interval: &'static str,
     text: String,
-    checkout: ServerAction<StartCheckout>,
+    checkout: Submission,
 ) -> impl IntoView {
     let this_plan = plan.clone();
-    let pending = Signal::derive(move || {
-        checkout.pending().get()
-            && checkout
-                .input()
-                .with(|input| input.as_ref().is_some_and(|i| i.plan == this_plan))
-    });
-    let busy = move || checkout.pending().get();
+    let pending = Signal::derive(move || checkout.pending_for(&this_plan));
+    let busy = move || checkout.pending();
     view! {
-        <ActionForm action=checkout attr:class="cta-form">
+        <PostForm action={url_of::<StartCheckout>()} submission=checkout tag=plan.clone() class="cta-form">
             <input type="hidden" name="plan" value=plan />
             <input type="hidden" name="interval" value=interval />
             <button type="submit" class="button cta" disabled=busy aria-busy=move || pending.get().to_string()>
                 {move || if pending.get() { "Redirecting…".to_owned() } else { text.clone() }}
             </button>
-        </ActionForm>
+        </PostForm>
     }
 }

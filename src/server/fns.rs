@@ -10,30 +10,42 @@ pub fn state() -> AppState {
     expect_context::<AppState>()
 }
 
-/// A message for the user, with the HTTP status that describes it (so logs and
-/// monitors tell user errors from failures).
-pub fn user_error(status: StatusCode, message: impl Into<String>) -> ServerFnError {
+/// A failed server function's HTTP status, so logs and monitors tell user errors
+/// from failures. Not for a form a browser posted without JavaScript: Leptos
+/// answers that with a redirect back to the page carrying the message in the
+/// URL (`components::form_post`), and a status set here would replace the 302.
+fn set_error_status(status: StatusCode) {
+    let plain_form_post = use_context::<axum::http::request::Parts>().is_some_and(|req| {
+        req.headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|accept| accept.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"))
+    });
+    if plain_form_post {
+        return;
+    }
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(status);
     }
+}
+
+/// A message for the user, with the HTTP status that describes it.
+pub fn user_error(status: StatusCode, message: impl Into<String>) -> ServerFnError {
+    set_error_status(status);
     ServerFnError::new(message.into())
 }
 
 /// A failure: logged with its cause, shown to the user as a generic message.
 pub fn internal_error(what: &str, err: impl std::fmt::Display) -> ServerFnError {
     tracing::error!(error = %err, "{what} failed");
-    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-        response.set_status(StatusCode::INTERNAL_SERVER_ERROR);
-    }
+    set_error_status(StatusCode::INTERNAL_SERVER_ERROR);
     ServerFnError::new("Something went wrong; please try again.")
 }
 
 /// Stripe could not be reached or refused: the user may retry; nothing was kept.
 pub fn stripe_error(what: &str, err: impl std::fmt::Display) -> ServerFnError {
     tracing::error!(error = %err, "{what} failed");
-    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-        response.set_status(StatusCode::BAD_GATEWAY);
-    }
+    set_error_status(StatusCode::BAD_GATEWAY);
     ServerFnError::new("Payments are unavailable right now. Please try again in a minute.")
 }
 
