@@ -198,6 +198,40 @@ async fn sign_in_url(app: &TestApp) -> String {
     app.url(&html[start..end])
 }
 
+/// Built files come from disk with their own status, missing ones get the app's
+/// 404 page, also when both are asked for at once (as a browser loading a page
+/// does). Files used to go through Leptos' file handler, and once, in the
+/// end-to-end run, the wasm-split loader came back with its body but a 404
+/// status right after a 404 for /favicon.ico (see `server::static_files`).
+#[tokio::test]
+async fn files_are_served_after_a_not_found_page() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(site.path().join("pkg")).unwrap();
+    std::fs::write(site.path().join("pkg/app.js"), "export const x = 1;").unwrap();
+    let db = TestDb::sqlite();
+    let site_root = site.path().to_str().unwrap();
+    let app = TestApp::spawn(db.url(), &[("LEPTOS_SITE_ROOT", site_root)]).await;
+    // Concurrently, as a browser loads a page's files: the requests interleave.
+    let pair = || async {
+        let missing = app
+            .client
+            .get(app.url("/favicon.ico"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        assert!(
+            missing.text().await.unwrap().contains("site-header"),
+            "the app's 404 page"
+        );
+        let file = app.client.get(app.url("/pkg/app.js")).send().await.unwrap();
+        assert_eq!(file.status(), StatusCode::OK);
+        assert_eq!(file.text().await.unwrap(), "export const x = 1;");
+    };
+    futures_util::future::join_all((0..50).map(|_| pair())).await;
+    app.stop().await.unwrap();
+}
+
 /// Without JavaScript the browser posts the form itself: a refusal must come back
 /// as a redirect to the form's page with the message in the URL (shown there),
 /// not as a bare error body.

@@ -184,14 +184,11 @@ pub fn router(state: AppState) -> Router {
     )));
 
     let webhook_path = state.config.paths.stripe_webhook.clone();
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(health::healthz))
         .route(&webhook_path, axum::routing::post(crate::webhooks::receive))
-        .leptos_routes_with_context(&state, routes, context.clone(), pages_shell)
-        .fallback(leptos_axum::file_and_error_handler_with_context::<
-            AppState,
-            _,
-        >(context, shell))
+        .leptos_routes_with_context(&state, routes, context.clone(), pages_shell);
+    static_files(app, &state, context)
         .layer(sessions)
         // Outside the sessions layer: a kept page needs no session at all.
         .layer(axum::middleware::from_fn_with_state(
@@ -214,6 +211,27 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
         .with_state(state)
+}
+
+/// The built site (wasm, JS, CSS, public assets) straight from disk, and the app's
+/// 404 page for anything else. Leptos' own file handler is only the 404 here: it
+/// serves files inside a reactive owner whose parent is whatever owner the worker
+/// thread last left current, so a file could inherit an earlier page's status —
+/// seen as a 404 on the wasm-split loader right after a 404 for /favicon.ico.
+fn static_files(
+    router: Router<AppState>,
+    state: &AppState,
+    context: impl Fn() + Clone + Send + Sync + 'static,
+) -> Router<AppState> {
+    let not_found = axum::handler::Handler::with_state(
+        leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell),
+        state.clone(),
+    );
+    router.fallback_service(
+        tower_http::services::ServeDir::new(&*state.leptos_options.site_root)
+            .append_index_html_on_directories(false)
+            .fallback(not_found),
+    )
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight
