@@ -45,11 +45,23 @@ impl Default for Submission {
 
 impl Submission {
     pub fn new() -> Self {
-        Self {
+        let submission = Self {
             pending: RwSignal::new(false),
             tag: RwSignal::new(None),
             outcome: RwSignal::new(None),
+        };
+        // A page left for a redirect and then restored by the back button (bfcache)
+        // would otherwise keep its busy button.
+        #[cfg(feature = "hydrate")]
+        {
+            let listener = window_event_listener(leptos::ev::pageshow, move |ev| {
+                if ev.persisted() {
+                    submission.pending.set(false);
+                }
+            });
+            on_cleanup(move || listener.remove());
         }
+        submission
     }
 
     /// Whether a post is on its way (or its redirect is being followed).
@@ -111,17 +123,6 @@ pub fn PostForm(
 ) -> impl IntoView {
     if let Some(message) = returned_failure(action) {
         submission.outcome.set(Some(Outcome::Failed(message)));
-    }
-    // A page left for a redirect and then restored by the back button (bfcache)
-    // would otherwise keep its busy button.
-    #[cfg(feature = "hydrate")]
-    {
-        let listener = window_event_listener(leptos::ev::pageshow, move |ev| {
-            if ev.persisted() {
-                submission.pending.set(false);
-            }
-        });
-        on_cleanup(move || listener.remove());
     }
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -194,7 +195,7 @@ pub fn url_failure_message(err: &str) -> String {
 const UNREACHABLE: &str = "Could not reach the server. Check your connection and try again.";
 
 /// Shown for failures whose text is not meant for users.
-const GENERIC: &str = "Something went wrong; please try again.";
+pub const GENERIC: &str = "Something went wrong; please try again.";
 
 /// What the user reads for a failed server function. Leptos encodes a
 /// `ServerFnError` as `Kind|message`; only `ServerError` carries our own

@@ -33,7 +33,7 @@ impl ToastKind {
 pub fn readable(err: &ServerFnError) -> String {
     match err {
         ServerFnError::ServerError(message) => message.clone(),
-        _ => "Something went wrong; please try again.".to_owned(),
+        _ => super::form_post::GENERIC.to_owned(),
     }
 }
 
