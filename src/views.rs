@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{BillingType, CallToActionView, PriceDisplay};
 
 /// One interval's price and call to action on a plan card.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CardOffer {
     pub price: Option<PriceDisplay>,
     pub cta: CallToActionView,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PlanCard {
     pub id: String,
     pub name: String,
@@ -25,7 +25,7 @@ pub struct PlanCard {
     pub yearly: CardOffer,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PricingView {
     pub signed_in: bool,
     /// Whether any plan has a yearly price (otherwise the toggle is hidden).

@@ -331,6 +331,68 @@ async fn success_page_shows_the_plan_before_the_webhook() {
     db.cleanup().await;
 }
 
+/// A page with its per-response nonce (in `nonce` and `crossorigin`) blanked,
+/// to compare two responses.
+fn without_nonces(html: &str) -> String {
+    let start = html.find("nonce=\"").expect("a nonce") + "nonce=\"".len();
+    let nonce = &html[start..start + html[start..].find('"').unwrap()];
+    assert!(nonce.len() >= 16, "{nonce}");
+    html.replace(nonce, "")
+}
+
+/// Signed-in pricing pages come from kept templates (`server::page_cache`):
+/// the same page a render gives, each visitor's own email, and a change of plan
+/// shows at once.
+#[tokio::test]
+async fn signed_in_pricing_pages_are_kept_by_what_they_show() {
+    let db = TestDb::sqlite();
+    let world = World::start(&db).await;
+    let ann = world.sign_up("ann@example.com").await;
+    let bob = world.sign_up("bob@example.com").await;
+
+    // The first is rendered (and kept), the second is the kept page.
+    let rendered = world.page(&ann, "/pricing").await;
+    let kept = world.page(&ann, "/pricing").await;
+    assert!(rendered.contains("ann@example.com"), "{rendered}");
+    assert_ne!(rendered, kept, "fresh nonces");
+    assert_eq!(without_nonces(&rendered), without_nonces(&kept));
+    assert!(!kept.contains('\0'), "no placeholder left");
+    // Bob's plans look the same: Ann's page with Bob's email, never Ann's.
+    let bobs = world.page(&bob, "/pricing").await;
+    assert!(!bobs.contains("ann@example.com"));
+    assert_eq!(
+        without_nonces(&bobs),
+        without_nonces(&rendered).replace("ann@example.com", "bob@example.com")
+    );
+
+    // Ann subscribes: her very next page shows it; Bob's is unchanged.
+    let before = without_nonces(&world.page(&ann, "/pricing?interval=monthly").await);
+    let url = world.checkout(&ann, "premium", "monthly").await;
+    world.pay(&url, "4242424242424242").await;
+    for event in world.events().await {
+        assert_eq!(world.deliver(&event).await, StatusCode::OK);
+    }
+    let after = without_nonces(&world.page(&ann, "/pricing?interval=monthly").await);
+    assert_ne!(before, after);
+    let premium = &after[after.find("data-plan=\"premium\"").unwrap()..];
+    let premium = &premium[..premium.find("</article>").unwrap()];
+    assert!(premium.contains("Current Plan"), "{premium}");
+    assert_eq!(
+        without_nonces(&world.page(&bob, "/pricing").await),
+        without_nonces(&bobs)
+    );
+
+    // A signed-out session cookie gets the signed-out page, not a kept one.
+    let stale = common::billing::Browser {
+        cookie: "billing_session=AAAAAAAAAAAAAAAAAAAAAA".to_owned(),
+        email: String::new(),
+    };
+    let page = world.page(&stale, "/pricing").await;
+    assert!(page.contains("Sign in") && !page.contains("@example.com"));
+    world.stop().await;
+    db.cleanup().await;
+}
+
 /// A pack bought once is granted once however often its events arrive, and a
 /// refund takes it back — even when the refund is delivered first.
 #[tokio::test]

@@ -183,7 +183,7 @@ impl Plan {
 }
 
 /// A price as the pricing page shows it; computed on the server (`display`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PriceDisplay {
     /// "$49/month", "$490/year", "$29".
     pub label: String,
@@ -194,7 +194,7 @@ pub struct PriceDisplay {
 }
 
 /// A plan's call to action for one visitor.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CallToActionView {
     pub text: String,
     /// Current plan, or a pack already owned: nothing to do.

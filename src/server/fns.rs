@@ -39,7 +39,7 @@ pub fn user_error(status: StatusCode, message: impl Into<String>) -> ServerFnErr
 pub fn internal_error(what: &str, err: impl std::fmt::Display) -> ServerFnError {
     tracing::error!(error = %err, "{what} failed");
     set_error_status(StatusCode::INTERNAL_SERVER_ERROR);
-    ServerFnError::new("Something went wrong; please try again.")
+    ServerFnError::new(crate::components::form_post::GENERIC)
 }
 
 /// Stripe could not be reached or refused: the user may retry; nothing was kept.
@@ -60,8 +60,20 @@ pub async fn session() -> Result<tower_sessions::Session, ServerFnError> {
 #[derive(Clone, Default)]
 pub struct RequestUser(std::sync::Arc<tokio::sync::OnceCell<Option<users::Model>>>);
 
+/// The signed-in visitor and pricing view the page cache read for this page
+/// request (`server::page_cache`), so the page shows exactly what it keeps.
+pub fn known_viewer() -> Option<crate::server::page_cache::KnownViewer> {
+    use_context::<axum::http::request::Parts>()?
+        .extensions
+        .get::<crate::server::page_cache::KnownViewer>()
+        .cloned()
+}
+
 /// The signed-in user, from the server-side session only.
 pub async fn current_user() -> Result<Option<users::Model>, ServerFnError> {
+    if let Some(viewer) = known_viewer() {
+        return Ok(Some(viewer.user().clone()));
+    }
     let lookup = || async {
         let session = session().await?;
         auth::current_user(&session, &state().db)

@@ -192,7 +192,7 @@ pub fn router(state: AppState) -> Router {
         .layer(sessions)
         // Outside the sessions layer: a kept page needs no session at all.
         .layer(axum::middleware::from_fn_with_state(
-            Arc::new(page_cache::PageCache::new(state.security.clone())),
+            Arc::new(page_cache::PageCache::new(state.clone())),
             page_cache::serve,
         ))
         .layer(RequestBodyLimitLayer::new(body_limit))

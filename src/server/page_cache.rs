@@ -1,12 +1,20 @@
-//! Rendered pages for signed-out visitors, kept for a minute.
+//! Rendered pages kept for a minute, as templates.
 //!
 //! Without a session every visitor gets the same HTML for the same URL (the
 //! catalog and the Stripe mode are fixed for the life of the process) except the
 //! per-response CSP nonce. So the first render of a public URL is kept as a
 //! template with the nonce cut out, and later signed-out requests get that
 //! template with a fresh nonce and the matching CSP header: no rendering, no
-//! session or database work. A request with a session cookie, a response that
-//! sets a cookie, is not a 200, or shows an error is never kept.
+//! session or database work.
+//!
+//! A signed-in visitor's `/pricing` shows, besides that, only their email (in the
+//! header) and the pricing view computed from their billing state. Both are read
+//! fresh for every request (the session's user and the user's billing rows, the
+//! same two queries a render makes), and the page is rendered from exactly what
+//! was read ([`KnownViewer`]), so a template kept under that view, with the email
+//! cut out, is what a render would produce: never stale, shared by every visitor
+//! whose plans look the same. A response that sets a cookie, is not a 200, or
+//! shows an error is never kept.
 
 use std::{
     collections::HashMap,
@@ -22,7 +30,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{security::SecurityHeaders, SESSION_COOKIE};
+use super::{AppState, SESSION_COOKIE};
+use crate::{db::entities::users, views::PricingView};
 
 /// The public pages worth keeping, by path and query exactly as requested.
 const PUBLIC_PAGES: [&str; 6] = [
@@ -34,14 +43,27 @@ const PUBLIC_PAGES: [&str; 6] = [
     "/terms-of-service",
 ];
 
+/// The pages kept for signed-in visitors: their content is the pricing view.
+const PRICING_PAGES: [&str; 3] = [
+    "/pricing",
+    "/pricing?interval=monthly",
+    "/pricing?interval=yearly",
+];
+
+/// Distinct signed-in templates kept at most (one per page and pricing view: a
+/// handful of plan states in practice); beyond it the oldest are dropped.
+const MAX_VIEWER_PAGES: usize = 64;
+
 /// Bounds how stale a kept page can be should anything it shows change.
 const TTL: Duration = Duration::from_secs(60);
 
 /// Larger pages are not ours; do not buffer them.
 const MAX_PAGE_BYTES: usize = 1 << 20;
 
-/// Stands for the nonce inside a kept page; cannot occur in rendered HTML.
+/// Stand for the nonce and the visitor's email inside a kept page; cannot occur
+/// in rendered HTML.
 const NONCE_SLOT: &str = "\u{0}nonce\u{0}";
+const EMAIL_SLOT: &str = "\u{0}email\u{0}";
 
 struct Kept {
     at: Instant,
@@ -49,25 +71,67 @@ struct Kept {
     template: Arc<str>,
 }
 
+impl Kept {
+    fn fresh(&self) -> bool {
+        self.at.elapsed() < TTL
+    }
+}
+
+/// The signed-in visitor of a page request and their pricing view, read by the
+/// cache before rendering. Put in the request's extensions, where the page's
+/// server functions take it (`server::fns::known_viewer`) instead of reading
+/// again, so the page shows exactly what its template is kept under.
+#[derive(Clone)]
+pub struct KnownViewer(Arc<(users::Model, PricingView)>);
+
+impl KnownViewer {
+    pub fn user(&self) -> &users::Model {
+        &self.0 .0
+    }
+
+    pub fn pricing(&self) -> &PricingView {
+        &self.0 .1
+    }
+}
+
+type ViewerKey = (&'static str, PricingView);
+
 pub struct PageCache {
-    security: Arc<SecurityHeaders>,
+    state: AppState,
     pages: RwLock<HashMap<&'static str, Kept>>,
+    viewer_pages: RwLock<HashMap<ViewerKey, Kept>>,
 }
 
 impl PageCache {
-    pub fn new(security: Arc<SecurityHeaders>) -> Self {
+    pub fn new(state: AppState) -> Self {
         Self {
-            security,
+            state,
             pages: RwLock::default(),
+            viewer_pages: RwLock::default(),
         }
     }
 
     fn hit(&self, key: &str) -> Option<Response> {
         let pages = self.pages.read().unwrap_or_else(|p| p.into_inner());
-        let kept = pages.get(key).filter(|k| k.at.elapsed() < TTL)?;
+        self.answer(pages.get(key)?, None)
+    }
+
+    fn viewer_hit(&self, key: &ViewerKey, email: &str) -> Option<Response> {
+        let pages = self.viewer_pages.read().unwrap_or_else(|p| p.into_inner());
+        self.answer(pages.get(key)?, Some(email))
+    }
+
+    /// A kept page with a fresh nonce (and the visitor's email) filled in.
+    fn answer(&self, kept: &Kept, email: Option<&str>) -> Option<Response> {
+        if !kept.fresh() {
+            return None;
+        }
         let nonce = leptos::nonce::Nonce::new();
-        let body = kept.template.replace(NONCE_SLOT, &nonce);
-        let csp = HeaderValue::from_str(&self.security.page_csp(&nonce)).ok()?;
+        let mut body = kept.template.replace(NONCE_SLOT, &nonce);
+        if let Some(email) = email {
+            body = body.replace(EMAIL_SLOT, email);
+        }
+        let csp = HeaderValue::from_str(&self.state.security.page_csp(&nonce)).ok()?;
         let mut response = Body::from(body).into_response();
         *response.headers_mut() = kept.headers.clone();
         response
@@ -78,43 +142,100 @@ impl PageCache {
 
     /// Keeps `response` if it is a plain public page; returns it either way.
     async fn keep(&self, key: &'static str, response: Response) -> Response {
-        let nonce = response
-            .headers()
-            .get(header::CONTENT_SECURITY_POLICY)
-            .and_then(|csp| csp.to_str().ok())
-            .and_then(nonce_of)
-            .map(str::to_owned);
-        let keepable = response.status() == StatusCode::OK
-            && !response.headers().contains_key(header::SET_COOKIE);
-        let Some(nonce) = nonce.filter(|_| keepable) else {
-            return response;
-        };
-        let (parts, body) = response.into_parts();
-        let bytes = match axum::body::to_bytes(body, MAX_PAGE_BYTES).await {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                tracing::error!(error = %err, page = key, "page body failed");
-                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-            }
-        };
-        if let Ok(html) = std::str::from_utf8(&bytes) {
-            if !html.contains("form-error") {
-                let mut headers = parts.headers.clone();
-                headers.remove(header::CONTENT_SECURITY_POLICY);
-                headers.remove(header::CONTENT_LENGTH);
-                let kept = Kept {
-                    at: Instant::now(),
-                    headers,
-                    template: html.replace(&nonce, NONCE_SLOT).into(),
-                };
-                self.pages
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, kept);
-            }
+        let (response, kept) = template_of(response, None).await;
+        if let Some(kept) = kept {
+            self.pages
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, kept);
         }
-        Response::from_parts(parts, Body::from(bytes))
+        response
     }
+
+    /// Keeps a signed-in page rendered for `viewer` under its page and view.
+    async fn keep_viewer(
+        &self,
+        page: &'static str,
+        viewer: KnownViewer,
+        response: Response,
+    ) -> Response {
+        let (response, kept) = template_of(response, Some(&viewer.user().email)).await;
+        if let Some(kept) = kept {
+            let mut pages = self.viewer_pages.write().unwrap_or_else(|p| p.into_inner());
+            if pages.len() >= MAX_VIEWER_PAGES {
+                pages.retain(|_, kept| kept.fresh());
+            }
+            if pages.len() >= MAX_VIEWER_PAGES {
+                pages.clear();
+            }
+            pages.insert((page, viewer.pricing().clone()), kept);
+        }
+        response
+    }
+
+    /// The signed-in visitor of this session and their pricing view; `None` when
+    /// there is none (or it cannot be read), and the page renders as usual.
+    async fn viewer(&self, session_id: &tower_sessions::session::Id) -> Option<KnownViewer> {
+        let user = crate::auth::session_store::user_of(&self.state.db, session_id)
+            .await
+            .inspect_err(|err| tracing::warn!(error = %err, "session lookup for the page cache"))
+            .ok()??;
+        let view = crate::billing::service::pricing(&self.state, Some(&user))
+            .await
+            .inspect_err(|err| tracing::warn!(error = %err, "pricing view for the page cache"))
+            .ok()?;
+        Some(KnownViewer(Arc::new((user, view))))
+    }
+}
+
+/// Reads `response` and, if it is a plain page, makes it a template: the nonce,
+/// and the `email` it was rendered for, cut out. A page showing the email
+/// elsewhere than once, or an email that HTML would escape, is not kept.
+async fn template_of(response: Response, email: Option<&str>) -> (Response, Option<Kept>) {
+    let nonce = response
+        .headers()
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|csp| csp.to_str().ok())
+        .and_then(nonce_of)
+        .map(str::to_owned);
+    let keepable = response.status() == StatusCode::OK
+        && !response.headers().contains_key(header::SET_COOKIE)
+        && email.is_none_or(|e| !e.is_empty() && !e.contains(['&', '<', '>', '"', '\'', '\0']));
+    let Some(nonce) = nonce.filter(|_| keepable) else {
+        return (response, None);
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_PAGE_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            tracing::error!(error = %err, "page body failed");
+            return (StatusCode::INTERNAL_SERVER_ERROR.into_response(), None);
+        }
+    };
+    let kept = std::str::from_utf8(&bytes)
+        .ok()
+        .filter(|html| !html.contains("form-error"))
+        .and_then(|html| {
+            let html = html.replace(&nonce, NONCE_SLOT);
+            match email {
+                None => Some(html),
+                Some(email) if html.matches(email).count() == 1 => {
+                    Some(html.replace(email, EMAIL_SLOT))
+                }
+                Some(_) => None,
+            }
+        })
+        .map(|template| {
+            let mut headers = parts.headers.clone();
+            headers.remove(header::CONTENT_SECURITY_POLICY);
+            headers.remove(header::CONTENT_LENGTH);
+            Kept {
+                at: Instant::now(),
+                headers,
+                template: template.into(),
+            }
+        });
+    (Response::from_parts(parts, Body::from(bytes)), kept)
 }
 
 /// The `'nonce-…'` source of a CSP.
@@ -124,34 +245,76 @@ fn nonce_of(csp: &str) -> Option<&str> {
     Some(&csp[start..start + len]).filter(|n| !n.is_empty())
 }
 
-/// The cache key of a request that may be answered from the cache.
-fn public_page(request: &Request) -> Option<&'static str> {
-    if request.method() != Method::GET {
+/// Who asks for a page that may be answered from the cache.
+#[derive(Debug, PartialEq)]
+enum Visitor<'a> {
+    SignedOut,
+    /// The session cookie's value: the session is looked up, not trusted.
+    Session(&'a str),
+}
+
+/// The page and visitor of a request that may be answered from the cache.
+fn cacheable(request: &Request) -> Option<(&'static str, Visitor<'_>)> {
+    if request.method() != Method::GET || request.headers().contains_key(header::AUTHORIZATION) {
         return None;
     }
-    let has_session = request
+    let mut sessions = request
         .headers()
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|cookies| cookies.contains(SESSION_COOKIE));
-    if has_session || request.headers().contains_key(header::AUTHORIZATION) {
-        return None;
-    }
+        .flat_map(|cookies| cookies.split(';'))
+        .filter_map(|cookie| cookie.trim().split_once('='))
+        .filter(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value);
+    let visitor = match (sessions.next(), sessions.next()) {
+        (None, _) => Visitor::SignedOut,
+        (Some(id), None) => Visitor::Session(id),
+        // Which one would the session layer take? Leave it to the render.
+        (Some(_), Some(_)) => return None,
+    };
     let uri = request.uri().path_and_query()?.as_str();
-    PUBLIC_PAGES.iter().copied().find(|page| *page == uri)
+    let pages: &[&'static str] = match visitor {
+        Visitor::SignedOut => &PUBLIC_PAGES,
+        Visitor::Session(_) => &PRICING_PAGES,
+    };
+    let page = pages.iter().copied().find(|page| *page == uri)?;
+    Some((page, visitor))
 }
 
-/// Middleware: answers public pages for signed-out visitors from the cache.
-pub async fn serve(State(cache): State<Arc<PageCache>>, request: Request, next: Next) -> Response {
-    let Some(key) = public_page(&request) else {
+/// Middleware: answers public pages, and signed-in visitors' pricing pages, from
+/// the cache.
+pub async fn serve(
+    State(cache): State<Arc<PageCache>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some((page, visitor)) = cacheable(&request) else {
         return next.run(request).await;
     };
-    if let Some(response) = cache.hit(key) {
+    let session_id = match visitor {
+        Visitor::SignedOut => {
+            if let Some(response) = cache.hit(page) {
+                return response;
+            }
+            let response = next.run(request).await;
+            return cache.keep(page, response).await;
+        }
+        Visitor::Session(id) => id.parse::<tower_sessions::session::Id>(),
+    };
+    let Ok(session_id) = session_id else {
+        return next.run(request).await;
+    };
+    let Some(viewer) = cache.viewer(&session_id).await else {
+        return next.run(request).await;
+    };
+    let key = (page, viewer.pricing().clone());
+    if let Some(response) = cache.viewer_hit(&key, &viewer.user().email) {
         return response;
     }
+    request.extensions_mut().insert(viewer.clone());
     let response = next.run(request).await;
-    cache.keep(key, response).await
+    cache.keep_viewer(page, viewer, response).await
 }
 
 #[cfg(test)]
@@ -177,23 +340,40 @@ mod tests {
     }
 
     #[test]
-    fn only_signed_out_gets_of_public_pages_are_kept() {
-        assert_eq!(public_page(&get("/pricing", None)), Some("/pricing"));
+    fn only_gets_of_public_pages_or_signed_in_pricing_are_kept() {
         assert_eq!(
-            public_page(&get("/pricing?interval=yearly", Some("theme=dark"))),
-            Some("/pricing?interval=yearly")
+            cacheable(&get("/pricing", None)),
+            Some(("/pricing", Visitor::SignedOut))
         );
         assert_eq!(
-            public_page(&get("/pricing", Some("a=1; billing_session=xyz"))),
+            cacheable(&get("/pricing?interval=yearly", Some("theme=dark"))),
+            Some(("/pricing?interval=yearly", Visitor::SignedOut))
+        );
+        assert_eq!(
+            cacheable(&get("/pricing", Some("a=1; billing_session=xyz"))),
+            Some(("/pricing", Visitor::Session("xyz")))
+        );
+        // Signed in, only the pricing pages; two session cookies, none.
+        assert_eq!(cacheable(&get("/", Some("billing_session=xyz"))), None);
+        assert_eq!(
+            cacheable(&get(
+                "/pricing",
+                Some("billing_session=xyz; billing_session=abc")
+            )),
             None
         );
-        assert_eq!(public_page(&get("/pricing?plan=premium", None)), None);
-        assert_eq!(public_page(&get("/dashboard/billing", None)), None);
+        // A cookie whose name merely contains ours is not a session.
+        assert_eq!(
+            cacheable(&get("/", Some("old_billing_session=1"))),
+            Some(("/", Visitor::SignedOut))
+        );
+        assert_eq!(cacheable(&get("/pricing?plan=premium", None)), None);
+        assert_eq!(cacheable(&get("/dashboard/billing", None)), None);
         let post = Request::builder()
             .method(Method::POST)
             .uri("/pricing")
             .body(Body::empty())
             .unwrap();
-        assert_eq!(public_page(&post), None);
+        assert_eq!(cacheable(&post), None);
     }
 }

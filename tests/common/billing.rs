@@ -9,6 +9,19 @@ use super::{TestApp, TestDb};
 
 pub const SECRET: &str = "whsec_billing_tests";
 
+/// The page plain form posts come from in these tests.
+pub const FORM_PAGE: &str = "/pricing";
+
+/// The message a refused plain form post was sent back with, read from the
+/// redirect's `__err` as the page does; `None` for any other redirect.
+pub fn returned_error(location: &str) -> Option<String> {
+    let url = reqwest::Url::parse(location).ok()?;
+    let (_, err) = url.query_pairs().find(|(key, _)| key == "__err")?;
+    Some(billing_starter::components::form_post::url_failure_message(
+        &err,
+    ))
+}
+
 pub struct World {
     pub emulator: stripe_emulator::Running,
     pub app: TestApp,
@@ -122,7 +135,11 @@ impl World {
             .post(self.app.url(&format!("/api/{function}")))
             .form(form);
         if html {
-            request = request.header("accept", "text/html");
+            // A browser posting a form names the page it came from; Leptos sends
+            // a refusal back there, with the message in the URL.
+            request = request
+                .header("accept", "text/html")
+                .header("referer", self.app.url(FORM_PAGE));
         }
         if let Some(browser) = browser {
             request = request.header("cookie", &browser.cookie);
@@ -134,6 +151,19 @@ impl World {
             .get("location")
             .map(|v| v.to_str().unwrap().to_owned());
         (status, location, response.text().await.unwrap())
+    }
+
+    /// A page as `browser` gets it.
+    pub async fn page(&self, browser: &Browser, path: &str) -> String {
+        let response = self
+            .http
+            .get(self.app.url(path))
+            .header("cookie", &browser.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        response.text().await.unwrap()
     }
 
     /// Starts checkout and returns the hosted page's URL.
