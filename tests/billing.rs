@@ -334,8 +334,7 @@ async fn success_page_shows_the_plan_before_the_webhook() {
 /// A page with its per-response nonce (in `nonce` and `crossorigin`) blanked,
 /// to compare two responses.
 fn without_nonces(html: &str) -> String {
-    let start = html.find("nonce=\"").expect("a nonce") + "nonce=\"".len();
-    let nonce = &html[start..start + html[start..].find('"').unwrap()];
+    let nonce = common::script_nonce(html).expect("a nonce");
     assert!(nonce.len() >= 16, "{nonce}");
     html.replace(nonce, "")
 }

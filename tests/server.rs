@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{TestApp, TestDb};
+use common::{script_nonce, TestApp, TestDb};
 use reqwest::{header, StatusCode};
 
 /// One app at a time in this binary. With several apps serving in parallel in
@@ -41,14 +41,6 @@ async fn healthz_works_on_postgres() {
     assert_eq!(response.status(), StatusCode::OK);
     app.stop().await.unwrap();
     db.cleanup().await;
-}
-
-/// The value of `nonce="..."` on the first inline script of a page.
-fn script_nonce(html: &str) -> Option<&str> {
-    let start = html.find("<script")?;
-    let tag = &html[start..start + html[start..].find('>')?];
-    let value = &tag[tag.find("nonce=\"")? + 7..];
-    Some(&value[..value.find('"')?])
 }
 
 #[tokio::test]

@@ -51,7 +51,8 @@ const PRICING_PAGES: [&str; 3] = [
 ];
 
 /// Distinct signed-in templates kept at most (one per page and pricing view: a
-/// handful of plan states in practice); beyond it the oldest are dropped.
+/// handful of plan states in practice); beyond it the expired ones are dropped,
+/// and if none has expired, all of them.
 const MAX_VIEWER_PAGES: usize = 64;
 
 /// Bounds how stale a kept page can be should anything it shows change.
@@ -152,14 +153,9 @@ impl PageCache {
         response
     }
 
-    /// Keeps a signed-in page rendered for `viewer` under its page and view.
-    async fn keep_viewer(
-        &self,
-        page: &'static str,
-        viewer: KnownViewer,
-        response: Response,
-    ) -> Response {
-        let (response, kept) = template_of(response, Some(&viewer.user().email)).await;
+    /// Keeps a signed-in page rendered for `email` under `key` (its page and view).
+    async fn keep_viewer(&self, key: ViewerKey, email: &str, response: Response) -> Response {
+        let (response, kept) = template_of(response, Some(email)).await;
         if let Some(kept) = kept {
             let mut pages = self.viewer_pages.write().unwrap_or_else(|p| p.into_inner());
             if pages.len() >= MAX_VIEWER_PAGES {
@@ -168,7 +164,7 @@ impl PageCache {
             if pages.len() >= MAX_VIEWER_PAGES {
                 pages.clear();
             }
-            pages.insert((page, viewer.pricing().clone()), kept);
+            pages.insert(key, kept);
         }
         response
     }
@@ -300,12 +296,13 @@ pub async fn serve(
             let response = next.run(request).await;
             return cache.keep(page, response).await;
         }
-        Visitor::Session(id) => id.parse::<tower_sessions::session::Id>(),
+        Visitor::Session(id) => id.parse::<tower_sessions::session::Id>().ok(),
     };
-    let Ok(session_id) = session_id else {
-        return next.run(request).await;
+    let viewer = match session_id {
+        Some(id) => cache.viewer(&id).await,
+        None => None,
     };
-    let Some(viewer) = cache.viewer(&session_id).await else {
+    let Some(viewer) = viewer else {
         return next.run(request).await;
     };
     let key = (page, viewer.pricing().clone());
@@ -314,7 +311,7 @@ pub async fn serve(
     }
     request.extensions_mut().insert(viewer.clone());
     let response = next.run(request).await;
-    cache.keep_viewer(page, viewer, response).await
+    cache.keep_viewer(key, &viewer.user().email, response).await
 }
 
 #[cfg(test)]

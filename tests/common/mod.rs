@@ -15,6 +15,14 @@ use billing_starter::{
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use tokio::sync::oneshot;
 
+/// The value of `nonce="..."` on the first inline script of a page.
+pub fn script_nonce(html: &str) -> Option<&str> {
+    let start = html.find("<script")?;
+    let tag = &html[start..start + html[start..].find('>')?];
+    let value = &tag[tag.find("nonce=\"")? + 7..];
+    Some(&value[..value.find('"')?])
+}
+
 /// Set by `.ci/run` (and by developers who want both backends) to a PostgreSQL
 /// server where tests may create and drop databases.
 pub const POSTGRES_URL_VAR: &str = "TEST_POSTGRES_URL";
