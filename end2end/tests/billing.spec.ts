@@ -45,12 +45,26 @@ async function customerOf(request: APIRequestContext, email: string) {
 }
 
 /// Subscribes a new user to Premium monthly and returns on the billing page.
-async function subscribed(page: Page, email: string) {
+///
+/// `clockAdvanced`: an earlier test moved the emulator's clock ahead of ours.
+/// Known bug (see README, Performance, "What is left"): a state the success page
+/// reads from Stripe is stamped with our clock, so a `customer.subscription.created`
+/// (`incomplete`) event stamped by a clock 60 days ahead can land over it for a
+/// moment, and the first render may show Free until the next event. Such a test
+/// waits for Premium on reload; the first render itself is asserted with a true
+/// clock by the first test.
+async function subscribed(page: Page, email: string, clockAdvanced = false) {
   await signUp(page, email);
   await hydrated(page, '/pricing');
   await card(page, 'premium').getByRole('button', { name: 'Go Premium Monthly' }).click();
   await pay(page);
   await expect(page).toHaveURL(/\/dashboard\/billing$/);
+  if (clockAdvanced) {
+    await expect(async () => {
+      await page.goto('/dashboard/billing');
+      await expect(page.getByTestId('plan-name')).toHaveText('Premium', { timeout: 1000 });
+    }).toPass();
+  }
   await expect(page.getByTestId('plan-name')).toHaveText('Premium');
 }
 
@@ -250,7 +264,8 @@ test('a renewal shows the new period; after a canceled period the app closes', a
 });
 
 test('a failing renewal shows the past_due banner; a new card in the portal clears it', async ({ page, request }) => {
-  await subscribed(page, unique('pastdue'));
+  // After the renewal test has moved the emulator's clock.
+  await subscribed(page, unique('pastdue'), true);
   await page.getByRole('button', { name: 'Manage billing' }).click();
   await page.getByLabel('New card number').fill('4000000000000341');
   await page.getByRole('button', { name: 'Update card' }).click();
