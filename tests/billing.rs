@@ -269,8 +269,27 @@ async fn failing_handler_then_retry_on_postgres() {
 /// webhooks that come later change nothing.
 #[tokio::test]
 async fn success_page_shows_the_plan_before_the_webhook() {
+    success_page_then_webhooks(0).await;
+}
+
+/// The same with Stripe's clock 62 days ahead of ours (the emulator's time
+/// control; a test clock in Stripe): the `customer.subscription.created`
+/// (`incomplete`) that arrives after the success page carries a time far later
+/// than anything our clock could stamp, yet must not undo the plan, not even for
+/// a moment.
+#[tokio::test]
+async fn success_page_holds_against_events_from_a_clock_running_ahead() {
+    success_page_then_webhooks(62 * 86_400).await;
+}
+
+async fn success_page_then_webhooks(stripe_clock_ahead_secs: i64) {
     let db = TestDb::sqlite();
     let world = World::start(&db).await;
+    if stripe_clock_ahead_secs > 0 {
+        world
+            .control("advance", json!({"seconds": stripe_clock_ahead_secs}))
+            .await;
+    }
     let browser = world.sign_up("first@example.com").await;
     let url = world.checkout(&browser, "premium", "yearly").await;
     let (_, success) = world.pay(&url, "4242424242424242").await;
@@ -293,11 +312,19 @@ async fn success_page_shows_the_plan_before_the_webhook() {
     assert_eq!(subscription_rows(&world).await.len(), 1);
     let before = state_of(&subscription_rows(&world).await[0]);
 
-    // Now every webhook arrives, in Stripe's order: same state.
+    // Now every webhook arrives, in Stripe's order: the same state after each.
     for event in world.events().await {
         assert_eq!(world.deliver(&event).await, StatusCode::OK);
+        assert_eq!(
+            state_of(&subscription_rows(&world).await[0]),
+            before,
+            "after {}",
+            event["type"]
+        );
     }
-    assert_eq!(state_of(&subscription_rows(&world).await[0]), before);
+    // The last update confirmed what the page read: from now on its time is
+    // exact, and newer events apply without asking Stripe.
+    assert!(!subscription_rows(&world).await[0].stripe_state_read);
 
     // Another user cannot claim this session.
     let other = world.sign_up("second@example.com").await;

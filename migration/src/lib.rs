@@ -8,6 +8,7 @@ mod m20261124_000002_create_subscriptions;
 mod m20261124_000003_create_one_time_purchases;
 mod m20261124_000004_create_webhook_events;
 mod m20261124_000005_create_sessions;
+mod m20261129_000006_add_subscription_stamp_kind;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_create_one_time_purchases::Migration),
             Box::new(m20261124_000004_create_webhook_events::Migration),
             Box::new(m20261124_000005_create_sessions::Migration),
+            Box::new(m20261129_000006_add_subscription_stamp_kind::Migration),
         ]
     }
 }

@@ -18,7 +18,7 @@ use sea_orm::{
 };
 
 use super::{
-    freshness::{self, Decision, Source},
+    freshness::{self, Decision, Source, Stamp},
     objects::{
         is_terminal_status, BillingEvent, ChargeState, CheckoutMode, CheckoutSessionState,
         DisputeState, StripeObject, SubscriptionState,
@@ -74,14 +74,15 @@ pub async fn apply_event<C: ConnectionTrait>(
             vec![upsert_subscription(conn, ctx, sub, event.created, Source::Event).await?]
         }
         StripeObject::CheckoutSession(session) => {
-            apply_checkout_session(conn, ctx, session, &event.kind, Source::Event).await?
+            apply_checkout_session(conn, ctx, session, &event.kind, event.created).await?
         }
         StripeObject::Invoice(invoice) => match &invoice.subscription_id {
             // Invoices carry no subscription state of their own; they matter only
             // when they are the first word we hear of a subscription.
+            // Read after the invoice existed, so no older than its event.
             Some(id) if find_subscription(conn, id).await?.is_none() => {
                 let sub = ctx.gateway.subscription(id).await?;
-                vec![upsert_subscription(conn, ctx, &sub, now(), Source::Fetched).await?]
+                vec![upsert_subscription(conn, ctx, &sub, event.created, Source::Fetched).await?]
             }
             _ => vec![Outcome::Nothing],
         },
@@ -129,21 +130,27 @@ pub async fn from_checkout_session<C: ConnectionTrait>(
         return Err(SyncError::NotYours(session_id.to_owned()));
     }
     let kind = "checkout.session.retrieved";
-    apply_checkout_session(conn, ctx, &session, kind, Source::Fetched).await?;
+    // Read after the session was created: its `created` is a Stripe time the
+    // state is no older than.
+    apply_checkout_session(conn, ctx, &session, kind, session.created).await?;
     Ok(session)
 }
 
-/// `reconcile`: a subscription read from Stripe, through the same upsert.
+/// `reconcile` and in-app changes: a subscription read from (or returned by)
+/// Stripe, through the same upsert.
 pub async fn from_fetched_subscription<C: ConnectionTrait>(
     conn: &C,
     ctx: SyncContext<'_>,
     sub: &SubscriptionState,
 ) -> Result<Outcome, SyncError> {
-    upsert_subscription(conn, ctx, sub, now(), Source::Fetched).await
+    upsert_subscription(conn, ctx, sub, 0, Source::Fetched).await
 }
 
-fn now() -> i64 {
-    Utc::now().timestamp()
+/// A Stripe time that a state read from the API is no older than: the caller's
+/// bound, or the start of the period it shows (which had begun when it was read).
+/// Never our clock: Stripe's may be far ahead of it or behind it.
+fn read_no_earlier_than(sub: &SubscriptionState, bound: i64) -> i64 {
+    bound.max(sub.current_period_start.unwrap_or(0))
 }
 
 async fn find_subscription<C: ConnectionTrait>(
@@ -235,16 +242,35 @@ async fn upsert_subscription<C: ConnectionTrait>(
     let existing = find_subscription(conn, &sub.id).await?;
     let stored = existing.as_ref().map(|row| freshness::Stored {
         stamp: row.stripe_state_at,
+        kind: if row.stripe_state_read {
+            Stamp::ReadAfter
+        } else {
+            Stamp::Exact
+        },
         terminal: is_terminal_status(&row.status),
         same_state: same_state(row, sub),
     });
-    let (sub, stamp) = match freshness::decide(stored, observed_at, sub.is_terminal(), source) {
+    let observed_at = match source {
+        Source::Event => observed_at,
+        Source::Fetched => read_no_earlier_than(sub, observed_at),
+    };
+    let (sub, stamp, kind) = match freshness::decide(stored, observed_at, sub.is_terminal(), source)
+    {
         Decision::Ignore => return Ok(Outcome::SubscriptionStale(sub.id.clone())),
-        Decision::Apply { stamp } => (sub.clone(), stamp),
+        Decision::Apply { stamp, kind } => (sub.clone(), stamp, kind),
         Decision::Refetch => {
             let fresh = ctx.gateway.subscription(&sub.id).await?;
             let floor = existing.as_ref().map_or(0, |row| row.stripe_state_at);
-            (fresh, now().max(floor).max(observed_at))
+            // Read after the event, so no older than it. If Stripe still
+            // shows the event's state, that state held at the event's time:
+            // the stamp is exact, and later events apply without a read.
+            let kind = if fresh == *sub {
+                Stamp::Exact
+            } else {
+                Stamp::ReadAfter
+            };
+            let stamp = floor.max(read_no_earlier_than(&fresh, observed_at));
+            (fresh, stamp, kind)
         }
     };
     let user_id = match existing.as_ref().and_then(|row| row.user_id) {
@@ -277,6 +303,7 @@ async fn upsert_subscription<C: ConnectionTrait>(
         trial_start: Set(time(sub.trial_start)),
         trial_end: Set(time(sub.trial_end)),
         stripe_state_at: Set(stamp),
+        stripe_state_read: Set(kind == Stamp::ReadAfter),
         created_at: Set(at),
         updated_at: Set(at),
         ..Default::default()
@@ -303,6 +330,7 @@ async fn upsert_subscription<C: ConnectionTrait>(
                     S::TrialStart,
                     S::TrialEnd,
                     S::StripeStateAt,
+                    S::StripeStateRead,
                     S::UpdatedAt,
                 ])
                 // The database has the last word: a concurrent writer with newer
@@ -336,7 +364,8 @@ async fn apply_checkout_session<C: ConnectionTrait>(
     ctx: SyncContext<'_>,
     session: &CheckoutSessionState,
     kind: &str,
-    source: Source,
+    // A Stripe time any subscription read here is no older than.
+    observed_at: i64,
 ) -> Result<Vec<Outcome>, SyncError> {
     let mut outcomes = Vec::new();
     match session.mode {
@@ -348,13 +377,17 @@ async fn apply_checkout_session<C: ConnectionTrait>(
                 &session.subscription,
                 find_subscription(conn, sub_id).await?,
             ) {
+                // Only a session the gateway retrieved carries its subscription.
                 (Some(sub), _) => {
-                    outcomes.push(upsert_subscription(conn, ctx, sub, now(), source).await?);
+                    outcomes.push(
+                        upsert_subscription(conn, ctx, sub, observed_at, Source::Fetched).await?,
+                    );
                 }
                 (None, None) => {
                     let sub = ctx.gateway.subscription(sub_id).await?;
-                    outcomes
-                        .push(upsert_subscription(conn, ctx, &sub, now(), Source::Fetched).await?);
+                    outcomes.push(
+                        upsert_subscription(conn, ctx, &sub, observed_at, Source::Fetched).await?,
+                    );
                 }
                 (None, Some(row)) if row.user_id.is_none() => {
                     let user =

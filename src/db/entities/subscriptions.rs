@@ -29,6 +29,9 @@ pub struct Model {
     pub trial_end: Option<DateTimeUtc>,
     /// Unix seconds of the Stripe state this row reflects; older writes are ignored.
     pub stripe_state_at: i64,
+    /// True when the state was read from Stripe's API, at `stripe_state_at` or
+    /// later in Stripe's time; false when it is an event's, exactly as of it.
+    pub stripe_state_read: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
