@@ -14,7 +14,7 @@ use std::{
 
 use axum::{extract::FromRef, routing::get, Router};
 use leptos::{config::LeptosOptions, prelude::provide_context};
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
@@ -154,9 +154,20 @@ fn leptos_options(config: &Config) -> LeptosOptions {
 /// The session cookie's name (the page cache tells visitors with a session by it).
 pub const SESSION_COOKIE: &str = "billing_session";
 
+/// The app's routes, generated once per process. Generating them renders the app
+/// with resource loading switched off by a process-wide flag (leptos_server's
+/// `SuppressResourceLoad`), and a resource first polled meanwhile by a request to
+/// another router in the same process waits forever (leptos issue #4773). A
+/// server builds one router before it serves; tests build many, in parallel, and
+/// hung about one run in ten before this.
+fn routes() -> Vec<AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The whole HTTP surface: pages, server functions, static files and `/healthz`.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = routes();
     let context = {
         let state = state.clone();
         move || {
