@@ -5,17 +5,8 @@ mod common;
 use common::{script_nonce, TestApp, TestDb};
 use reqwest::{header, StatusCode};
 
-/// One app at a time in this binary. Apps serving in parallel in one process used
-/// to hang (the route-generation flag, see `pages_render_while_other_routers_are_built`,
-/// fixed); with that fixed, about one run in 30 still panicked with "you tried to
-/// access a reactive value … already been disposed" (the header's `OnceResource`,
-/// during a 404 render) — never with one app alone (0 of 200, also with the cores
-/// busy). Not explained yet; a deployed server is one app a process.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 #[tokio::test]
 async fn healthz_reports_the_database() {
-    let _serial = SERIAL.lock().await;
     let db = TestDb::sqlite();
     let app = TestApp::spawn(db.url(), &[]).await;
 
@@ -33,7 +24,6 @@ async fn healthz_reports_the_database() {
 
 #[tokio::test]
 async fn healthz_works_on_postgres() {
-    let _serial = SERIAL.lock().await;
     let Some(db) = TestDb::postgres().await else {
         eprintln!("note: {} not set; skipped", common::POSTGRES_URL_VAR);
         return;
@@ -47,7 +37,6 @@ async fn healthz_works_on_postgres() {
 
 #[tokio::test]
 async fn pages_are_server_rendered_with_a_nonced_csp() {
-    let _serial = SERIAL.lock().await;
     let db = TestDb::sqlite();
     let app = TestApp::spawn(db.url(), &[]).await;
 
@@ -110,7 +99,6 @@ async fn pages_are_server_rendered_with_a_nonced_csp() {
 
 #[tokio::test]
 async fn production_sends_hsts_and_non_pages_are_locked_down() {
-    let _serial = SERIAL.lock().await;
     let db = TestDb::sqlite();
     let app = TestApp::spawn(
         db.url(),
@@ -138,7 +126,6 @@ async fn production_sends_hsts_and_non_pages_are_locked_down() {
 
 #[tokio::test]
 async fn unknown_paths_get_a_rendered_404() {
-    let _serial = SERIAL.lock().await;
     let db = TestDb::sqlite();
     let app = TestApp::spawn(db.url(), &[]).await;
     let response = app
@@ -154,7 +141,6 @@ async fn unknown_paths_get_a_rendered_404() {
 
 #[tokio::test]
 async fn request_bodies_over_the_limit_are_refused() {
-    let _serial = SERIAL.lock().await;
     let db = TestDb::sqlite();
     let app = TestApp::spawn(db.url(), &[("REQUEST_BODY_LIMIT", "1024")]).await;
     let response = app
@@ -171,7 +157,6 @@ async fn request_bodies_over_the_limit_are_refused() {
 
 #[tokio::test]
 async fn shutdown_lets_the_server_stop_cleanly() {
-    let _serial = SERIAL.lock().await;
     let db = TestDb::sqlite();
     let app = TestApp::spawn(db.url(), &[]).await;
     let url = app.url("/healthz");
@@ -231,7 +216,6 @@ async fn wrong_sign_in(app: &TestApp, url: &str, accept: &str, email: &str) -> r
 // handler never showed the fault.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_are_served_after_a_not_found_page() {
-    let _serial = SERIAL.lock().await;
     let site = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(site.path().join("pkg")).unwrap();
     std::fs::write(site.path().join("pkg/app.js"), "export const x = 1;").unwrap();
@@ -262,7 +246,6 @@ async fn files_are_served_after_a_not_found_page() {
 /// not as a bare error body.
 #[tokio::test]
 async fn a_refused_plain_form_post_goes_back_with_its_message() {
-    let _serial = SERIAL.lock().await;
     let db = TestDb::sqlite();
     let app = TestApp::spawn(db.url(), &[]).await;
     let url = sign_in_url(&app).await;
@@ -292,7 +275,6 @@ async fn a_refused_plain_form_post_goes_back_with_its_message() {
 
 #[tokio::test]
 async fn sign_in_attempts_are_limited_per_email() {
-    let _serial = SERIAL.lock().await;
     let db = TestDb::sqlite();
     let app = TestApp::spawn(db.url(), &[]).await;
     let url = sign_in_url(&app).await;
@@ -321,7 +303,6 @@ async fn sign_in_attempts_are_limited_per_email() {
 /// generated once per process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_render_while_other_routers_are_built() {
-    let _serial = SERIAL.lock().await;
     let db = TestDb::sqlite();
     let app = TestApp::spawn(db.url(), &[]).await;
     let state = app.state.clone();

@@ -188,8 +188,12 @@ pub fn UserMenu() -> impl IntoView {
     view! {
         <nav class="user-menu" aria-label="Account">
             <Suspense fallback=|| ()>
-                {move || {
-                    user.get().map(|result| match result {
+                // Awaited, never `.get()`: a resource's `get` takes its value's lock
+                // with a try-lock, so while the value is being written on another
+                // worker thread it reads as "disposed" and panics (seen in the
+                // server tests, about one run in 30). Awaiting takes the lock.
+                {move || Suspend::new(async move {
+                    match user.await {
                         Ok(Some(email)) => view! {
                             <span class="user-email">{email}</span>
                             <form method="post" action=sign_out_url>
@@ -202,8 +206,8 @@ pub fn UserMenu() -> impl IntoView {
                             <A href="/signup" attr:class="button">"Create account"</A>
                         }
                         .into_any(),
-                    })
-                }}
+                    }
+                })}
             </Suspense>
         </nav>
     }

@@ -110,9 +110,11 @@ pub fn BillingPage() -> impl IntoView {
         <section class="billing">
             <h1>"Billing"</h1>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                // Awaited, never `.get()`: see `UserMenu`.
                 {move || {
-                    data.get()
-                        .map(|result| match result {
+                    let notice = notice.clone();
+                    Suspend::new(async move {
+                        match data.await {
                             Ok(Some(view)) => {
                                 let message = notice(Some(&view));
                                 view! {
@@ -142,7 +144,8 @@ pub fn BillingPage() -> impl IntoView {
                                 }
                                     .into_any()
                             }
-                        })
+                        }
+                    })
                 }}
             </Suspense>
         </section>

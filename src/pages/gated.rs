@@ -45,7 +45,8 @@ pub fn GatedPage() -> impl IntoView {
         <section class="app-area">
             <h1>"Your workspace"</h1>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-                {move || gate.get().map(|result| match result {
+                // Awaited, never `.get()`: see `UserMenu`.
+                {move || Suspend::new(async move { match gate.await {
                     Ok(GateView::Open { plan_name, limits }) => view! {
                         <section class="panel" data-testid="app-open">
                             <p>{format!("Welcome! Your {plan_name} plan is active.")}</p>
@@ -71,7 +72,7 @@ pub fn GatedPage() -> impl IntoView {
                     Err(err) => view! {
                         <p class="form-error" role="alert">{crate::components::toast::readable(&err)}</p>
                     }.into_any(),
-                })}
+                }})}
             </Suspense>
         </section>
     }

@@ -103,11 +103,11 @@ pub fn PricingPage() -> impl IntoView {
             <h1>"Pricing"</h1>
             <p class="lead">"Start free. Upgrade when you need more. Cancel any time."</p>
             <Suspense fallback=|| view! { <p>"Loading plans…"</p> }>
+                // Awaited, never `.get()`: see `UserMenu`.
                 {move || {
                     let resume_plan = resume_plan.clone();
-                    pricing
-                        .get()
-                        .map(|result| match result {
+                    Suspend::new(async move {
+                        match pricing.await {
                             Ok(view) => {
                                 view! { <PricingGrid view yearly resume_plan /> }.into_any()
                             }
@@ -119,7 +119,8 @@ pub fn PricingPage() -> impl IntoView {
                                 }
                                     .into_any()
                             }
-                        })
+                        }
+                    })
                 }}
             </Suspense>
         </section>
