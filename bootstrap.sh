@@ -12,6 +12,8 @@ set -euo pipefail
 
 CARGO_LEPTOS_VERSION=0.3.10
 BINARYEN_VERSION=132
+# The official library the webhook signature check is compared with (tests/webhooks.rs).
+STRIPE_PYTHON_VERSION=16.1.0
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/billing-starter"
 cd "$ROOT"
@@ -70,6 +72,16 @@ ensure_e2e_tools() {
   fi
 }
 
+ensure_test_tools() {
+  local target="$CACHE_DIR/python/stripe-$STRIPE_PYTHON_VERSION"
+  if [[ ! -d "$target/stripe" ]]; then
+    step "installing stripe-python $STRIPE_PYTHON_VERSION (the signature check's reference)"
+    python3 -m pip install --quiet --disable-pip-version-check --target "$target" \
+      "stripe==$STRIPE_PYTHON_VERSION"
+  fi
+  export STRIPE_PYTHON_PATH="$target"
+}
+
 serve() {
   ensure_rust_tools
   [[ -f .env ]] || step "no .env: using defaults (SQLite in data/, Stripe emulator); see .env.example"
@@ -81,6 +93,7 @@ serve() {
 run_checks() {
   ensure_rust_tools
   ensure_e2e_tools
+  ensure_test_tools
 
   step "cargo fmt --check"
   cargo fmt --all -- --check

@@ -44,7 +44,7 @@ start_app() { # port emulator_port database_url
   pids+=($!)
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$2/_emulator/health" >/dev/null && break; sleep 0.1; done
   APP_ENV=development APP_URL="http://127.0.0.1:$1" LEPTOS_SITE_ADDR="127.0.0.1:$1" \
-  LEPTOS_SITE_ROOT="$TARGET_DIR/site" DATABASE_URL="$3" RUST_LOG=error \
+  LEPTOS_SITE_ROOT="$TARGET_DIR/site" DATABASE_URL="$3" RUST_LOG=error SIGN_UP_LIMIT_PER_IP=1000 \
   STRIPE_API_BASE="http://127.0.0.1:$2/" STRIPE_EMULATOR_SNAPSHOT="$WORK/emulator-$1.json" \
     "$BIN" serve >"$WORK/app-$1.log" 2>&1 &
   pids+=($!)

@@ -57,6 +57,8 @@ export default defineConfig({
       STRIPE_API_BASE: `http://127.0.0.1:${emulatorPort}/`,
       STRIPE_EMULATOR_SNAPSHOT: path.join(dataDir, 'stripe-emulator.json'),
       RUST_LOG: 'warn',
+      // The suite signs up a new user per test, all from 127.0.0.1.
+      SIGN_UP_LIMIT_PER_IP: '1000',
     },
   },
 });

@@ -182,8 +182,17 @@ fn deliveries(templates: &[Value], count: usize, secret: &str) -> Vec<Delivery> 
 #[tokio::main]
 async fn main() {
     let args = args();
+    // Posts to the app come from its own pages, as a browser's would.
+    let origin = reqwest::Url::parse(&args.app)
+        .expect("app URL")
+        .origin()
+        .ascii_serialization();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .default_headers(reqwest::header::HeaderMap::from_iter([(
+            reqwest::header::ORIGIN,
+            origin.parse().expect("origin header"),
+        )]))
         .pool_max_idle_per_host(args.concurrency)
         .build()
         .unwrap();

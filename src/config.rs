@@ -94,6 +94,16 @@ pub struct Config {
     pub past_due_grace_days: u32,
     /// Server-side GA4 purchase events, when configured.
     pub ga4: Option<Ga4Config>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (abuse limits).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Longest a Stripe call may take, retries included (`STRIPE_TIMEOUT_SECS`).
+    pub stripe_timeout: std::time::Duration,
+    /// How long shutdown waits for in-flight requests (`SHUTDOWN_GRACE_SECS`).
+    pub shutdown_grace: std::time::Duration,
+    /// Sign-ups one client may make per 10 minutes (`SIGN_UP_LIMIT_PER_IP`).
+    pub sign_ups_per_ip: u32,
+    /// Open connections at most (`MAX_CONNECTIONS`); more wait to be accepted.
+    pub max_connections: usize,
 }
 
 /// GA4 Measurement Protocol settings (`GA4_MEASUREMENT_ID`, `GA4_API_SECRET`).
@@ -164,14 +174,40 @@ struct RawEnv {
     ga4_measurement_id: Option<String>,
     ga4_api_secret: Option<String>,
     ga4_endpoint: Option<String>,
+    trusted_proxies: Option<String>,
+    stripe_timeout_secs: Option<String>,
+    shutdown_grace_secs: Option<String>,
+    sign_up_limit_per_ip: Option<String>,
+    max_connections: Option<String>,
 }
 
 impl Config {
     /// Reads `.env` (development convenience; real environment variables win), then
     /// the process environment.
+    ///
+    /// With `APP_ENV=production` in the environment no `.env` file is read: a
+    /// stray development file on a server must not change production settings.
+    /// A `.env` that itself says `APP_ENV=production` is refused for the same
+    /// reason: production settings come from the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let _ = dotenvy::dotenv();
-        Self::from_vars(std::env::vars())
+        let production = std::env::var("APP_ENV").is_ok_and(|v| v.trim() == "production");
+        let mut vars: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        if !production {
+            if let Ok(file) = dotenvy::dotenv_iter() {
+                for (name, value) in file.flatten() {
+                    if name == "APP_ENV" && value.trim() == "production" {
+                        return Err(ConfigError::invalid(
+                            "APP_ENV",
+                            "production is set in .env; set it in the environment instead (.env is not read in production)",
+                        ));
+                    }
+                    vars.insert(name, value);
+                }
+            }
+        }
+        // Real environment variables win over the file.
+        vars.extend(std::env::vars());
+        Self::from_vars(vars)
     }
 
     /// Builds the configuration from `(NAME, value)` pairs; the pure core of
@@ -290,6 +326,50 @@ impl RawEnv {
             }
         };
 
+        let trusted_proxies = self
+            .trusted_proxies
+            .as_deref()
+            .map(parse_proxies)
+            .transpose()?
+            .unwrap_or_default();
+        let seconds = |var: &'static str, value: Option<String>, default: u64, max: u64| match value
+        {
+            None => Ok(std::time::Duration::from_secs(default)),
+            Some(value) => value
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|secs| (1..=max).contains(secs))
+                .map(std::time::Duration::from_secs)
+                .ok_or_else(|| ConfigError::invalid(var, format!("expected 1 to {max} seconds"))),
+        };
+        let stripe_timeout = seconds("STRIPE_TIMEOUT_SECS", self.stripe_timeout_secs, 10, 120)?;
+        let shutdown_grace = seconds("SHUTDOWN_GRACE_SECS", self.shutdown_grace_secs, 30, 600)?;
+
+        let sign_ups_per_ip = match self.sign_up_limit_per_ip {
+            None => crate::limits::DEFAULT_SIGN_UPS_PER_IP,
+            Some(value) => value
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    ConfigError::invalid("SIGN_UP_LIMIT_PER_IP", "expected a positive number")
+                })?,
+        };
+
+        let max_connections = match self.max_connections {
+            None => 1024,
+            Some(value) => value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::invalid("MAX_CONNECTIONS", "expected a number from 1 to 1000000")
+                })?,
+        };
+
         let stripe = stripe_config(
             app_env,
             self.stripe_secret_key,
@@ -321,6 +401,11 @@ impl RawEnv {
             stripe,
             past_due_grace_days,
             ga4,
+            trusted_proxies,
+            stripe_timeout,
+            shutdown_grace,
+            sign_ups_per_ip,
+            max_connections,
         })
     }
 }
@@ -415,6 +500,28 @@ fn stripe_config(
                 var: "STRIPE_WEBHOOK_SECRET",
             });
         }
+        if webhook_secrets
+            .iter()
+            .any(|s| s.expose_secret() == EMULATOR_WEBHOOK_SECRET)
+        {
+            return Err(ConfigError::invalid(
+                "STRIPE_WEBHOOK_SECRET",
+                "is the emulator's published secret; use the endpoint's signing secret",
+            ));
+        }
+    }
+    if mode == KeyMode::Live {
+        // A live key goes to Stripe only: never over plain http, never to a test
+        // double or another host that would then hold it.
+        if let Some(base) = &api_base {
+            let stripe = base.scheme() == "https" && base.host_str() == Some("api.stripe.com");
+            if !stripe {
+                return Err(ConfigError::invalid(
+                    "STRIPE_API_BASE",
+                    "a live key is only sent to https://api.stripe.com/; unset STRIPE_API_BASE",
+                ));
+            }
+        }
     }
 
     Ok(StripeConfig {
@@ -448,6 +555,26 @@ fn parse_http_url(var: &'static str, value: &str) -> Result<Url, ConfigError> {
             format!("scheme `{other}` is not http or https"),
         )),
     }
+}
+
+/// `TRUSTED_PROXIES`: comma-separated addresses or CIDR ranges.
+fn parse_proxies(value: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    ConfigError::invalid(
+                        "TRUSTED_PROXIES",
+                        format!("`{entry}` is not an IP address or CIDR range"),
+                    )
+                })
+        })
+        .collect()
 }
 
 fn path_var(
@@ -490,6 +617,66 @@ mod tests {
             ("STRIPE_PUBLISHABLE_KEY", "pk_live_abc"),
             ("STRIPE_WEBHOOK_SECRET", "whsec_one"),
         ]
+    }
+
+    #[test]
+    fn production_refuses_unsafe_set_ups() {
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut all = live_production();
+            all.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+            all.extend_from_slice(extra);
+            Config::from_vars(vars(&all))
+        };
+        assert!(with(&[]).is_ok());
+        for unsafe_base in [
+            "http://api.stripe.com/",
+            "https://stripe-proxy.example.com/",
+            "http://127.0.0.1:12111/",
+        ] {
+            let err = with(&[("STRIPE_API_BASE", unsafe_base)]).unwrap_err();
+            assert!(
+                err.to_string().starts_with("STRIPE_API_BASE"),
+                "{unsafe_base}: {err}"
+            );
+        }
+        assert!(with(&[("STRIPE_API_BASE", "https://api.stripe.com/")]).is_ok());
+        let err = with(&[("STRIPE_WEBHOOK_SECRET", "whsec_new,whsec_emulator_local")]).unwrap_err();
+        assert!(err.to_string().contains("emulator"), "{err}");
+        // A live key is never sent elsewhere in development either.
+        let err = Config::from_vars(vars(&[
+            ("STRIPE_SECRET_KEY", "sk_live_abc"),
+            ("STRIPE_API_BASE", "http://127.0.0.1:12111/"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().starts_with("STRIPE_API_BASE"), "{err}");
+    }
+
+    #[test]
+    fn limits_and_timeouts_are_read_and_checked() {
+        let config = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(config.stripe_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(config.shutdown_grace, std::time::Duration::from_secs(30));
+        assert!(config.trusted_proxies.is_empty());
+        let config = Config::from_vars(vars(&[
+            ("TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1,::1"),
+            ("STRIPE_TIMEOUT_SECS", "3"),
+            ("MAX_CONNECTIONS", "64"),
+        ]))
+        .unwrap();
+        assert_eq!(config.trusted_proxies.len(), 3);
+        assert_eq!(config.stripe_timeout, std::time::Duration::from_secs(3));
+        assert_eq!(config.max_connections, 64);
+        for (var, value) in [
+            ("TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("TRUSTED_PROXIES", "proxy.internal"),
+            ("STRIPE_TIMEOUT_SECS", "0"),
+            ("SHUTDOWN_GRACE_SECS", "x"),
+            ("MAX_CONNECTIONS", "0"),
+            ("SIGN_UP_LIMIT_PER_IP", "-1"),
+        ] {
+            let err = Config::from_vars(vars(&[(var, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(var), "{var}={value}: {err}");
+        }
     }
 
     #[test]

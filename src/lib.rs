@@ -27,6 +27,8 @@ pub mod doctor;
 #[cfg(feature = "ssr")]
 pub mod gateway;
 #[cfg(feature = "ssr")]
+pub mod limits;
+#[cfg(feature = "ssr")]
 pub mod operations;
 #[cfg(feature = "ssr")]
 pub mod server;

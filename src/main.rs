@@ -89,6 +89,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 println!("fixed   {}: {}", d.subscription_id, d.change);
             }
             println!("{} subscription(s) differed from Stripe", drift.len());
+            for (user, ids) in
+                billing_starter::billing::service::live_subscriptions_beyond_one(&state.db, None)
+                    .await?
+            {
+                println!(
+                    "warning user {user} has {} live subscriptions: {} (each is charged; cancel the extra one)",
+                    ids.len(),
+                    ids.join(", ")
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => {
@@ -226,8 +236,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         // Pages still render from the catalog; checkout retries the lookup.
         tracing::warn!(error = %err, "could not resolve catalog prices at start-up");
     }
+    let sweeper = {
+        let db = state.db.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(billing_starter::operations::SWEEP_EVERY);
+            loop {
+                every.tick().await;
+                match billing_starter::operations::sweep(&db).await {
+                    Ok((sessions, counters)) => {
+                        tracing::debug!(sessions, counters, "expired sessions and counters swept")
+                    }
+                    Err(err) => tracing::warn!(error = %err, "sweep failed"),
+                }
+            }
+        })
+    };
+    if !addr.ip().is_loopback() && std::env::var_os("APP_ENV").is_none() {
+        tracing::warn!(
+            %addr,
+            "listening on a public address without APP_ENV set: this is a development \
+             set-up (no HSTS, test keys allowed); set APP_ENV=production for a deployment"
+        );
+    }
     tracing::info!("listening on http://{addr}");
     server::serve(listener, state, server::shutdown_signal()).await?;
+    sweeper.abort();
     if let Some(emulator) = emulator {
         // Saves the emulator's snapshot so the next `serve` finds the same account.
         emulator.stop().await;

@@ -45,10 +45,16 @@ pub async fn replay(state: &AppState, event_id: Option<&str>) -> Result<Vec<Repl
     let prices = state.price_directory();
     let mut done = Vec::new();
     for row in rows {
+        let reads = crate::billing::sync::StripeReads::default();
         let result = match parse_event(&row.payload) {
-            Ok(Some(event)) => inbox::replay(&state.db, sync_context(state, &prices), &row, &event)
-                .await
-                .map_err(|err| err.to_string()),
+            Ok(Some(event)) => inbox::replay(
+                &state.db,
+                sync_context(state, &prices, &reads),
+                &row,
+                &event,
+            )
+            .await
+            .map_err(|err| err.to_string()),
             Ok(None) => Err("not an event type the app handles".to_owned()),
             Err(err) => Err(err.to_string()),
         };
@@ -100,16 +106,45 @@ fn describe(local: Option<&subscriptions::Model>, remote: &SubscriptionState) ->
 
 /// Compares every local subscription, and every subscription of every known
 /// customer, with Stripe; fixes drift through the one upsert and reports it.
+/// One subscription at a time: each is read from Stripe and at once written
+/// under its lock (by the freshness rule), so a webhook that lands meanwhile is
+/// never reverted by a read older than it.
 pub async fn reconcile(state: &AppState) -> Result<Vec<Drift>, OpsError> {
     let local = subscriptions::Entity::find().all(&state.db).await?;
-    let mut remote: Vec<SubscriptionState> = Vec::new();
+    let prices = state.price_directory();
+    let mut seen = std::collections::HashSet::new();
+    let mut drift = Vec::new();
+    let settle = |sub: SubscriptionState| {
+        let before = local
+            .iter()
+            .find(|r| r.stripe_subscription_id == sub.id)
+            .cloned();
+        let prices = &prices;
+        async move {
+            let change = describe(before.as_ref(), &sub);
+            let reads = sync::StripeReads::default();
+            let outcomes = sync::write(
+                &state.db,
+                sync_context(state, prices, &reads),
+                sync::Write::Fetched(&sub),
+            )
+            .await?;
+            Ok::<_, OpsError>(match (change, outcomes.as_slice()) {
+                (Some(change), [Outcome::SubscriptionWritten(_)]) => Some(Drift {
+                    subscription_id: sub.id.clone(),
+                    change,
+                }),
+                _ => None,
+            })
+        }
+    };
     for row in &local {
-        remote.push(
-            state
-                .stripe
-                .subscription(&row.stripe_subscription_id)
-                .await?,
-        );
+        seen.insert(row.stripe_subscription_id.clone());
+        let sub = state
+            .stripe
+            .subscription(&row.stripe_subscription_id)
+            .await?;
+        drift.extend(settle(sub).await?);
     }
     let customers = users::Entity::find()
         .filter(users::Column::StripeCustomerId.is_not_null())
@@ -120,24 +155,40 @@ pub async fn reconcile(state: &AppState) -> Result<Vec<Drift>, OpsError> {
             continue;
         };
         for sub in state.stripe.customer_subscriptions(&customer).await? {
-            if !remote.iter().any(|r| r.id == sub.id) {
-                remote.push(sub);
+            if seen.insert(sub.id.clone()) {
+                drift.extend(settle(sub).await?);
             }
         }
-    }
-    let prices = state.price_directory();
-    let mut drift = Vec::new();
-    for sub in remote {
-        let before = local.iter().find(|r| r.stripe_subscription_id == sub.id);
-        let change = describe(before, &sub);
-        let outcome =
-            sync::from_fetched_subscription(&state.db, sync_context(state, &prices), &sub).await?;
-        if let (Some(change), Outcome::SubscriptionWritten(_)) = (change, outcome) {
-            drift.push(Drift {
-                subscription_id: sub.id.clone(),
-                change,
-            });
+        // The invoice mirror: what events were missed (or came before it existed).
+        for invoice in state.stripe.invoices(&customer).await? {
+            let reads = sync::StripeReads::default();
+            sync::write(
+                &state.db,
+                sync_context(state, &prices, &reads),
+                sync::Write::FetchedInvoice(&invoice),
+            )
+            .await?;
         }
     }
     Ok(drift)
+}
+
+/// How often [`sweep`] runs while serving.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Housekeeping on a schedule: expired sessions (the cookie's 14 days of
+/// inactivity end here too, not only in the browser) and abuse-limit counters
+/// of windows that have ended. Returns how many of each were removed.
+pub async fn sweep(db: &sea_orm::DatabaseConnection) -> Result<(u64, u64), sea_orm::DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let sessions = {
+        let _turn = crate::db::write_turn(db).await;
+        crate::db::entities::sessions::Entity::delete_many()
+            .filter(crate::db::entities::sessions::Column::ExpiryDate.lte(chrono::Utc::now()))
+            .exec(db)
+            .await?
+            .rows_affected
+    };
+    let counters = crate::limits::sweep(db, chrono::Utc::now().timestamp()).await?;
+    Ok((sessions, counters))
 }

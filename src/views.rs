@@ -76,8 +76,9 @@ pub struct BillingView {
     pub has_customer: bool,
     pub purchases: Vec<PurchaseView>,
     pub invoices: Vec<InvoiceView>,
-    /// Invoices come from Stripe; when it is unreachable the rest still shows.
-    pub invoices_unavailable: bool,
+    /// Every live subscription's id when there is more than one (two checkouts
+    /// paid at once): the page warns, since each is charged.
+    pub duplicate_subscriptions: Vec<String>,
     pub checkout: Option<CheckoutReturn>,
 }
 

@@ -790,3 +790,453 @@ async fn ga4_purchase_is_sent_once_per_payment() {
     assert_eq!(world.deliver(&completed).await, StatusCode::OK);
     world.stop().await;
 }
+
+/// Stripe hangs (every API call): a Stripe call ends at `STRIPE_TIMEOUT_SECS`,
+/// and no transaction or write turn is held while it waits, so webhooks that
+/// need no Stripe call, and sign-ups, go on meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_stripe_holds_no_writes() {
+    let db = TestDb::sqlite();
+    let world = World::start_with(&db, &[("STRIPE_TIMEOUT_SECS", "2")]).await;
+    let (_, sub_id) = subscribe_then_cancel(&world, "hung@example.com").await;
+    let events = world.events().await;
+    let of_sub = |kind: &str| {
+        events
+            .iter()
+            .find(|e| {
+                e["type"] == kind
+                    && (e["data"]["object"]["id"] == sub_id.as_str()
+                        || e["data"]["object"]["parent"]["subscription_details"]["subscription"]
+                            == sub_id.as_str())
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("{kind}"))
+    };
+    // The invoice is the first word of the subscription: it needs Stripe.
+    let invoice = of_sub("invoice.paid");
+    let update = of_sub("customer.subscription.updated");
+    let browser = world.sign_up("buyer@example.com").await;
+    world
+        .control(
+            "faults",
+            json!({"rate": 1.0, "kinds": ["hang"], "hang_ms": 60000}),
+        )
+        .await;
+
+    let started = std::time::Instant::now();
+    let hung = async {
+        let status = world.deliver(&invoice).await;
+        (status, started.elapsed())
+    };
+    let checkout = async {
+        let (status, _, body) = world
+            .call(
+                Some(&browser),
+                "start_checkout",
+                &[("plan", "premium"), ("interval", "monthly")],
+            )
+            .await;
+        (status, body, started.elapsed())
+    };
+    let others = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let status = world.deliver(&update).await;
+        let during = started.elapsed();
+        world.sign_up("meanwhile@example.com").await;
+        (status, during, started.elapsed())
+    };
+    let (
+        (hung_status, hung_took),
+        (checkout_status, body, checkout_took),
+        (other_status, update_done, sign_up_done),
+    ) = tokio::join!(hung, checkout, others);
+    assert_eq!(other_status, StatusCode::OK);
+    assert!(
+        update_done < std::time::Duration::from_millis(1800),
+        "a webhook waited for Stripe: {update_done:?}"
+    );
+    assert!(
+        sign_up_done < hung_took,
+        "a sign-up waited for Stripe: {sign_up_done:?} vs {hung_took:?}"
+    );
+    assert_eq!(
+        hung_status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Stripe will retry it"
+    );
+    assert!(
+        hung_took < std::time::Duration::from_secs(6),
+        "{hung_took:?}"
+    );
+    assert_eq!(checkout_status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(body.contains("Payments are unavailable"), "{body}");
+    assert!(
+        checkout_took < std::time::Duration::from_secs(6),
+        "{checkout_took:?}"
+    );
+    // Stripe back: the retry applies it.
+    world
+        .control("faults", json!({"rate": 0.0, "kinds": [], "hang_ms": 0}))
+        .await;
+    assert_eq!(world.deliver(&invoice).await, StatusCode::OK);
+    world.stop().await;
+    db.cleanup().await;
+}
+
+/// Monthly then yearly (two tabs, or two clicks ten minutes apart): only the
+/// newest subscription session can still be paid. A second subscription that
+/// gets through anyway (paid at once elsewhere) is shown on the billing page.
+#[tokio::test]
+async fn one_payable_subscription_session_per_customer() {
+    let db = TestDb::sqlite();
+    let world = World::start(&db).await;
+    let browser = world.sign_up("tabs@example.com").await;
+    let monthly = world.checkout(&browser, "premium", "monthly").await;
+    let yearly = world.checkout(&browser, "premium", "yearly").await;
+    assert_ne!(monthly, yearly);
+    let sessions = world.stripe_get("checkout/sessions?limit=100").await;
+    let mut statuses: Vec<(String, String)> = sessions["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["url"].as_str().unwrap_or_default().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses.len(), 2);
+    assert!(
+        statuses.contains(&(yearly.clone(), "open".to_owned())),
+        "{statuses:?}"
+    );
+    // An expired session has no URL any more, as on Stripe.
+    assert!(
+        statuses.iter().any(|(_, status)| status == "expired"),
+        "{statuses:?}"
+    );
+    let (status, _) = world.pay(&monthly, "4242424242424242").await;
+    assert_ne!(
+        status,
+        StatusCode::SEE_OTHER,
+        "the expired session cannot be paid"
+    );
+    let (status, _) = world.pay(&yearly, "4242424242424242").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let customer = users::Entity::find()
+        .filter(users::Column::Email.eq("tabs@example.com"))
+        .one(&world.app.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .stripe_customer_id
+        .unwrap();
+    let subs = world
+        .stripe_get(&format!("subscriptions?customer={customer}"))
+        .await;
+    assert_eq!(
+        subs["data"].as_array().unwrap().len(),
+        1,
+        "one subscription"
+    );
+
+    // A second one made outside this app's checkout (say, a session opened
+    // before this protection): the page says so.
+    let price = world
+        .stripe_get("prices?lookup_keys[]=premium_monthly")
+        .await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let user_id = users::Entity::find()
+        .filter(users::Column::Email.eq("tabs@example.com"))
+        .one(&world.app.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+        .to_string();
+    let other = world
+        .stripe_post(
+            "checkout/sessions",
+            &[
+                ("mode", "subscription"),
+                ("customer", &customer),
+                ("line_items[0][price]", &price),
+                ("line_items[0][quantity]", "1"),
+                ("success_url", "http://127.0.0.1/ok"),
+                ("metadata[application_user_id]", &user_id),
+                ("subscription_data[metadata][application_user_id]", &user_id),
+            ],
+        )
+        .await;
+    let (status, _) = world
+        .pay(other["url"].as_str().unwrap(), "4242424242424242")
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    for event in world.events().await {
+        world.deliver(&event).await;
+    }
+    let page = world.page(&browser, "/dashboard/billing").await;
+    assert!(
+        page.contains("duplicate-subscriptions")
+            && page.contains("You have 2 active subscriptions"),
+        "{page}"
+    );
+    world.stop().await;
+    db.cleanup().await;
+}
+
+async fn deleted_customer_stays_deleted(db: TestDb) {
+    let world = World::start(&db).await;
+    let browser = world.sign_up("gone@example.com").await;
+    let url = world.checkout(&browser, "premium", "monthly").await;
+    let (status, _) = world.pay(&url, "4242424242424242").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let user = users::Entity::find()
+        .filter(users::Column::Email.eq("gone@example.com"))
+        .one(&world.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let customer = user.stripe_customer_id.clone().expect("linked at checkout");
+    let deleted = world
+        .http
+        .delete(format!(
+            "{}v1/customers/{customer}",
+            world.emulator.base_url
+        ))
+        .bearer_auth("sk_test_tests")
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    let events = world.events().await;
+    let pick = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("{kind}"))
+    };
+    // The customer's last checkout, and its deletion.
+    let sequence = [
+        pick("checkout.session.completed"),
+        pick("customer.subscription.created"),
+        pick("customer.deleted"),
+    ];
+    let relink = || async {
+        use sea_orm::{sea_query::Expr, ConnectionTrait};
+        users::Entity::update_many()
+            .col_expr(
+                users::Column::StripeCustomerId,
+                Expr::value(customer.clone()),
+            )
+            .filter(users::Column::Id.eq(user.id))
+            .exec(&world.app.db)
+            .await
+            .unwrap();
+        for table in ["webhook_events", "subscriptions", "deleted_customers"] {
+            world
+                .app
+                .db
+                .execute_unprepared(&format!("DELETE FROM {table}"))
+                .await
+                .unwrap();
+        }
+    };
+    for order in permutations(sequence.len()) {
+        relink().await;
+        for &i in &order {
+            assert_eq!(
+                world.deliver(&sequence[i]).await,
+                StatusCode::OK,
+                "{order:?}"
+            );
+        }
+        let now = users::Entity::find_by_id(user.id)
+            .one(&world.app.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            now.stripe_customer_id, None,
+            "order {order:?} linked the deleted customer again"
+        );
+    }
+    // A new checkout gets a new customer.
+    let url = world.checkout(&browser, "premium", "monthly").await;
+    assert!(url.contains("/checkout/"), "{url}");
+    let now = users::Entity::find_by_id(user.id)
+        .one(&world.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(now
+        .stripe_customer_id
+        .as_ref()
+        .is_some_and(|c| *c != customer));
+
+    // The deletion never heard of (the event lost): checkout replaces the link
+    // instead of failing from now on.
+    relink().await;
+    let url = world.checkout(&browser, "premium", "yearly").await;
+    assert!(url.contains("/checkout/"), "{url}");
+    let now = users::Entity::find_by_id(user.id)
+        .one(&world.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(now
+        .stripe_customer_id
+        .as_ref()
+        .is_some_and(|c| *c != customer));
+    world.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn deleted_customers_stay_deleted_on_sqlite() {
+    deleted_customer_stays_deleted(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn deleted_customers_stay_deleted_on_postgres() {
+    match TestDb::postgres().await {
+        Some(db) => deleted_customer_stays_deleted(db).await,
+        None => eprintln!("note: {} not set; skipped", common::POSTGRES_URL_VAR),
+    }
+}
+
+/// Invoices come from the mirror the invoice events keep: the billing page
+/// shows them with Stripe failing every call, and a malformed `session_id` is
+/// refused without asking Stripe.
+#[tokio::test]
+async fn billing_page_views_make_no_stripe_calls() {
+    let db = TestDb::sqlite();
+    let world = World::start(&db).await;
+    let browser = world.sign_up("views@example.com").await;
+    let url = world.checkout(&browser, "premium", "monthly").await;
+    let (status, _) = world.pay(&url, "4242424242424242").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    for event in world.events().await {
+        assert_eq!(
+            world.deliver(&event).await,
+            StatusCode::OK,
+            "{}",
+            event["type"]
+        );
+    }
+    let rows = billing_starter::db::entities::invoices::Entity::find()
+        .all(&world.app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].status, "paid");
+    assert_eq!(rows[0].amount_total, 4900);
+    assert!(rows[0].user_id.is_some() && rows[0].hosted_invoice_url.is_some());
+
+    world
+        .control(
+            "faults",
+            json!({"rate": 1.0, "kinds": ["500"], "hang_ms": 0}),
+        )
+        .await;
+    let page = world.page(&browser, "/dashboard/billing").await;
+    assert!(
+        page.contains("data-testid=\"invoices\""),
+        "listed with Stripe down"
+    );
+    assert!(page.contains("<td>$49</td>"), "{page}");
+    assert!(page.contains(
+        rows[0]
+            .number
+            .as_deref()
+            .unwrap_or(&rows[0].stripe_invoice_id)
+    ));
+    for bad in ["cs_test_../../v1/customers", "sub_123", "x"] {
+        let (_, _, body) = world
+            .call(Some(&browser), "load_billing", &[("checkout_session", bad)])
+            .await;
+        assert!(
+            body.contains("does not belong to your account"),
+            "{bad}: {body}"
+        );
+    }
+    world
+        .control("faults", json!({"rate": 0.0, "kinds": [], "hang_ms": 0}))
+        .await;
+
+    // Reconcile backfills an invoice the app never heard of.
+    billing_starter::db::entities::invoices::Entity::delete_many()
+        .exec(&world.app.db)
+        .await
+        .unwrap();
+    billing_starter::operations::reconcile(&world.app.state)
+        .await
+        .unwrap();
+    let rows = billing_starter::db::entities::invoices::Entity::find()
+        .all(&world.app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, "paid");
+    world.stop().await;
+    db.cleanup().await;
+}
+
+/// A dispute the merchant won gives the pack back; one lost keeps it reversed.
+#[tokio::test]
+async fn a_won_dispute_restores_the_pack() {
+    let db = TestDb::sqlite();
+    let world = World::start(&db).await;
+    let browser = world.sign_up("dispute@example.com").await;
+    let url = world.checkout(&browser, "standard_pack", "one_time").await;
+    let (status, _) = world.pay(&url, "4242424242424242").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let completed = world.event("checkout.session.completed").await;
+    assert_eq!(world.deliver(&completed).await, StatusCode::OK);
+    let pi = completed["data"]["object"]["payment_intent"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let charge = world.stripe_get(&format!("payment_intents/{pi}")).await["latest_charge"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dispute = world
+        .control(&format!("charges/{charge}/dispute"), json!({}))
+        .await;
+    assert_eq!(
+        world
+            .deliver(&world.event("charge.dispute.created").await)
+            .await,
+        StatusCode::OK
+    );
+    let status_now = || async {
+        one_time_purchases::Entity::find()
+            .one(&world.app.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+    };
+    assert_eq!(status_now().await, "reversed");
+    world
+        .control(
+            &format!("disputes/{}/close", dispute["id"].as_str().unwrap()),
+            json!({"status": "won"}),
+        )
+        .await;
+    assert_eq!(
+        world
+            .deliver(&world.event("charge.dispute.closed").await)
+            .await,
+        StatusCode::OK
+    );
+    assert_eq!(status_now().await, "paid");
+    world.stop().await;
+    db.cleanup().await;
+}

@@ -4,6 +4,7 @@ mod common;
 
 use common::{script_nonce, TestApp, TestDb};
 use reqwest::{header, StatusCode};
+use sea_orm::EntityTrait;
 
 #[tokio::test]
 async fn healthz_reports_the_database() {
@@ -329,4 +330,643 @@ async fn pages_render_while_other_routers_are_built() {
     }
     building.await.unwrap();
     app.stop().await.unwrap();
+}
+
+/// Signs up over HTTP; returns the `billing_session` cookie's value.
+async fn signed_up(app: &TestApp, email: &str) -> String {
+    let response = app
+        .client
+        .post(app.url("/api/sign_up"))
+        .form(&[("email", email), ("password", "correct horse battery")])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_redirection() || response.status().is_success(),
+        "{}",
+        response.status()
+    );
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("billing_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("session cookie")
+        .to_owned()
+}
+
+async fn get_with_cookie(app: &TestApp, path: &str, cookie: Option<&[u8]>) -> reqwest::Response {
+    let mut request = app.client.get(app.url(path));
+    if let Some(cookie) = cookie {
+        request = request.header(
+            header::COOKIE,
+            header::HeaderValue::from_bytes(cookie).unwrap(),
+        );
+    }
+    request.send().await.unwrap()
+}
+
+/// The public page cache keeps only renders that saw no session, whatever form
+/// the session cookie came in: an attacker's page must never show one visitor's
+/// email (and "Sign out") to every anonymous visitor. Signed-in responses are
+/// `private, no-store` (the Back button after signing out showed the billing
+/// page from the browser's cache); kept public pages vary by cookie.
+#[tokio::test]
+async fn public_pages_never_keep_a_signed_in_render() {
+    let pages = ["/", "/pricing", "/pricing?interval=yearly"];
+    let variants: [fn(&str) -> Vec<u8>; 5] = [
+        |id| format!("billing_session={id}").into_bytes(),
+        |id| format!("billing_session ={id}").into_bytes(),
+        |id| format!("billing%5Fsession={id}").into_bytes(),
+        |id| {
+            [
+                b"theme=caf\xe9; ".as_slice(),
+                format!("billing_session={id}").as_bytes(),
+            ]
+            .concat()
+        },
+        |id| format!("billing_session={id}; billing_session={id}").into_bytes(),
+    ];
+    let mut signed_in_renders = 0;
+    for (n, variant) in variants.iter().enumerate() {
+        // A fresh app each time: its cache is empty, so the variant's request is
+        // the one that renders (and could be kept).
+        let db = TestDb::sqlite();
+        let app = TestApp::spawn(db.url(), &[]).await;
+        let email = format!("victim{n}@example.com");
+        let id = signed_up(&app, &email).await;
+        for page in pages {
+            let response = get_with_cookie(&app, page, Some(&variant(&id))).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let cache_control = response.headers().get(header::CACHE_CONTROL).cloned();
+            let html = response.text().await.unwrap();
+            if html.contains(&email) {
+                signed_in_renders += 1;
+                assert_eq!(
+                    cache_control.as_ref().map(|v| v.to_str().unwrap()),
+                    Some("private, no-store"),
+                    "variant {n} {page}"
+                );
+            }
+            for _ in 0..2 {
+                let anonymous = get_with_cookie(&app, page, None).await;
+                assert_eq!(anonymous.status(), StatusCode::OK);
+                let headers = anonymous.headers().clone();
+                let html = anonymous.text().await.unwrap();
+                assert!(
+                    !html.contains(&email),
+                    "variant {n}: {page} leaked the email"
+                );
+                assert!(
+                    !html.contains("Sign out"),
+                    "variant {n}: {page} leaked a session"
+                );
+                assert_eq!(headers[header::CACHE_CONTROL], "no-cache", "{page}");
+                assert_eq!(headers[header::VARY], "Cookie", "{page}");
+            }
+        }
+        app.stop().await.unwrap();
+    }
+    assert!(
+        signed_in_renders > pages.len(),
+        "the variants include signed-in renders besides the plain cookie: {signed_in_renders}"
+    );
+}
+
+#[tokio::test]
+async fn signed_in_pages_and_server_answers_are_never_stored() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(db.url(), &[]).await;
+    let id = signed_up(&app, "private@example.com").await;
+    let cookie = format!("billing_session={id}");
+    for page in [
+        "/dashboard/billing",
+        "/app",
+        "/pricing",
+        "/",
+        "/no-such-page",
+    ] {
+        let response = get_with_cookie(&app, page, Some(cookie.as_bytes())).await;
+        assert_eq!(
+            response.headers()[header::CACHE_CONTROL],
+            "private, no-store",
+            "{page}"
+        );
+    }
+    // Anonymous pages that are not kept, and server function answers: no-store.
+    for page in ["/login", "/signup"] {
+        let response = get_with_cookie(&app, page, None).await;
+        assert_eq!(
+            response.headers()[header::CACHE_CONTROL],
+            "no-store",
+            "{page}"
+        );
+    }
+    let response = app
+        .client
+        .post(app.url("/api/sign_out"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()[header::CACHE_CONTROL],
+        "private, no-store"
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn markup_emails_are_refused_at_sign_up() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(db.url(), &[]).await;
+    for email in [
+        "<img/src=x>@example.com",
+        "\"><script>alert(1)</script>@example.com",
+        "o'brien@example.com",
+        "a&b@example.com",
+    ] {
+        let response = app
+            .client
+            .post(app.url("/api/sign_up"))
+            .header("accept", "application/json")
+            .form(&[("email", email), ("password", "correct horse battery")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{email}");
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("Enter a valid email address"),
+            "{email}"
+        );
+    }
+    let users = billing_starter::db::entities::users::Entity::find()
+        .all(&app.db)
+        .await
+        .unwrap();
+    assert!(users.is_empty());
+    app.stop().await.unwrap();
+}
+
+/// Login CSRF and every other cross-site write: refused with 403 before any
+/// server function runs, whichever header tells the request's origin; the
+/// webhook route (authenticated by its signature) is not affected.
+#[tokio::test]
+async fn cross_site_writes_are_refused() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(db.url(), &[]).await;
+    let id = signed_up(&app, "csrf@example.com").await;
+    let cookie = format!("billing_session={id}");
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let attacks: &[&[(&str, &str)]] = &[
+        &[("origin", "https://evil.example")],
+        &[("origin", "null")],
+        &[("origin", "http://127.0.0.1:1")],
+        &[("sec-fetch-site", "cross-site")],
+        &[("sec-fetch-site", "same-site")],
+        &[("referer", "https://evil.example/login")],
+        &[],
+    ];
+    for function in [
+        "sign_in",
+        "sign_up",
+        "sign_out",
+        "start_checkout",
+        "open_portal",
+        "cancel_subscription",
+        "load_billing",
+    ] {
+        for headers in attacks {
+            let mut request = plain
+                .post(app.url(&format!("/api/{function}")))
+                .header(header::COOKIE, &cookie)
+                .form(&[
+                    ("email", "attacker@example.com"),
+                    ("password", "correct horse battery"),
+                    ("plan", "premium"),
+                ]);
+            for (name, value) in *headers {
+                request = request.header(*name, *value);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::FORBIDDEN,
+                "{function} {headers:?}"
+            );
+            assert!(response.headers().get(header::SET_COOKIE).is_none());
+        }
+    }
+    let users = billing_starter::db::entities::users::Entity::find()
+        .all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(users.len(), 1, "no account made by a cross-site post");
+    // The session survived the cross-site sign-out.
+    let page = get_with_cookie(&app, "/dashboard/billing", Some(cookie.as_bytes())).await;
+    assert!(page.text().await.unwrap().contains("csrf@example.com"));
+
+    // The same posts from our own pages work: Origin, or without it the
+    // browser's fetch metadata or Referer.
+    for headers in [
+        vec![("origin", app.base_url.clone())],
+        vec![("sec-fetch-site", "same-origin".to_owned())],
+        vec![("referer", app.url("/login"))],
+    ] {
+        let mut request = plain
+            .post(app.url("/api/sign_in"))
+            .header("accept", "application/json")
+            .form(&[
+                ("email", "csrf@example.com"),
+                ("password", "correct horse battery"),
+            ]);
+        for (name, value) in &headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        assert!(
+            response.status().is_success() || response.status().is_redirection(),
+            "{headers:?}: {}",
+            response.status()
+        );
+    }
+    // Stripe's deliveries come from Stripe's site: judged by their signature.
+    let webhook = plain
+        .post(app.url("/api/stripe/webhooks"))
+        .header("origin", "https://stripe.com")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(webhook.status(), StatusCode::BAD_REQUEST);
+    app.stop().await.unwrap();
+}
+
+/// `next` after sign-in: only places on this site, and nothing in it can make
+/// the request fail.
+#[tokio::test]
+async fn sign_in_redirects_stay_on_the_site() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(db.url(), &[]).await;
+    let own = reqwest::Url::parse(&app.base_url).unwrap();
+    for (i, next) in [
+        "/\t/evil.example",
+        "/\n",
+        "/\r\nSet-Cookie: x=1",
+        "//evil.example",
+        "/\\evil.example",
+        "/.//evil.example",
+        "https://evil.example/",
+        "http:evil.example",
+        "/%09/evil.example",
+        "\u{0}",
+        "/pricing?interval=yearly",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // One account each: five sign-ins per account are allowed per window.
+        let email = format!("next{i}@example.com");
+        signed_up(&app, &email).await;
+        let response = app
+            .client
+            .post(app.url("/api/sign_in"))
+            .header("accept", "application/json")
+            .form(&[
+                ("email", email.as_str()),
+                ("password", "correct horse battery"),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_redirection() || response.status().is_success(),
+            "{next:?}: {}",
+            response.status()
+        );
+        let location = response
+            .headers()
+            .get("location")
+            .or_else(|| response.headers().get("serverfnredirect"))
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("{next:?}: a redirect"));
+        let target = own.join(&location).unwrap();
+        assert_eq!(target.origin(), own.origin(), "{next:?} -> {location}");
+        assert!(!location.starts_with("//"), "{next:?} -> {location}");
+        assert!(!location.contains('\\'), "{next:?} -> {location}");
+    }
+    app.stop().await.unwrap();
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), in MB.
+fn peak_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// A sign-up flood from one client: the per-client limit answers 429, and
+/// password hashing runs behind a bounded queue that sheds the rest with 503
+/// and `Retry-After`, so memory stays bounded (60 parallel sign-ups once took
+/// the server to 1 GB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_up_floods_are_limited_and_shed() {
+    let db = TestDb::sqlite();
+    // The per-client limit out of the way: the hashing queue alone.
+    let app = TestApp::spawn(db.url(), &[("SIGN_UP_LIMIT_PER_IP", "1000")]).await;
+    let before = peak_rss_mb();
+    let posts = (0..60).map(|i| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/api/sign_up"))
+                .header("accept", "application/json")
+                .form(&[
+                    ("email", format!("flood{i}@example.com")),
+                    ("password", "correct horse battery".to_owned()),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    let responses = futures_util::future::join_all(posts).await;
+    let shed: Vec<_> = responses
+        .iter()
+        .filter(|r| r.status() == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert!(!shed.is_empty(), "some sign-ups were shed");
+    assert!(shed
+        .iter()
+        .all(|r| r.headers().contains_key(header::RETRY_AFTER)));
+    let ok = responses
+        .iter()
+        .filter(|r| r.status().is_redirection() || r.status().is_success())
+        .count();
+    assert!(ok >= 2, "the queue still serves: {ok}");
+    assert_eq!(
+        ok + shed.len(),
+        60,
+        "nothing else: {:?}",
+        responses.iter().map(|r| r.status()).collect::<Vec<_>>()
+    );
+    let grown = peak_rss_mb().saturating_sub(before);
+    assert!(grown < 300, "peak RSS grew by {grown} MB");
+    app.stop().await.unwrap();
+
+    // With the default limit, one client gets 429 after 20 sign-ups.
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(db.url(), &[]).await;
+    let mut statuses = Vec::new();
+    for i in 0..25 {
+        let response = app
+            .client
+            .post(app.url("/api/sign_up"))
+            .header("accept", "application/json")
+            .form(&[
+                ("email", format!("one{i}@example.com").as_str()),
+                ("password", "correct horse battery"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status());
+    }
+    assert!(
+        statuses[..20]
+            .iter()
+            .all(|s| s.is_redirection() || s.is_success()),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[20..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    app.stop().await.unwrap();
+}
+
+/// Huge "emails" cost no memory: the client's limit is checked first, and an
+/// email that cannot be an address is never stored as a limiter key.
+#[tokio::test]
+async fn oversized_sign_in_emails_are_not_stored() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(db.url(), &[("REQUEST_BODY_LIMIT", "2000000")]).await;
+    let huge = "a".repeat(1 << 20);
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        let response = app
+            .client
+            .post(app.url("/api/sign_in"))
+            .header("accept", "application/json")
+            .form(&[
+                ("email", huge.as_str()),
+                ("password", "correct horse battery"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status());
+    }
+    assert!(
+        statuses[..20].iter().all(|s| *s == StatusCode::BAD_REQUEST),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[20..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    use sea_orm::ConnectionTrait;
+    let rows = app
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.db.get_database_backend(),
+            "SELECT COUNT(*) AS n, COALESCE(MAX(LENGTH(bucket)), 0) AS longest FROM rate_limits",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let n: i64 = rows.try_get("", "n").unwrap();
+    let longest: i64 = rows.try_get("", "longest").unwrap();
+    assert_eq!(n, 1, "only the client's counter");
+    assert!(longest < 100, "{longest}");
+    app.stop().await.unwrap();
+}
+
+/// Behind a trusted proxy the client is the one `X-Forwarded-For` names (so two
+/// clients are limited apart); from anyone else the header is ignored.
+#[tokio::test]
+async fn forwarded_for_is_trusted_only_from_trusted_proxies() {
+    for (trusted, limited_apart) in [("127.0.0.1", true), ("10.0.0.0/8", false)] {
+        let db = TestDb::sqlite();
+        let app = TestApp::spawn(db.url(), &[("TRUSTED_PROXIES", trusted)]).await;
+        let attempt = |client: &'static str, i: usize| {
+            let app = &app;
+            async move {
+                app.client
+                    .post(app.url("/api/sign_in"))
+                    .header("accept", "application/json")
+                    .header("x-forwarded-for", client)
+                    .form(&[
+                        ("email", format!("user{i}@example.com")),
+                        ("password", "guess-guess-guess".to_owned()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        for i in 0..20 {
+            assert_eq!(attempt("203.0.113.1", i).await, StatusCode::BAD_REQUEST);
+        }
+        assert_eq!(
+            attempt("203.0.113.1", 99).await,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        let other = attempt("198.51.100.2", 100).await;
+        if limited_apart {
+            assert_eq!(
+                other,
+                StatusCode::BAD_REQUEST,
+                "another client behind the proxy"
+            );
+        } else {
+            assert_eq!(
+                other,
+                StatusCode::TOO_MANY_REQUESTS,
+                "an untrusted peer's header is ignored"
+            );
+        }
+        app.stop().await.unwrap();
+    }
+}
+
+/// Limits are counted in the database: two app instances on one database
+/// share them (PostgreSQL, as deployed; skipped without it).
+#[tokio::test]
+async fn limits_hold_across_app_instances() {
+    let Some(db) = TestDb::postgres().await else {
+        eprintln!("note: {} not set; skipped", common::POSTGRES_URL_VAR);
+        return;
+    };
+    let one = TestApp::spawn(db.url(), &[]).await;
+    let two = TestApp::spawn(db.url(), &[]).await;
+    for i in 0..5 {
+        let app = if i % 2 == 0 { &one } else { &two };
+        let status = wrong_sign_in(
+            app,
+            &app.url("/api/sign_in"),
+            "application/json",
+            "shared@example.com",
+        )
+        .await
+        .status();
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    for app in [&one, &two] {
+        let status = wrong_sign_in(
+            app,
+            &app.url("/api/sign_in"),
+            "application/json",
+            "shared@example.com",
+        )
+        .await
+        .status();
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    one.stop().await.unwrap();
+    two.stop().await.unwrap();
+    db.cleanup().await;
+}
+
+/// A client that trickles its headers is cut off, connections beyond the cap
+/// wait, and shutdown ends after its grace period even with a request hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_and_shutdown_are_bounded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(
+        db.url(),
+        &[("MAX_CONNECTIONS", "4"), ("SHUTDOWN_GRACE_SECS", "1")],
+    )
+    .await;
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    // Slowloris: an unfinished request head is closed within the header timeout.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        slow.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(read.is_ok(), "closed by the server");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Four idle connections hold every slot: a fifth waits, then is served when one closes.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let waiting = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        reqwest::get(app.url("/healthz")),
+    )
+    .await;
+    assert!(waiting.is_err(), "over the cap, a connection waits");
+    drop(idle);
+    let served = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        reqwest::get(app.url("/healthz")),
+    )
+    .await;
+    assert_eq!(
+        served.expect("served once slots free").unwrap().status(),
+        StatusCode::OK
+    );
+
+    // A connection mid-request (headers sent, body never finished) does not hold
+    // shutdown past its grace period.
+    let mut hanging = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    hanging
+        .write_all(b"POST /api/stripe/webhooks HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    app.stop().await.unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(hanging);
 }

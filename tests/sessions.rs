@@ -74,9 +74,14 @@ async fn a_live_session_finds_its_user_in_one_query() {
     on_each_backend(|db| async move {
         billing_starter::db::migrate(&db).await.unwrap();
         let store = SeaOrmSessionStore::new(db.clone());
-        let user = accounts::sign_up(&db, "one-query@example.com", "correct horse battery")
-            .await
-            .unwrap();
+        let user = accounts::sign_up(
+            &db,
+            &Default::default(),
+            "one-query@example.com",
+            "correct horse battery",
+        )
+        .await
+        .unwrap();
         let signed_in = |minutes| {
             let mut record = record(minutes);
             record.data = HashMap::from([(USER_ID_KEY.to_owned(), serde_json::json!(user.id))]);

@@ -120,6 +120,33 @@ async fn exercise(db: TestDb) {
         post(&app, &mismatched, signed(&mismatched, SECRET)).await,
         StatusCode::INTERNAL_SERVER_ERROR
     );
+    // A live event reaching this test-mode set-up: stored, never applied, 200.
+    let live = event("evt_live", "customer.subscription.updated")
+        .replace("\"livemode\":false", "\"livemode\":true");
+    assert!(live.contains("\"livemode\":true"));
+    assert_eq!(
+        post(&app, &live, signed(&live, SECRET)).await,
+        StatusCode::OK
+    );
+    // A header of 20,000 `v1=` entries (a request that once took 11 s of CPU):
+    // refused at once, and a few in parallel do not stall the server.
+    let flood = format!(
+        "{},{}",
+        signed(&bad, SECRET).unwrap(),
+        vec!["v1=00"; 20_000].join(",")
+    );
+    let started = std::time::Instant::now();
+    let floods = (0..4).map(|_| post(&app, &bad, Some(flood.clone())));
+    let statuses = futures_util::future::join_all(floods).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::BAD_REQUEST),
+        "{statuses:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(70_000));
     assert_eq!(
         post(&app, &huge, signed(&huge, SECRET)).await,
@@ -127,9 +154,17 @@ async fn exercise(db: TestDb) {
     );
     assert_eq!(
         webhook_events::Entity::find().count(&app.db).await.unwrap(),
-        2,
-        "nothing recorded from rejected requests"
+        3,
+        "nothing recorded from rejected requests (the live event is kept, ignored)"
     );
+    let live_row = webhook_events::Entity::find()
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.stripe_event_id == "evt_live")
+        .unwrap();
+    assert_eq!(live_row.status, "ignored");
 
     // Storage failure: 500, so Stripe retries.
     app.db.clone().close().await.unwrap();
@@ -208,4 +243,126 @@ async fn emulator_deliveries_verify_with_the_apps_verifier() {
     );
     emulator.stop().await;
     app.stop().await.unwrap();
+}
+
+/// The app reads `Stripe-Signature` exactly as Stripe's official library does:
+/// several thousand headers built from good, foreign, malformed, uppercase,
+/// padded, duplicated and bare entries are each given to stripe-python's
+/// `WebhookSignature.verify_header` and to ours, and the verdicts must agree.
+/// `bootstrap.sh test` installs stripe-python and sets `STRIPE_PYTHON_PATH`.
+#[test]
+fn signature_verdicts_agree_with_stripe_python() {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    use std::io::Write;
+
+    let Some(python_path) = std::env::var_os("STRIPE_PYTHON_PATH") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "STRIPE_PYTHON_PATH must be set in CI (bootstrap.sh test installs stripe-python)"
+        );
+        eprintln!("note: STRIPE_PYTHON_PATH not set; differential signature test skipped");
+        return;
+    };
+    let secret = "whsec_parity";
+    let payload = event("evt_parity", "customer.subscription.updated");
+    let now = chrono::Utc::now().timestamp();
+    let good_at = |t: i64| {
+        signature::sign(payload.as_bytes(), secret, t)
+            .split_once(",v1=")
+            .unwrap()
+            .1
+            .to_owned()
+    };
+    let good = good_at(now);
+    let old = now - 10_000;
+    let fragments: Vec<String> = vec![
+        format!("t={now}"),
+        format!("t={old}"),
+        format!("t={}", now - 100),
+        format!("t=+{now}"),
+        format!("t= {now}"),
+        format!("t={now} "),
+        format!(" t={now}"),
+        format!("t={now}=x"),
+        format!("t=={now}"),
+        "t=".into(),
+        "t".into(),
+        "t=abc".into(),
+        "t=-1".into(),
+        format!("v1={good}"),
+        format!("v1={}", good.to_uppercase()),
+        format!("v1={}", good_at(old)),
+        format!("v1= {good}"),
+        format!(" v1={good}"),
+        format!("v1={good} "),
+        format!("v1={good}=tail"),
+        format!("v1={}", &good[..63]),
+        format!("v1={good}0"),
+        format!("v1={}", "0".repeat(64)),
+        "v1=zz".into(),
+        "v1=".into(),
+        "v1".into(),
+        format!("v0={good}"),
+        format!("V1={good}"),
+        "x=1".into(),
+        "".into(),
+        "=".into(),
+    ];
+    let mut rng = StdRng::seed_from_u64(20261201);
+    let mut headers: Vec<String> = fragments.clone();
+    for _ in 0..4000 {
+        let n = rng.random_range(1..=6);
+        let parts: Vec<&str> = (0..n)
+            .map(|_| fragments[rng.random_range(0..fragments.len())].as_str())
+            .collect();
+        headers.push(parts.join(","));
+    }
+    headers.push(format!("t={now},v1={good}"));
+
+    let mut child = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/stripe_verify_header.py"
+        ))
+        .env("PYTHONPATH", python_path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let lines: String = headers
+        .iter()
+        .map(|header| {
+            serde_json::json!({"payload": payload, "header": header, "secret": secret}).to_string()
+                + "\n"
+        })
+        .collect();
+    let writer = std::thread::spawn(move || stdin.write_all(lines.as_bytes()).unwrap());
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(output.status.success(), "stripe-python check failed");
+    let theirs: Vec<bool> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| line == "1")
+        .collect();
+    assert_eq!(theirs.len(), headers.len());
+    let mut disagreements = Vec::new();
+    for (header, official) in headers.iter().zip(&theirs) {
+        let ours = signature::verify(payload.as_bytes(), Some(header), &[secret], now).is_ok();
+        if ours != *official {
+            disagreements.push(format!("{header:?}: stripe-python {official}, ours {ours}"));
+        }
+    }
+    let accepted = theirs.iter().filter(|ok| **ok).count();
+    assert!(
+        accepted > 100 && accepted < headers.len() - 100,
+        "cases cover both verdicts: {accepted}"
+    );
+    assert!(
+        disagreements.is_empty(),
+        "{} disagreements:\n{}",
+        disagreements.len(),
+        disagreements[..disagreements.len().min(20)].join("\n")
+    );
 }

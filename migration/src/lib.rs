@@ -9,6 +9,8 @@ mod m20261124_000003_create_one_time_purchases;
 mod m20261124_000004_create_webhook_events;
 mod m20261124_000005_create_sessions;
 mod m20261129_000006_add_subscription_stamp_kind;
+mod m20261201_000007_create_rate_limits;
+mod m20261201_000008_create_invoices_and_deleted_customers;
 
 pub struct Migrator;
 
@@ -22,6 +24,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_create_webhook_events::Migration),
             Box::new(m20261124_000005_create_sessions::Migration),
             Box::new(m20261129_000006_add_subscription_stamp_kind::Migration),
+            Box::new(m20261201_000007_create_rate_limits::Migration),
+            Box::new(m20261201_000008_create_invoices_and_deleted_customers::Migration),
         ]
     }
 }

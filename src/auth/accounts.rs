@@ -35,7 +35,7 @@ const COMMON_PASSWORDS: [&str; 12] = [
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
-    #[error("Enter a valid email address.")]
+    #[error("Enter a valid email address (letters, digits and . _ % + - before the @).")]
     InvalidEmail,
     #[error("{0}")]
     WeakPassword(&'static str),
@@ -48,20 +48,50 @@ pub enum AccountError {
     Database(#[from] DbErr),
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    /// Every hashing slot is busy and the queue is full: shed load (503).
+    #[error("Too many people are signing in right now. Please try again in a few seconds.")]
+    Busy,
 }
 
-/// Trimmed and lower-cased, so `Ada@Example.com ` and `ada@example.com` are one account.
+/// The longest address SMTP can carry (RFC 5321: a 256-octet path less the `<>`).
+pub const MAX_EMAIL_LEN: usize = 254;
+const MAX_LOCAL_LEN: usize = 64;
+const MAX_LABEL_LEN: usize = 63;
+
+/// Trimmed and lower-cased, so `Ada@Example.com ` and `ada@example.com` are one
+/// account; and inside a safe subset of RFC 5321: the local part is letters,
+/// digits and `. _ % + -` (no leading, trailing or doubled dot), the domain is
+/// two or more labels of letters, digits and inner hyphens. Quoted local parts,
+/// address literals and markup characters (`<>"'&`, which pages and emails
+/// would have to escape everywhere) are refused; so is anything non-ASCII.
 pub fn normalize_email(raw: &str) -> Result<String, AccountError> {
-    let email = raw.trim().to_lowercase();
+    if raw.len() > 4 * MAX_EMAIL_LEN {
+        // Not even worth lower-casing.
+        return Err(AccountError::InvalidEmail);
+    }
+    let email = raw.trim().to_ascii_lowercase();
     let (local, domain) = email.split_once('@').ok_or(AccountError::InvalidEmail)?;
-    let valid = !local.is_empty()
-        && email.len() <= 254
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !email.chars().any(char::is_whitespace)
-        && !domain.contains('@');
-    if valid {
+    let local_ok = (1..=MAX_LOCAL_LEN).contains(&local.len())
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._%+-".contains(&b))
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..");
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|label| {
+            (1..=MAX_LABEL_LEN).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.bytes().any(|b| b.is_ascii_alphabetic()));
+    if local_ok && domain_ok && email.len() <= MAX_EMAIL_LEN {
         Ok(email)
     } else {
         Err(AccountError::InvalidEmail)
@@ -96,39 +126,92 @@ pub fn check_password(password: &str, email: &str) -> Result<(), AccountError> {
     Ok(())
 }
 
-/// Hashing takes tens of milliseconds of CPU by design: off the async workers.
-async fn hash(password: String) -> Result<String, AccountError> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|err| AccountError::Hashing(err.to_string()))
-    })
-    .await
-    .map_err(|err| AccountError::Hashing(err.to_string()))?
+/// Password hashing, bounded: argon2id takes ~19 MiB and tens of milliseconds of
+/// CPU per hash by design, so as many run at once as there are cores, a few more
+/// wait, and beyond that a request is refused at once ([`AccountError::Busy`])
+/// instead of queueing without bound (60 parallel sign-ups once took the server
+/// to 1 GB). One per app (`AppState::hashing`).
+pub struct HashQueue {
+    running: tokio::sync::Semaphore,
+    /// Hashes admitted (running or waiting for a core).
+    admitted: std::sync::atomic::AtomicUsize,
+    max_admitted: usize,
 }
 
-async fn verify(password: String, stored: String) -> Result<bool, AccountError> {
-    tokio::task::spawn_blocking(move || {
-        let parsed =
-            PasswordHash::new(&stored).map_err(|err| AccountError::Hashing(err.to_string()))?;
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
-    })
-    .await
-    .map_err(|err| AccountError::Hashing(err.to_string()))?
+impl Default for HashQueue {
+    /// As many hashes at once as there are cores, as many again waiting.
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        HashQueue {
+            running: tokio::sync::Semaphore::new(cores),
+            admitted: std::sync::atomic::AtomicUsize::new(0),
+            max_admitted: 2 * cores,
+        }
+    }
+}
+
+impl HashQueue {
+    /// Runs `work` on a blocking thread once a core is free, or refuses now.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, AccountError> + Send + 'static,
+    ) -> Result<T, AccountError> {
+        use std::sync::atomic::Ordering;
+        if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.max_admitted {
+            self.admitted.fetch_sub(1, Ordering::AcqRel);
+            return Err(AccountError::Busy);
+        }
+        struct Admitted<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Admitted<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let _admitted = Admitted(&self.admitted);
+        let _core = self
+            .running
+            .acquire()
+            .await
+            .map_err(|err| AccountError::Hashing(err.to_string()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|err| AccountError::Hashing(err.to_string()))?
+    }
+}
+
+async fn hash(queue: &HashQueue, password: String) -> Result<String, AccountError> {
+    queue
+        .run(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|hash| hash.to_string())
+                .map_err(|err| AccountError::Hashing(err.to_string()))
+        })
+        .await
+}
+
+async fn verify(queue: &HashQueue, password: String, stored: String) -> Result<bool, AccountError> {
+    queue
+        .run(move || {
+            let parsed =
+                PasswordHash::new(&stored).map_err(|err| AccountError::Hashing(err.to_string()))?;
+            Ok(Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok())
+        })
+        .await
 }
 
 pub async fn sign_up(
     db: &DatabaseConnection,
+    hashing: &HashQueue,
     email: &str,
     password: &str,
 ) -> Result<users::Model, AccountError> {
     let email = normalize_email(email)?;
     check_password(password, &email)?;
-    let password_hash = hash(password.to_owned()).await?;
+    let password_hash = hash(hashing, password.to_owned()).await?;
     let now = Utc::now();
     let inserted = users::ActiveModel {
         email: Set(email),
@@ -152,21 +235,31 @@ pub async fn sign_up(
 
 pub async fn sign_in(
     db: &DatabaseConnection,
+    hashing: &HashQueue,
     email: &str,
     password: &str,
 ) -> Result<users::Model, AccountError> {
     let email = normalize_email(email).map_err(|_| AccountError::WrongCredentials)?;
+    // No password can be longer than sign-up allows: refuse before hashing
+    // megabytes (the same answer for every account, so nothing is revealed).
+    if password.len() > 4 * MAX_PASSWORD_LEN {
+        return Err(AccountError::WrongCredentials);
+    }
     let user = users::Entity::find()
         .filter(users::Column::Email.eq(email))
         .one(db)
         .await?;
     match user {
-        Some(user) if verify(password.to_owned(), user.password_hash.clone()).await? => Ok(user),
+        Some(user) if verify(hashing, password.to_owned(), user.password_hash.clone()).await? => {
+            Ok(user)
+        }
         Some(_) => Err(AccountError::WrongCredentials),
         None => {
             // Spend the same work as a real check so response time does not reveal
             // whether the email has an account.
-            let _ = hash(password.to_owned()).await;
+            if let Err(AccountError::Busy) = hash(hashing, password.to_owned()).await {
+                return Err(AccountError::Busy);
+            }
             Err(AccountError::WrongCredentials)
         }
     }
@@ -191,9 +284,56 @@ mod tests {
             "ada@.com",
             "a da@example.com",
             "a@b@c.com",
+            "<img/src=x>@example.com",
+            "ada<b>@example.com",
+            "\"ada\"@example.com",
+            "o'brien@example.com",
+            "a&b@example.com",
+            "ada@exa_mple.com",
+            "ada@-example.com",
+            "ada@example-.com",
+            "ada@example..com",
+            "ada@[127.0.0.1]",
+            "ada@127.0.0.1",
+            ".ada@example.com",
+            "ada.@example.com",
+            "a..da@example.com",
+            "adá@example.com",
+            "ada@exámple.com",
+            "ada\u{0}@example.com",
         ] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn safe_addresses_are_accepted_up_to_the_smtp_limit() {
+        for good in [
+            "ada.lovelace+billing@example.co.uk",
+            "a_b-c%d@sub-domain.example.com",
+            "1@example.io",
+        ] {
+            assert_eq!(normalize_email(good).unwrap(), good);
+        }
+        let longest = format!(
+            "{}@{}.{}.{}.com",
+            "a".repeat(64),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(57)
+        );
+        assert_eq!(longest.len(), MAX_EMAIL_LEN);
+        assert!(normalize_email(&longest).is_ok());
+        let one_more = format!(
+            "{}@{}.{}.{}.com",
+            "a".repeat(64),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(58)
+        );
+        assert!(normalize_email(&one_more).is_err());
+        assert!(normalize_email(&format!("{}@example.com", "a".repeat(65))).is_err());
+        assert!(normalize_email(&"a".repeat(1 << 20)).is_err());
     }
 
     #[test]

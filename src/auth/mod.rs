@@ -2,7 +2,6 @@
 //! extractor arrive with the sign-in issue and build on this store).
 
 pub mod accounts;
-pub mod limits;
 pub mod session_store;
 
 use sea_orm::{DatabaseConnection, EntityTrait};
@@ -51,14 +50,41 @@ pub async fn start_session(session: &Session, user: &users::Model) -> Result<(),
     Ok(())
 }
 
-/// Where to go after signing in: only a path on this site, never another origin.
-pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
-            path.to_owned()
-        }
-        _ => "/".to_owned(),
+/// Where to go after signing in: a place on this site, never another origin.
+///
+/// `next` is resolved as a URL against `app_url` exactly as a browser would
+/// resolve the `Location` it becomes, and must keep that origin. Control
+/// characters and backslashes are refused outright: browsers drop tabs and
+/// newlines from URLs and read `\` as `/`, so `/<TAB>/evil.example` and
+/// `/\evil.example` are `//evil.example` to them (and a newline cannot go in a
+/// header at all). Anything refused goes to `/`.
+pub fn safe_next(next: Option<&str>, app_url: &url::Url) -> String {
+    const HOME: &str = "/";
+    let Some(next) = next.filter(|n| n.starts_with('/')) else {
+        return HOME.to_owned();
+    };
+    if next.chars().any(|c| c.is_control() || c == '\\') {
+        return HOME.to_owned();
     }
+    let Ok(resolved) = app_url.join(next) else {
+        return HOME.to_owned();
+    };
+    if resolved.origin() != app_url.origin() {
+        return HOME.to_owned();
+    }
+    // Dot segments can leave `//host` as the path (`/.//evil.example`): as a
+    // relative `Location` that is another host, so the path keeps one slash.
+    let path = format!("/{}", resolved.path().trim_start_matches('/'));
+    let mut target = path;
+    if let Some(query) = resolved.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    if let Some(fragment) = resolved.fragment() {
+        target.push('#');
+        target.push_str(fragment);
+    }
+    target
 }
 
 #[cfg(test)]
@@ -67,18 +93,39 @@ mod tests {
 
     #[test]
     fn next_stays_on_this_site() {
-        assert_eq!(
-            safe_next(Some("/pricing?interval=yearly")),
-            "/pricing?interval=yearly"
-        );
-        for outside in [
-            None,
-            Some(""),
-            Some("https://evil.example"),
-            Some("//evil.example"),
-            Some("/\\evil.example"),
+        let app = url::Url::parse("https://app.example/").unwrap();
+        for (next, expected) in [
+            ("/pricing?interval=yearly", "/pricing?interval=yearly"),
+            (
+                "/pricing?interval=yearly&plan=premium",
+                "/pricing?interval=yearly&plan=premium",
+            ),
+            ("/dashboard/billing#invoices", "/dashboard/billing#invoices"),
+            ("/a/../b", "/b"),
+            // Resolves to the path `//evil.example` on our host; kept on our host.
+            ("/.//evil.example", "/evil.example"),
+            ("/%2F%2Fevil.example", "/%2F%2Fevil.example"),
         ] {
-            assert_eq!(safe_next(outside), "/", "{outside:?}");
+            assert_eq!(safe_next(Some(next), &app), expected, "{next:?}");
         }
+        for outside in [
+            "",
+            "pricing",
+            "https://evil.example",
+            "//evil.example",
+            "///evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n",
+            "/\r\nSet-Cookie: a=b",
+            "/\u{0}",
+            "/\u{7f}",
+            "/\u{85}x",
+            "https://app.example.evil.example/",
+            "/ /evil.example\\",
+        ] {
+            assert_eq!(safe_next(Some(outside), &app), "/", "{outside:?}");
+        }
+        assert_eq!(safe_next(None, &app), "/");
     }
 }

@@ -69,22 +69,48 @@ pub struct CheckoutSessionState {
 }
 
 impl CheckoutSessionState {
-    /// The user this session was created for: `client_reference_id` and the
-    /// metadata both come from our own server, never from the browser.
+    /// The user this session was created for, from our own metadata only. A
+    /// `client_reference_id` alone proves nothing: a Payment Link or a session
+    /// made by other code on the same account can carry any value there; on our
+    /// sessions it must agree with the metadata.
     pub fn user_id(&self) -> Option<i64> {
-        self.app_user_id.or_else(|| {
-            self.client_reference_id
-                .as_deref()
-                .and_then(|id| id.parse().ok())
-        })
+        let id = self.app_user_id?;
+        match self.client_reference_id.as_deref() {
+            Some(reference) if reference != id.to_string() => None,
+            _ => Some(id),
+        }
     }
 }
 
+/// An invoice: what the billing page lists, and the subscription it may be
+/// the first word of.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvoiceState {
     pub id: String,
     pub customer_id: Option<String>,
     pub subscription_id: Option<String>,
+    pub number: Option<String>,
+    /// Minor currency units.
+    pub amount: i64,
+    pub currency: String,
+    /// Unix seconds, Stripe's clock.
+    pub created: i64,
+    /// draft | open | paid | void | uncollectible
+    pub status: String,
+    pub period_start: Option<i64>,
+    pub period_end: Option<i64>,
+    pub hosted_url: Option<String>,
+    pub pdf_url: Option<String>,
+}
+
+/// Order of an invoice's status: a state read from Stripe never moves it back,
+/// and of two events in the same second the further one wins.
+pub fn invoice_status_rank(status: &str) -> u8 {
+    match status {
+        "draft" => 0,
+        "open" => 1,
+        _ => 2, // paid, void, uncollectible
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +127,8 @@ pub struct DisputeState {
     pub id: String,
     pub charge_id: String,
     pub payment_intent_id: Option<String>,
+    /// needs_response | under_review | won | lost | …
+    pub status: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,17 +156,4 @@ pub struct BillingEvent {
     /// Unix seconds, Stripe's clock: the freshness of `object`.
     pub created: i64,
     pub object: StripeObject,
-}
-
-/// An invoice as the billing page lists it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InvoiceSummary {
-    pub id: String,
-    pub number: Option<String>,
-    pub amount: i64,
-    pub currency: String,
-    pub created: i64,
-    pub status: String,
-    pub hosted_url: Option<String>,
-    pub pdf_url: Option<String>,
 }

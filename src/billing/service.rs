@@ -4,7 +4,9 @@
 //! code over HTTP or directly.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    sea_query::Expr, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use super::{
     access::{self, Access, Notice, Policy},
@@ -14,7 +16,7 @@ use super::{
 };
 use crate::{
     catalog::{display, money, BillingType, Interval},
-    db::entities::{one_time_purchases, users},
+    db::entities::{invoices, one_time_purchases, users},
     gateway::{
         billing::{CheckoutRequest, PlanChange, PortalConfigSpec},
         GatewayError,
@@ -103,12 +105,18 @@ pub async fn ensure_customer(
         return Ok(id.clone());
     }
     let stripe = &state.stripe;
-    let customer = match stripe.find_customer(user.id, &user.email).await? {
+    let found = match stripe.find_customer(user.id, &user.email).await? {
+        Some(found) if sync::is_deleted_customer(&state.db, &found).await? => None,
+        other => other,
+    };
+    let customer = match found {
         Some(found) => found,
         // `updated_at` changes when a deleted customer is unlinked, so a user whose
-        // customer was deleted gets a new one rather than the old key's replay.
+        // customer was deleted gets a new one rather than the old key's replay
+        // (to the microsecond: a deletion can follow the first customer within
+        // the same second).
         None => {
-            let key = format!("{}:{}", user.id, user.updated_at.timestamp());
+            let key = format!("{}:{}", user.id, user.updated_at.timestamp_micros());
             stripe.create_customer(user.id, &user.email, &key).await?
         }
     };
@@ -129,6 +137,115 @@ pub async fn ensure_customer(
         .and_then(|u| u.stripe_customer_id)
         .unwrap_or(customer);
     Ok(linked)
+}
+
+/// Users with more than one live subscription (active, trialing or past_due),
+/// with those subscriptions' ids: two tabs paid at once got through. `user`
+/// narrows it to one user.
+pub async fn live_subscriptions_beyond_one(
+    db: &sea_orm::DatabaseConnection,
+    user: Option<i64>,
+) -> Result<Vec<(i64, Vec<String>)>, ServiceError> {
+    use crate::db::entities::subscriptions;
+    let mut query = subscriptions::Entity::find()
+        .filter(subscriptions::Column::Status.is_in(["active", "trialing", "past_due"]))
+        .filter(subscriptions::Column::UserId.is_not_null())
+        .order_by_asc(subscriptions::Column::UserId)
+        .order_by_asc(subscriptions::Column::Id);
+    if let Some(user) = user {
+        query = query.filter(subscriptions::Column::UserId.eq(user));
+    }
+    let mut by_user: Vec<(i64, Vec<String>)> = Vec::new();
+    for row in query.all(db).await? {
+        let user = row.user_id.unwrap_or_default();
+        match by_user.last_mut() {
+            Some((last, ids)) if *last == user => ids.push(row.stripe_subscription_id),
+            _ => by_user.push((user, vec![row.stripe_subscription_id])),
+        }
+    }
+    by_user.retain(|(_, ids)| ids.len() > 1);
+    Ok(by_user)
+}
+
+/// The user's linked customer now (it may have been replaced during checkout).
+async fn customer_of(state: &AppState, user_id: i64) -> Result<String, ServiceError> {
+    Ok(users::Entity::find_by_id(user_id)
+        .one(&state.db)
+        .await?
+        .and_then(|u| u.stripe_customer_id)
+        .unwrap_or_default())
+}
+
+/// A customer Stripe no longer has: tombstoned and unlinked, as `customer.deleted`
+/// does (`updated_at` moves, so the next customer gets a new idempotency key).
+async fn forget_customer(state: &AppState, customer: &str) -> Result<(), ServiceError> {
+    use sea_orm::{sea_query::OnConflict, ActiveValue::Set};
+    let _turn = crate::db::write_turn(&state.db).await;
+    crate::db::entities::deleted_customers::Entity::insert(
+        crate::db::entities::deleted_customers::ActiveModel {
+            stripe_customer_id: Set(customer.to_owned()),
+            deleted_at: Set(Utc::now()),
+        },
+    )
+    .on_conflict(
+        OnConflict::column(crate::db::entities::deleted_customers::Column::StripeCustomerId)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(&state.db)
+    .await?;
+    users::Entity::update_many()
+        .col_expr(users::Column::StripeCustomerId, Expr::value(None::<String>))
+        .col_expr(users::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(users::Column::StripeCustomerId.eq(customer))
+        .exec(&state.db)
+        .await?;
+    Ok(())
+}
+
+/// Makes `session` the customer's only payable subscription session: every other
+/// open one is expired (monthly and yearly tabs, or two clicks ten minutes apart,
+/// were both payable: two subscriptions, charged twice). If `session` itself was
+/// expired earlier (its idempotency key replayed an answer Stripe gave before),
+/// a new one is made under a key derived from it, so the click still leads to a
+/// page that can be paid. Two requests racing may expire each other's session;
+/// the next click makes a payable one, and a second subscription that gets
+/// through anyway is shown on the billing page and by `reconcile`.
+async fn only_payable_session(
+    state: &AppState,
+    customer: &str,
+    request: &CheckoutRequest,
+    session: crate::gateway::billing::CreatedSession,
+) -> Result<crate::gateway::billing::CreatedSession, ServiceError> {
+    if customer.is_empty() {
+        return Ok(session);
+    }
+    let open = match state.stripe.open_subscription_sessions(customer).await {
+        Ok(open) => open,
+        // Best effort: the session is good; only the others stay payable.
+        Err(err) => {
+            tracing::warn!(error = %err, "could not list open checkout sessions");
+            return Ok(session);
+        }
+    };
+    let session = if open.iter().any(|(_, id)| *id == session.id) {
+        session
+    } else {
+        let again = CheckoutRequest {
+            idempotency_key: format!("{}:after:{}", request.idempotency_key, session.id),
+            ..request.clone()
+        };
+        state.stripe.create_checkout_session(&again).await?
+    };
+    for (_, id) in open.iter().filter(|(_, id)| *id != session.id) {
+        match state.stripe.expire_checkout_session(id).await {
+            Ok(()) => tracing::info!(session = %id, "other open checkout session expired"),
+            Err(err) => {
+                tracing::warn!(session = %id, error = %err, "could not expire checkout session")
+            }
+        }
+    }
+    Ok(session)
 }
 
 fn with_query(path: &str, extra: &str) -> String {
@@ -173,12 +290,13 @@ pub async fn start_checkout(
             let paths = &state.config.paths;
             // A double click, or a retry within ten minutes, gets the same session.
             let window = Utc::now().timestamp() / 600;
-            let request = CheckoutRequest {
+            let mut request = CheckoutRequest {
                 mode: if subscription {
                     super::objects::CheckoutMode::Subscription
                 } else {
                     super::objects::CheckoutMode::Payment
                 },
+                idempotency_key: format!("checkout:{}:{customer_id}:{price_id}:{window}", user.id),
                 customer_id,
                 user_id: user.id,
                 plan_id: plan.id.clone(),
@@ -191,9 +309,34 @@ pub async fn start_checkout(
                 cancel_url: state
                     .config
                     .absolute_url(&with_query(&paths.checkout_cancel, &back)),
-                idempotency_key: format!("checkout:{}:{price_id}:{window}", user.id),
             };
-            let session = state.stripe.create_checkout_session(&request).await?;
+            let first = state.stripe.create_checkout_session(&request).await;
+            let session = match first {
+                // The linked customer was deleted in Stripe (and its event not
+                // heard, or not yet): forget it and check out with a new one,
+                // rather than failing this user's every checkout from now on.
+                Err(err) if err.is_missing_customer() => {
+                    tracing::warn!(user = user.id, customer = %request.customer_id, "linked Stripe customer no longer exists; creating a new one");
+                    forget_customer(state, &request.customer_id).await?;
+                    let user = users::Entity::find_by_id(user.id)
+                        .one(&state.db)
+                        .await?
+                        .ok_or(ServiceError::NoSubscription)?;
+                    request.customer_id = ensure_customer(state, &user).await?;
+                    request.idempotency_key = format!(
+                        "checkout:{}:{}:{price_id}:{window}",
+                        user.id, request.customer_id
+                    );
+                    state.stripe.create_checkout_session(&request).await?
+                }
+                other => other?,
+            };
+            let session = if subscription {
+                let customer = customer_of(state, user.id).await?;
+                only_payable_session(state, &customer, &request, session).await?
+            } else {
+                session
+            };
             tracing::info!(user = user.id, plan = %plan.id, session = %session.id, "checkout session created");
             Ok(Next::Stripe(session.url))
         }
@@ -275,19 +418,35 @@ pub async fn set_cancel_at_period_end(
         .set_cancel_at_period_end(&sub.stripe_subscription_id, cancel)
         .await?;
     let prices = state.price_directory();
-    sync::from_fetched_subscription(&state.db, sync_context(state, &prices), &updated).await?;
+    let reads = sync::StripeReads::default();
+    sync::write(
+        &state.db,
+        sync_context(state, &prices, &reads),
+        sync::Write::Fetched(&updated),
+    )
+    .await?;
     Ok(())
 }
 
 pub fn sync_context<'a>(
     state: &'a AppState,
     prices: &'a crate::gateway::catalog::PriceDirectory,
+    reads: &'a sync::StripeReads,
 ) -> SyncContext<'a> {
     SyncContext {
         gateway: &state.stripe,
         catalog: &state.catalog,
         prices,
+        reads,
     }
+}
+
+/// The shape of a Checkout Session id (`cs_test_…`/`cs_live_…`; Stripe's ids
+/// are under 255 characters of letters, digits and `_`).
+pub fn is_checkout_session_id(id: &str) -> bool {
+    id.starts_with("cs_")
+        && (4..=255).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn date(at: DateTime<Utc>) -> String {
@@ -382,11 +541,32 @@ pub async fn overview(
 ) -> Result<BillingView, ServiceError> {
     let checkout = match checkout_session {
         None => None,
+        // Not a Checkout Session id at all: Stripe is not asked.
+        Some(id) if !is_checkout_session_id(id) => {
+            tracing::warn!(user = user.id, "malformed session_id on the billing page");
+            Some(CheckoutReturn {
+                success: false,
+                message: "That checkout session does not belong to your account.".to_owned(),
+            })
+        }
         Some(id) => {
             let prices = state.price_directory();
-            match sync::from_checkout_session(&state.db, sync_context(state, &prices), id, user.id)
-                .await
-            {
+            let reads = sync::StripeReads::default();
+            let written = async {
+                // Read from Stripe first, with nothing held; then written.
+                let session = state.stripe.checkout_session(id).await?;
+                sync::write(
+                    &state.db,
+                    sync_context(state, &prices, &reads),
+                    sync::Write::CheckoutSession {
+                        session: &session,
+                        user_id: user.id,
+                    },
+                )
+                .await?;
+                Ok::<_, SyncError>(session)
+            };
+            match written.await {
                 Ok(session) if session.status == "complete" => Some(CheckoutReturn {
                     success: true,
                     message: "Payment successful. Thank you!".to_owned(),
@@ -446,9 +626,16 @@ pub async fn overview(
         has_customer: user.stripe_customer_id.is_some(),
         purchases: Vec::new(),
         invoices: Vec::new(),
-        invoices_unavailable: false,
+        duplicate_subscriptions: Vec::new(),
         checkout,
     };
+    if let Some((_, ids)) = live_subscriptions_beyond_one(&state.db, Some(user.id))
+        .await?
+        .into_iter()
+        .next()
+    {
+        view.duplicate_subscriptions = ids;
+    }
     match access.notice {
         Some(Notice::EndsOn(at)) => view.ends_on = Some(date(at)),
         Some(Notice::TrialEndsOn(at)) => view.trial_ends_on = Some(date(at)),
@@ -483,29 +670,52 @@ pub async fn overview(
         .await?
         .and_then(|u| u.stripe_customer_id);
     view.has_customer = customer.is_some();
-    if let Some(customer) = customer {
-        match state.stripe.invoices(&customer).await {
-            Ok(invoices) => {
-                view.invoices = invoices
-                    .into_iter()
-                    .map(|inv| InvoiceView {
-                        number: inv.number.unwrap_or(inv.id),
-                        amount: money::format(inv.amount, &inv.currency, true),
-                        date: chrono::TimeZone::timestamp_opt(&Utc, inv.created, 0)
-                            .single()
-                            .map(date)
-                            .unwrap_or_default(),
-                        status: status_word(&inv.status),
-                        hosted_url: inv.hosted_url,
-                        pdf_url: inv.pdf_url,
-                    })
-                    .collect();
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "invoices unavailable");
-                view.invoices_unavailable = true;
-            }
+    // From the mirror the invoice events keep (`billing::sync`): a page view
+    // never calls Stripe, so viewing cannot spend the account's rate limit.
+    let mut owned = Condition::any().add(invoices::Column::UserId.eq(user.id));
+    if let Some(customer) = &customer {
+        owned = owned.add(invoices::Column::StripeCustomerId.eq(customer.as_str()));
+    }
+    view.invoices = invoices::Entity::find()
+        .filter(owned)
+        .filter(invoices::Column::Status.ne("draft"))
+        .order_by_desc(invoices::Column::StripeCreated)
+        .limit(24)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|inv| InvoiceView {
+            number: inv.number.unwrap_or(inv.stripe_invoice_id),
+            amount: money::format(inv.amount_total, &inv.currency, true),
+            date: chrono::TimeZone::timestamp_opt(&Utc, inv.stripe_created, 0)
+                .single()
+                .map(date)
+                .unwrap_or_default(),
+            status: status_word(&inv.status),
+            hosted_url: inv.hosted_invoice_url,
+            pdf_url: inv.invoice_pdf,
+        })
+        .collect();
+    Ok(view)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_checkout_session_ids_reach_stripe() {
+        for good in ["cs_test_a1B2c3", "cs_live_XYZ_123"] {
+            assert!(super::is_checkout_session_id(good), "{good}");
+        }
+        for bad in [
+            "",
+            "cs_",
+            "sub_123",
+            "cs_test/../../v1/customers",
+            "cs_test_a?expand[]=customer",
+            "cs_test_ä",
+            &format!("cs_{}", "a".repeat(300)),
+        ] {
+            assert!(!super::is_checkout_session_id(bad), "{bad}");
         }
     }
-    Ok(view)
 }

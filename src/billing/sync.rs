@@ -9,24 +9,33 @@
 //!   (pending → paid/failed → refunded/reversed).
 //! - An event about a row we do not have yet creates it from its own object or
 //!   from Stripe; it never fails just because another event is late.
+//! - No Stripe call is made while a transaction (or SQLite's write turn) is
+//!   held: a hung Stripe connection would stop every write. When deciding needs
+//!   something from Stripe, the write stops with [`SyncError::NeedsStripe`], the
+//!   transaction rolls back, [`StripeReads::fetch`] reads it with nothing held,
+//!   and the write runs again from the start with the answer at hand, so it
+//!   decides under the lock from what the database holds then ([`write`]).
+
+use std::{collections::HashMap, sync::Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::{
     sea_query::{Expr, OnConflict},
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    TransactionTrait,
 };
 
 use super::{
     freshness::{self, Decision, Source, Stamp},
     objects::{
-        is_terminal_status, BillingEvent, ChargeState, CheckoutMode, CheckoutSessionState,
-        DisputeState, StripeObject, SubscriptionState,
+        invoice_status_rank, is_terminal_status, BillingEvent, ChargeState, CheckoutMode,
+        CheckoutSessionState, DisputeState, InvoiceState, StripeObject, SubscriptionState,
     },
 };
 use crate::{
     catalog::{BillingType, Catalog, Interval},
-    db::entities::{one_time_purchases, subscriptions, users},
+    db::entities::{deleted_customers, invoices, one_time_purchases, subscriptions, users},
     gateway::{catalog::PriceDirectory, GatewayError, StripeGateway},
 };
 
@@ -38,6 +47,67 @@ pub enum SyncError {
     Stripe(#[from] GatewayError),
     #[error("checkout session {0} belongs to another user")]
     NotYours(String),
+    /// Deciding needs this from Stripe; read it with nothing held, then re-run.
+    #[error("needs {0:?} from Stripe first")]
+    NeedsStripe(StripeRead),
+}
+
+/// Something a write needs to know from Stripe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StripeRead {
+    Subscription(String),
+    SessionForPayment(String),
+}
+
+/// Stripe's answers gathered for one write, outside its transaction.
+#[derive(Default)]
+pub struct StripeReads {
+    subscriptions: Mutex<HashMap<String, SubscriptionState>>,
+    sessions_for_payment: Mutex<HashMap<String, Option<CheckoutSessionState>>>,
+}
+
+/// Enough rounds for every read one event can need (a refetch, then a lookup).
+const MAX_READ_ROUNDS: usize = 4;
+
+impl StripeReads {
+    /// Reads `what` from Stripe. Called with no transaction or turn held.
+    pub async fn fetch(&self, gateway: &StripeGateway, what: &StripeRead) -> Result<(), SyncError> {
+        match what {
+            StripeRead::Subscription(id) => {
+                let sub = gateway.subscription(id).await?;
+                self.subscriptions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.clone(), sub);
+            }
+            StripeRead::SessionForPayment(pi) => {
+                let session = gateway.checkout_session_for_payment(pi).await?;
+                self.sessions_for_payment
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(pi.clone(), session);
+            }
+        }
+        Ok(())
+    }
+
+    fn subscription(&self, id: &str) -> Result<SubscriptionState, SyncError> {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| SyncError::NeedsStripe(StripeRead::Subscription(id.to_owned())))
+    }
+
+    fn session_for_payment(&self, pi: &str) -> Result<Option<CheckoutSessionState>, SyncError> {
+        self.sessions_for_payment
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(pi)
+            .cloned()
+            .ok_or_else(|| SyncError::NeedsStripe(StripeRead::SessionForPayment(pi.to_owned())))
+    }
 }
 
 /// What `apply` needs besides the connection.
@@ -46,6 +116,62 @@ pub struct SyncContext<'a> {
     pub gateway: &'a StripeGateway,
     pub catalog: &'a Catalog,
     pub prices: &'a PriceDirectory,
+    /// Stripe's answers read for this write before its transaction began.
+    pub reads: &'a StripeReads,
+}
+
+/// One write through the one write path (the webhook inbox has its own loop,
+/// since its claim shares the transaction).
+pub enum Write<'a> {
+    /// A checkout session read from Stripe for `user_id` (the success page).
+    CheckoutSession {
+        session: &'a CheckoutSessionState,
+        user_id: i64,
+    },
+    /// A subscription read from or returned by Stripe (reconcile, cancel/resume).
+    Fetched(&'a SubscriptionState),
+    /// A stored event again (`webhooks replay`).
+    Event(&'a BillingEvent),
+    /// An invoice read from Stripe (`reconcile` backfills the mirror).
+    FetchedInvoice(&'a InvoiceState),
+}
+
+/// Runs `what` in one transaction, in the SQLite write turn, with the
+/// subscription locked on PostgreSQL; whatever it needs from Stripe is read
+/// between attempts with nothing held.
+pub async fn write(
+    db: &DatabaseConnection,
+    ctx: SyncContext<'_>,
+    what: Write<'_>,
+) -> Result<Vec<Outcome>, SyncError> {
+    for _ in 0..MAX_READ_ROUNDS {
+        let attempt = async {
+            let _turn = crate::db::write_turn(db).await;
+            let tx = db.begin().await?;
+            let outcomes = match &what {
+                Write::CheckoutSession { session, user_id } => {
+                    checkout_session_for_user(&tx, ctx, session, *user_id).await?
+                }
+                Write::Fetched(sub) => {
+                    vec![upsert_subscription(&tx, ctx, sub, 0, Source::Fetched).await?]
+                }
+                Write::Event(event) => apply_event(&tx, ctx, event).await?,
+                Write::FetchedInvoice(invoice) => {
+                    vec![upsert_invoice(&tx, invoice, 0, Source::Fetched).await?]
+                }
+            };
+            tx.commit().await?;
+            Ok::<_, SyncError>(outcomes)
+        }
+        .await;
+        match attempt {
+            Err(SyncError::NeedsStripe(read)) => ctx.reads.fetch(ctx.gateway, &read).await?,
+            other => return other,
+        }
+    }
+    Err(SyncError::Database(DbErr::Custom(
+        "a write kept needing more from Stripe".into(),
+    )))
 }
 
 /// What a write did, for logs and tests.
@@ -55,6 +181,8 @@ pub enum Outcome {
     SubscriptionStale(String),
     PurchaseWritten(String),
     PurchaseUnchanged(String),
+    InvoiceWritten(String),
+    InvoiceStale(String),
     CustomerUnlinked(String),
     Nothing,
 }
@@ -76,28 +204,62 @@ pub async fn apply_event<C: ConnectionTrait>(
         StripeObject::CheckoutSession(session) => {
             apply_checkout_session(conn, ctx, session, &event.kind, event.created).await?
         }
-        StripeObject::Invoice(invoice) => match &invoice.subscription_id {
-            // Invoices carry no subscription state of their own; they matter only
-            // when they are the first word we hear of a subscription.
+        StripeObject::Invoice(invoice) => {
+            let mut outcomes = Vec::new();
+            // Invoices carry no subscription state of their own; for the
+            // subscription they matter only when they are its first word.
             // Read after the invoice existed, so no older than its event.
-            Some(id) if find_subscription(conn, id).await?.is_none() => {
-                let sub = ctx.gateway.subscription(id).await?;
-                vec![upsert_subscription(conn, ctx, &sub, event.created, Source::Fetched).await?]
+            if let Some(id) = &invoice.subscription_id {
+                if find_subscription(conn, id).await?.is_none() {
+                    let sub = ctx.reads.subscription(id)?;
+                    outcomes.push(
+                        upsert_subscription(conn, ctx, &sub, event.created, Source::Fetched)
+                            .await?,
+                    );
+                }
             }
-            _ => vec![Outcome::Nothing],
-        },
+            // Locked after the subscription (always in this order: no deadlock).
+            outcomes.push(upsert_invoice(conn, invoice, event.created, Source::Event).await?);
+            outcomes
+        }
         // A partial refund keeps the pack; only a full refund takes it back.
         StripeObject::Charge(ChargeState {
             refunded: true,
             payment_intent_id: Some(pi),
             ..
         }) => vec![reverse_payment(conn, ctx, pi, "refunded").await?],
+        // Won: the money came back, and so does the pack.
+        StripeObject::Dispute(DisputeState {
+            payment_intent_id: Some(pi),
+            status,
+            ..
+        }) if event.kind == "charge.dispute.closed" && status == "won" => {
+            vec![restore_disputed(conn, pi).await?]
+        }
+        // Closed otherwise (lost): the reversal at `created` stands.
+        StripeObject::Dispute(_) if event.kind == "charge.dispute.closed" => {
+            vec![Outcome::Nothing]
+        }
         StripeObject::Dispute(DisputeState {
             payment_intent_id: Some(pi),
             ..
         }) => vec![reverse_payment(conn, ctx, pi, "reversed").await?],
         StripeObject::Charge(_) | StripeObject::Dispute(_) => vec![Outcome::Nothing],
         StripeObject::Customer(customer) if event.kind == "customer.deleted" => {
+            // The tombstone first: any event of this customer's that arrives
+            // later (a checkout completed before the deletion, say) finds it and
+            // does not link the customer to the user again.
+            deleted_customers::Entity::insert(deleted_customers::ActiveModel {
+                stripe_customer_id: Set(customer.id.clone()),
+                deleted_at: Set(Utc::now()),
+            })
+            .on_conflict(
+                OnConflict::column(deleted_customers::Column::StripeCustomerId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
             users::Entity::update_many()
                 .col_expr(users::Column::StripeCustomerId, Expr::value(None::<String>))
                 .col_expr(users::Column::UpdatedAt, Expr::value(Utc::now()))
@@ -113,13 +275,13 @@ pub async fn apply_event<C: ConnectionTrait>(
 
 /// The success page: the session read from Stripe (with its subscription), checked
 /// to belong to `user_id`, then written exactly as the webhook would.
-pub async fn from_checkout_session<C: ConnectionTrait>(
+async fn checkout_session_for_user<C: ConnectionTrait>(
     conn: &C,
     ctx: SyncContext<'_>,
-    session_id: &str,
+    session: &CheckoutSessionState,
     user_id: i64,
-) -> Result<CheckoutSessionState, SyncError> {
-    let session = ctx.gateway.checkout_session(session_id).await?;
+) -> Result<Vec<Outcome>, SyncError> {
+    let session_id = session.id.as_str();
     let user_customer = users::Entity::find_by_id(user_id)
         .one(conn)
         .await?
@@ -132,18 +294,7 @@ pub async fn from_checkout_session<C: ConnectionTrait>(
     let kind = "checkout.session.retrieved";
     // Read after the session was created: its `created` is a Stripe time the
     // state is no older than.
-    apply_checkout_session(conn, ctx, &session, kind, session.created).await?;
-    Ok(session)
-}
-
-/// `reconcile` and in-app changes: a subscription read from (or returned by)
-/// Stripe, through the same upsert.
-pub async fn from_fetched_subscription<C: ConnectionTrait>(
-    conn: &C,
-    ctx: SyncContext<'_>,
-    sub: &SubscriptionState,
-) -> Result<Outcome, SyncError> {
-    upsert_subscription(conn, ctx, sub, 0, Source::Fetched).await
+    apply_checkout_session(conn, ctx, session, kind, session.created).await
 }
 
 /// A Stripe time that a state read from the API is no older than: the caller's
@@ -151,6 +302,117 @@ pub async fn from_fetched_subscription<C: ConnectionTrait>(
 /// Never our clock: Stripe's may be far ahead of it or behind it.
 fn read_no_earlier_than(sub: &SubscriptionState, bound: i64) -> i64 {
     bound.max(sub.current_period_start.unwrap_or(0))
+}
+
+/// Whether `customer` is known to have been deleted in Stripe.
+pub async fn is_deleted_customer<C: ConnectionTrait>(
+    conn: &C,
+    customer: &str,
+) -> Result<bool, DbErr> {
+    Ok(deleted_customers::Entity::find_by_id(customer.to_owned())
+        .one(conn)
+        .await?
+        .is_some())
+}
+
+/// The invoice mirror: an upsert by invoice id, ordered by Stripe time like
+/// subscriptions; of two states of the same second, the further status wins,
+/// and a state read from Stripe never moves the status back.
+async fn upsert_invoice<C: ConnectionTrait>(
+    conn: &C,
+    invoice: &InvoiceState,
+    observed_at: i64,
+    source: Source,
+) -> Result<Outcome, SyncError> {
+    if invoice.id.is_empty() {
+        return Ok(Outcome::Nothing);
+    }
+    lock_subscription(conn, &invoice.id).await?;
+    let existing = invoices::Entity::find()
+        .filter(invoices::Column::StripeInvoiceId.eq(invoice.id.as_str()))
+        .one(conn)
+        .await?;
+    let rank = invoice_status_rank(&invoice.status);
+    let stale = Outcome::InvoiceStale(invoice.id.clone());
+    let stamp = match (source, &existing) {
+        (Source::Event, Some(row))
+            if observed_at < row.stripe_state_at
+                || (observed_at == row.stripe_state_at
+                    && rank < invoice_status_rank(&row.status)) =>
+        {
+            return Ok(stale)
+        }
+        (Source::Event, _) => observed_at,
+        (Source::Fetched, Some(row)) if rank < invoice_status_rank(&row.status) => {
+            return Ok(stale)
+        }
+        (Source::Fetched, Some(row)) => row.stripe_state_at.max(invoice.created),
+        (Source::Fetched, None) => invoice.created,
+    };
+    let user_id = match existing.as_ref().and_then(|row| row.user_id) {
+        Some(id) => Some(id),
+        None => match resolve_user(conn, invoice.customer_id.as_deref(), None).await? {
+            Some(id) => Some(id),
+            None => match &invoice.subscription_id {
+                Some(sub) => find_subscription(conn, sub)
+                    .await?
+                    .and_then(|row| row.user_id),
+                None => None,
+            },
+        },
+    };
+    let at = Utc::now();
+    let row = invoices::ActiveModel {
+        user_id: Set(user_id),
+        stripe_invoice_id: Set(invoice.id.clone()),
+        stripe_customer_id: Set(invoice.customer_id.clone()),
+        stripe_subscription_id: Set(invoice.subscription_id.clone()),
+        number: Set(invoice.number.clone()),
+        amount_total: Set(invoice.amount),
+        currency: Set(invoice.currency.clone()),
+        status: Set(invoice.status.clone()),
+        period_start: Set(invoice.period_start),
+        period_end: Set(invoice.period_end),
+        hosted_invoice_url: Set(invoice.hosted_url.clone()),
+        invoice_pdf: Set(invoice.pdf_url.clone()),
+        stripe_created: Set(invoice.created),
+        stripe_state_at: Set(stamp),
+        created_at: Set(at),
+        updated_at: Set(at),
+        ..Default::default()
+    };
+    use invoices::Column as I;
+    let written = invoices::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(I::StripeInvoiceId)
+                .update_columns([
+                    I::UserId,
+                    I::StripeCustomerId,
+                    I::StripeSubscriptionId,
+                    I::Number,
+                    I::AmountTotal,
+                    I::Currency,
+                    I::Status,
+                    I::PeriodStart,
+                    I::PeriodEnd,
+                    I::HostedInvoiceUrl,
+                    I::InvoicePdf,
+                    I::StripeStateAt,
+                    I::UpdatedAt,
+                ])
+                .action_and_where(sea_orm::sea_query::ExprTrait::lte(
+                    Expr::col((invoices::Entity, I::StripeStateAt)),
+                    Expr::cust("excluded.stripe_state_at"),
+                ))
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(if written > 0 {
+        Outcome::InvoiceWritten(invoice.id.clone())
+    } else {
+        stale
+    })
 }
 
 async fn find_subscription<C: ConnectionTrait>(
@@ -259,7 +521,7 @@ async fn upsert_subscription<C: ConnectionTrait>(
         Decision::Ignore => return Ok(Outcome::SubscriptionStale(sub.id.clone())),
         Decision::Apply { stamp, kind } => (sub.clone(), stamp, kind),
         Decision::Refetch => {
-            let fresh = ctx.gateway.subscription(&sub.id).await?;
+            let fresh = ctx.reads.subscription(&sub.id)?;
             let floor = existing.as_ref().map_or(0, |row| row.stripe_state_at);
             // Read after the event, so no older than it. If Stripe still
             // shows the event's state, that state held at the event's time:
@@ -384,7 +646,7 @@ async fn apply_checkout_session<C: ConnectionTrait>(
                     );
                 }
                 (None, None) => {
-                    let sub = ctx.gateway.subscription(sub_id).await?;
+                    let sub = ctx.reads.subscription(sub_id)?;
                     outcomes.push(
                         upsert_subscription(conn, ctx, &sub, observed_at, Source::Fetched).await?,
                     );
@@ -413,6 +675,9 @@ async fn apply_checkout_session<C: ConnectionTrait>(
     // keys share-lock the user row, so locking it first could deadlock with a
     // concurrent event about the same subscription.
     if let (Some(customer), Some(user_id)) = (&session.customer_id, session.user_id()) {
+        if is_deleted_customer(conn, customer).await? {
+            return Ok(outcomes);
+        }
         users::Entity::update_many()
             .col_expr(
                 users::Column::StripeCustomerId,
@@ -534,11 +799,7 @@ async fn purchase_for_payment<C: ConnectionTrait>(
     if let Some(row) = find().await? {
         return Ok(Some(row));
     }
-    let Some(session) = ctx
-        .gateway
-        .checkout_session_for_payment(payment_intent)
-        .await?
-    else {
+    let Some(session) = ctx.reads.session_for_payment(payment_intent)? else {
         return Ok(None);
     };
     upsert_purchase(conn, ctx, &session, "checkout.session.completed").await?;
@@ -571,6 +832,36 @@ async fn reverse_purchase<C: ConnectionTrait>(
     Ok(Outcome::PurchaseWritten(
         row.stripe_checkout_session_id.unwrap_or_default(),
     ))
+}
+
+/// A dispute the merchant won gives back what its opening took: a `reversed`
+/// purchase is `paid` again (the one move back a status makes; a refunded one
+/// stays refunded). Not yet order-independent: a `closed` (won) delivered before
+/// its `created` leaves the pack reversed (the `created` event's object shows
+/// the dispute as it was opened); Stripe sends them days apart.
+async fn restore_disputed<C: ConnectionTrait>(
+    conn: &C,
+    payment_intent: &str,
+) -> Result<Outcome, SyncError> {
+    let restored = one_time_purchases::Entity::update_many()
+        .col_expr(one_time_purchases::Column::Status, Expr::value("paid"))
+        .col_expr(
+            one_time_purchases::Column::ReversedAt,
+            Expr::value(None::<DateTime<Utc>>),
+        )
+        .col_expr(
+            one_time_purchases::Column::UpdatedAt,
+            Expr::value(Utc::now()),
+        )
+        .filter(one_time_purchases::Column::StripePaymentIntentId.eq(payment_intent))
+        .filter(one_time_purchases::Column::Status.eq("reversed"))
+        .exec(conn)
+        .await?;
+    Ok(if restored.rows_affected > 0 {
+        Outcome::PurchaseWritten(payment_intent.to_owned())
+    } else {
+        Outcome::Nothing
+    })
 }
 
 /// Takes back the purchase paid by `payment_intent` (`refunded` or `reversed`).

@@ -67,8 +67,11 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
         .map_sqlx_sqlite_opts(|opts| {
             // WAL lets readers proceed during a write; the busy timeout turns write
             // contention into a short wait instead of an immediate "database is locked".
+            // FULL: a commit is on disk before it returns. With NORMAL in WAL mode
+            // the last commits can be lost at power loss, and a webhook answered
+            // 200 would then never be re-sent by Stripe.
             opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
         });

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use stripe_client_core::{RequestBuilder, StripeMethod};
 
-use super::{GatewayError, StripeGateway};
+use super::{Bounded, GatewayError, StripeGateway};
 
 impl StripeGateway {
     async fn list_json(
@@ -17,8 +17,8 @@ impl StripeGateway {
             .query(&std::collections::BTreeMap::from([("limit", 100)]))
             .customize()
             .send(self.client())
-            .await
-            .map_err(GatewayError::call(operation))?;
+            .bounded(self, operation)
+            .await?;
         let page: Value = serde_json::from_str(&miniserde::json::to_string(&page))
             .map_err(|err| GatewayError::Config(err.to_string()))?;
         Ok(page["data"].as_array().cloned().unwrap_or_default())

@@ -29,7 +29,8 @@ use stripe_billing::{
 };
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionPaymentIntentData,
-    CreateCheckoutSessionSubscriptionData, ListCheckoutSession, RetrieveCheckoutSession,
+    CreateCheckoutSessionSubscriptionData, ExpireCheckoutSession, ListCheckoutSession,
+    RetrieveCheckoutSession,
 };
 use stripe_client_core::StripeRequest;
 use stripe_core::customer::{CreateCustomer, SearchCustomer};
@@ -40,7 +41,7 @@ use super::{
     GatewayError, StripeGateway,
 };
 use crate::billing::objects::{
-    CheckoutMode, CheckoutSessionState, InvoiceSummary, SubscriptionState,
+    CheckoutMode, CheckoutSessionState, InvoiceState, SubscriptionState,
 };
 
 /// Everything a Checkout Session is created from (the guide's §⑤).
@@ -195,6 +196,48 @@ impl StripeGateway {
         })
     }
 
+    /// The customer's open subscription Checkout Sessions, as (created, id).
+    pub async fn open_subscription_sessions(
+        &self,
+        customer_id: &str,
+    ) -> Result<Vec<(i64, String)>, GatewayError> {
+        let page = self
+            .retrying("list open checkout sessions", || async move {
+                ListCheckoutSession::new()
+                    .customer(customer_id)
+                    .status(stripe_shared::CheckoutSessionStatus::Open)
+                    .limit(100)
+                    .send(self.client())
+                    .await
+            })
+            .await?;
+        Ok(page
+            .data
+            .iter()
+            .map(objects::checkout_session)
+            .filter(|s| s.mode == CheckoutMode::Subscription && s.status == "open")
+            .map(|s| (s.created, s.id))
+            .collect())
+    }
+
+    /// Expires an open Checkout Session so it can no longer be paid. One that
+    /// completed or expired meanwhile is left as it is (Stripe answers 400).
+    pub async fn expire_checkout_session(&self, id: &str) -> Result<(), GatewayError> {
+        let result = self
+            .retrying("expire checkout session", || async move {
+                ExpireCheckoutSession::new(id).send(self.client()).await
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(GatewayError::Stripe {
+                source: stripe::StripeError::Stripe(_, 400),
+                ..
+            }) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
     /// The session with its subscription expanded (one call on the success page).
     pub async fn checkout_session(&self, id: &str) -> Result<CheckoutSessionState, GatewayError> {
         let session = self
@@ -268,7 +311,8 @@ impl StripeGateway {
         Ok(objects::subscription(&sub))
     }
 
-    pub async fn invoices(&self, customer_id: &str) -> Result<Vec<InvoiceSummary>, GatewayError> {
+    /// A customer's latest invoices (`reconcile` backfills the mirror with them).
+    pub async fn invoices(&self, customer_id: &str) -> Result<Vec<InvoiceState>, GatewayError> {
         let page = self
             .retrying("list invoices", || async move {
                 ListInvoice::new()
@@ -278,7 +322,7 @@ impl StripeGateway {
                     .await
             })
             .await?;
-        Ok(page.data.iter().map(objects::invoice_summary).collect())
+        Ok(page.data.iter().map(objects::invoice).collect())
     }
 
     /// The id of the subscription's (first) item, needed to target a plan change.

@@ -12,7 +12,7 @@ use stripe_product::{
 };
 use stripe_shared::RecurringInterval;
 
-use super::{idempotent, GatewayError, StripeGateway};
+use super::{idempotent, Bounded, GatewayError, StripeGateway};
 use crate::catalog::{
     sync::{Change, ProductRef, Remote, RemotePrice, RemoteProduct, PLAN_ID_METADATA},
     Catalog, Interval,
@@ -65,8 +65,8 @@ impl StripeGateway {
             }
             let page = request
                 .send(self.client())
-                .await
-                .map_err(GatewayError::call("list products"))?;
+                .bounded(self, "list products")
+                .await?;
             after = page.data.last().map(|p| p.id.to_string());
             products.extend(page.data.into_iter().filter_map(|product| {
                 let plan_id = product.metadata.get(PLAN_ID_METADATA).cloned()?;
@@ -100,8 +100,8 @@ impl StripeGateway {
             }
             let page = request
                 .send(self.client())
-                .await
-                .map_err(GatewayError::call("list prices"))?;
+                .bounded(self, "list prices")
+                .await?;
             after = page.data.last().map(|p| p.id.to_string());
             for price in page.data {
                 let product = price.product.id().to_string();
@@ -161,8 +161,8 @@ impl StripeGateway {
                             description,
                         ]))
                         .send(self.client())
-                        .await
-                        .map_err(GatewayError::call("create product"))?;
+                        .bounded(self, "create product")
+                        .await?;
                     created_products.insert(plan_id.clone(), product.id.to_string());
                 }
                 Change::UpdateProduct {
@@ -176,15 +176,15 @@ impl StripeGateway {
                         .description(description.clone())
                         .active(true)
                         .send(self.client())
-                        .await
-                        .map_err(GatewayError::call("update product"))?;
+                        .bounded(self, "update product")
+                        .await?;
                 }
                 Change::ArchiveProduct { product_id, .. } => {
                     UpdateProduct::new(product_id.as_str())
                         .active(false)
                         .send(self.client())
-                        .await
-                        .map_err(GatewayError::call("archive product"))?;
+                        .bounded(self, "archive product")
+                        .await?;
                 }
                 Change::CreatePrice {
                     plan_id,
@@ -242,8 +242,8 @@ impl StripeGateway {
                             &format!("{interval:?}"),
                         ]))
                         .send(self.client())
-                        .await
-                        .map_err(GatewayError::call("create price"))?;
+                        .bounded(self, "create price")
+                        .await?;
                 }
                 Change::AdoptPrice {
                     price_id,
@@ -255,15 +255,15 @@ impl StripeGateway {
                         .transfer_lookup_key(*transfer_lookup_key)
                         .active(true)
                         .send(self.client())
-                        .await
-                        .map_err(GatewayError::call("adopt pinned price"))?;
+                        .bounded(self, "adopt pinned price")
+                        .await?;
                 }
                 Change::ArchivePrice { price_id, .. } => {
                     UpdatePrice::new(price_id.as_str())
                         .active(false)
                         .send(self.client())
-                        .await
-                        .map_err(GatewayError::call("archive price"))?;
+                        .bounded(self, "archive price")
+                        .await?;
                 }
             }
         }
@@ -303,8 +303,8 @@ impl StripeGateway {
                 .active(true)
                 .limit(100)
                 .send(self.client())
-                .await
-                .map_err(GatewayError::call("list prices by lookup key"))?;
+                .bounded(self, "list prices by lookup key")
+                .await?;
             for price in page.data {
                 let Some(key) = price.lookup_key.clone() else {
                     continue;

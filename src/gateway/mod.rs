@@ -24,9 +24,34 @@ pub enum GatewayError {
         #[source]
         source: stripe::StripeError,
     },
+    /// Stripe did not answer in time (`STRIPE_TIMEOUT_SECS`, retries included).
+    #[error("Stripe call `{operation}` timed out after {after:?}")]
+    Timeout {
+        operation: &'static str,
+        after: std::time::Duration,
+    },
 }
 
 impl GatewayError {
+    /// Stripe says the customer does not exist (deleted in the dashboard, or
+    /// made in another account or mode).
+    pub fn is_missing_customer(&self) -> bool {
+        match self {
+            GatewayError::Stripe {
+                source: stripe::StripeError::Stripe(err, status),
+                ..
+            } => {
+                (*status == 400 || *status == 404)
+                    && (err.param.as_deref() == Some("customer")
+                        || err
+                            .message
+                            .as_deref()
+                            .is_some_and(|m| m.contains("No such customer")))
+            }
+            _ => false,
+        }
+    }
+
     fn call(operation: &'static str) -> impl FnOnce(stripe::StripeError) -> Self {
         move |source| GatewayError::Stripe { operation, source }
     }
@@ -35,6 +60,9 @@ impl GatewayError {
 #[derive(Clone)]
 pub struct StripeGateway {
     client: Client,
+    /// Longest any one call may take, its retries included: a hung connection
+    /// to Stripe must end, since the caller may be a page or a webhook waiting.
+    timeout: std::time::Duration,
     /// Test or live objects: selects the catalog's pinned price ids.
     env: StripeEnv,
 }
@@ -76,7 +104,11 @@ impl StripeGateway {
             } => StripeEnv::Live,
             _ => StripeEnv::Test,
         };
-        Ok(Self { client, env })
+        Ok(Self {
+            client,
+            env,
+            timeout: config.stripe_timeout,
+        })
     }
 
     pub(crate) fn client(&self) -> &Client {
@@ -100,20 +132,54 @@ impl StripeGateway {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, stripe::StripeError>>,
     {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let timed_out = GatewayError::Timeout {
+            operation,
+            after: self.timeout,
+        };
         let mut delay = std::time::Duration::from_millis(50);
-        for _ in 1..MAX_ATTEMPTS {
-            match attempt().await {
-                Err(err) if retryable(&err) => {
+        for attempt_number in 1..=MAX_ATTEMPTS {
+            match tokio::time::timeout_at(deadline, attempt()).await {
+                Err(_) => {
+                    tracing::warn!(operation, "Stripe call timed out");
+                    return Err(timed_out);
+                }
+                Ok(Err(err)) if retryable(&err) && attempt_number < MAX_ATTEMPTS => {
                     tracing::warn!(operation, error = %err, "Stripe call failed; retrying");
+                    if tokio::time::Instant::now() + delay >= deadline {
+                        return Err(timed_out);
+                    }
                     tokio::time::sleep(delay).await;
                     delay *= 4;
                 }
-                other => return other.map_err(GatewayError::call(operation)),
+                Ok(other) => return other.map_err(GatewayError::call(operation)),
             }
         }
-        attempt().await.map_err(GatewayError::call(operation))
+        unreachable!("the last attempt returns")
     }
 }
+
+/// A single Stripe call bounded by the gateway's timeout (calls that are not
+/// retried: catalog and account administration).
+pub(crate) trait Bounded<T>:
+    std::future::Future<Output = Result<T, stripe::StripeError>> + Sized
+{
+    async fn bounded(
+        self,
+        gateway: &StripeGateway,
+        operation: &'static str,
+    ) -> Result<T, GatewayError> {
+        match tokio::time::timeout(gateway.timeout, self).await {
+            Ok(result) => result.map_err(GatewayError::call(operation)),
+            Err(_) => Err(GatewayError::Timeout {
+                operation,
+                after: gateway.timeout,
+            }),
+        }
+    }
+}
+
+impl<T, F> Bounded<T> for F where F: std::future::Future<Output = Result<T, stripe::StripeError>> {}
 
 const MAX_ATTEMPTS: u32 = 3;
 
@@ -136,11 +202,38 @@ pub fn api_version() -> String {
 /// An idempotency key for a write whose effect is fully described by `parts`, so a
 /// retried or re-run command cannot create the same thing twice.
 pub(crate) fn idempotent(parts: &[&str]) -> RequestStrategy {
+    RequestStrategy::Idempotent(
+        IdempotencyKey::new(idempotency_key(parts)).expect("non-empty key under 255 bytes"),
+    )
+}
+
+/// Stripe takes keys up to 255 characters. A longer one is replaced by its
+/// SHA-256 (distinct effects keep distinct keys; cutting bytes off would merge
+/// keys that differ only at the end, and could split a UTF-8 character).
+fn idempotency_key(parts: &[&str]) -> String {
+    use sha2::Digest;
     let key = parts.join(":");
-    let key = if key.len() > 200 {
-        format!("{}…{}", &key[..100], key.len())
-    } else {
+    if key.len() <= 200 && !key.is_empty() {
         key
-    };
-    RequestStrategy::Idempotent(IdempotencyKey::new(key).expect("non-empty key under 255 bytes"))
+    } else {
+        format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(key.as_bytes()))
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_idempotency_keys_are_hashed_not_cut() {
+        assert_eq!(super::idempotency_key(&["customer", "7"]), "customer:7");
+        let long_a = "é".repeat(150);
+        let long_b = format!("{}x", "é".repeat(150));
+        let a = super::idempotency_key(&["catalog-product", &long_a]);
+        let b = super::idempotency_key(&["catalog-product", &long_b]);
+        assert!(a.starts_with("sha256:") && a.len() == 7 + 64, "{a}");
+        assert_ne!(a, b);
+        assert!(super::idempotency_key(&[""]).starts_with("sha256:"));
+    }
 }

@@ -8,7 +8,7 @@ use stripe_types::miniserde_helpers::FromValueOpt;
 
 use crate::billing::objects::{
     BillingEvent, ChargeState, CheckoutMode, CheckoutSessionState, CustomerState, DisputeState,
-    InvoiceState, InvoiceSummary, StripeObject, SubscriptionState,
+    InvoiceState, StripeObject, SubscriptionState,
 };
 
 /// Metadata keys our checkout writes (the guide's names).
@@ -149,16 +149,6 @@ pub(crate) fn invoice(invoice: &stripe_shared::Invoice) -> InvoiceState {
             .as_ref()
             .and_then(|parent| parent.subscription_details.as_ref())
             .map(|details| details.subscription.id().to_string()),
-    }
-}
-
-pub(crate) fn invoice_summary(invoice: &stripe_shared::Invoice) -> InvoiceSummary {
-    InvoiceSummary {
-        id: invoice
-            .id
-            .as_ref()
-            .map(|id| id.to_string())
-            .unwrap_or_default(),
         number: invoice.number.clone(),
         amount: invoice.total,
         currency: invoice.currency.to_string(),
@@ -168,6 +158,8 @@ pub(crate) fn invoice_summary(invoice: &stripe_shared::Invoice) -> InvoiceSummar
             .as_ref()
             .map(|s| s.as_str().to_owned())
             .unwrap_or_else(|| "draft".to_owned()),
+        period_start: Some(invoice.period_start),
+        period_end: Some(invoice.period_end),
         hosted_url: invoice.hosted_invoice_url.clone(),
         pdf_url: invoice.invoice_pdf.clone(),
     }
@@ -187,5 +179,6 @@ fn dispute(dispute: &stripe_shared::Dispute) -> DisputeState {
         id: dispute.id.to_string(),
         charge_id: dispute.charge.id().to_string(),
         payment_intent_id: dispute.payment_intent.as_ref().map(|p| p.id().to_string()),
+        status: dispute.status.as_str().to_owned(),
     }
 }

@@ -14,7 +14,7 @@ mod server {
     use axum::http::StatusCode;
     use leptos::prelude::*;
 
-    use crate::{auth, server::fns};
+    use crate::{auth, limits, server::fns};
 
     /// User errors keep their message (400); anything else is logged and hidden.
     pub fn readable(err: auth::accounts::AccountError) -> ServerFnError {
@@ -22,6 +22,10 @@ mod server {
         match err {
             InvalidEmail | WeakPassword(_) | EmailTaken | WrongCredentials => {
                 fns::user_error(StatusCode::BAD_REQUEST, err.to_string())
+            }
+            Busy => {
+                tracing::warn!("password hashing queue full; request shed");
+                fns::overloaded(err.to_string())
             }
             other => fns::internal_error("account operation", other),
         }
@@ -31,13 +35,43 @@ mod server {
         fns::internal_error("session operation", err)
     }
 
-    /// The connecting peer's address. Behind a reverse proxy this is the proxy's; a
-    /// deployment there should limit at the proxy as well.
-    pub async fn client_ip() -> Option<std::net::IpAddr> {
-        leptos_axum::extract::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .await
-            .ok()
-            .map(|info| info.0.ip())
+    const TOO_MANY_SIGN_INS: &str = "Too many sign-in attempts. Wait a minute and try again.";
+
+    /// Sign-in limits: the client's first (cheap to key, bounds how many emails
+    /// one client can make us store), then the account's, by its normalised
+    /// email, only if it is a valid one.
+    pub async fn limit_sign_in(email: &str) -> Result<(), ServerFnError> {
+        if let Some(ip) = fns::client_ip().await {
+            fns::limit(
+                limits::SIGN_IN_PER_IP,
+                limits::Key::Ip(ip),
+                TOO_MANY_SIGN_INS,
+            )
+            .await?;
+        }
+        if let Ok(email) = auth::accounts::normalize_email(email) {
+            fns::limit(
+                limits::SIGN_IN_PER_EMAIL,
+                limits::Key::Email(email),
+                TOO_MANY_SIGN_INS,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn limit_sign_up() -> Result<(), ServerFnError> {
+        match fns::client_ip().await {
+            Some(ip) => {
+                fns::limit(
+                    limits::sign_up_per_ip(fns::state().config.sign_ups_per_ip),
+                    limits::Key::Ip(ip),
+                    "Too many accounts created from your network. Try again in a few minutes.",
+                )
+                .await
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -48,7 +82,8 @@ pub async fn sign_up(
     next: Option<String>,
 ) -> Result<(), ServerFnError> {
     let state = crate::server::fns::state();
-    let user = crate::auth::accounts::sign_up(&state.db, &email, &password)
+    server::limit_sign_up().await?;
+    let user = crate::auth::accounts::sign_up(&state.db, &state.hashing, &email, &password)
         .await
         .map_err(server::readable)?;
     let session = crate::server::fns::session().await?;
@@ -56,7 +91,10 @@ pub async fn sign_up(
         .await
         .map_err(server::session_failed)?;
     tracing::info!(user = user.id, "signed up");
-    leptos_axum::redirect(&crate::auth::safe_next(next.as_deref()));
+    leptos_axum::redirect(&crate::auth::safe_next(
+        next.as_deref(),
+        &state.config.app_url,
+    ));
     Ok(())
 }
 
@@ -67,17 +105,8 @@ pub async fn sign_in(
     next: Option<String>,
 ) -> Result<(), ServerFnError> {
     let state = crate::server::fns::state();
-    if !state
-        .sign_in_limiter
-        .allow(&email, server::client_ip().await)
-    {
-        tracing::warn!("sign-in attempts limited");
-        return Err(crate::server::fns::user_error(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "Too many sign-in attempts. Wait a minute and try again.",
-        ));
-    }
-    let user = crate::auth::accounts::sign_in(&state.db, &email, &password)
+    server::limit_sign_in(&email).await?;
+    let user = crate::auth::accounts::sign_in(&state.db, &state.hashing, &email, &password)
         .await
         .map_err(server::readable)?;
     let session = crate::server::fns::session().await?;
@@ -85,7 +114,10 @@ pub async fn sign_in(
         .await
         .map_err(server::session_failed)?;
     tracing::info!(user = user.id, "signed in");
-    leptos_axum::redirect(&crate::auth::safe_next(next.as_deref()));
+    leptos_axum::redirect(&crate::auth::safe_next(
+        next.as_deref(),
+        &state.config.app_url,
+    ));
     Ok(())
 }
 

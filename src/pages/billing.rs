@@ -27,6 +27,9 @@ pub async fn load_billing(
         return Ok(None);
     };
     let state = fns::state();
+    if checkout_session.is_some() {
+        fns::limit_stripe_actions(&user).await?;
+    }
     crate::billing::service::overview(&state, &user, checkout_session.as_deref())
         .await
         .map(Some)
@@ -38,6 +41,7 @@ pub async fn load_billing(
 pub async fn open_portal() -> Result<(), ServerFnError> {
     use crate::server::fns;
     let user = fns::require_user().await?;
+    fns::limit_stripe_actions(&user).await?;
     let url = crate::billing::service::portal(&fns::state(), &user, None)
         .await
         .map_err(crate::pages::pricing::service_error)?;
@@ -64,6 +68,7 @@ pub async fn resume_subscription() -> Result<(), ServerFnError> {
 async fn cancel_at_period_end(cancel: bool) -> Result<(), ServerFnError> {
     use crate::server::fns;
     let user = fns::require_user().await?;
+    fns::limit_stripe_actions(&user).await?;
     crate::billing::service::set_cancel_at_period_end(&fns::state(), &user, cancel)
         .await
         .map_err(crate::pages::pricing::service_error)?;
@@ -231,7 +236,18 @@ fn BillingDetails(view: BillingView) -> impl IntoView {
             }
         })
     };
+    let duplicates = view.duplicate_subscriptions.len();
     view! {
+        {(duplicates > 1).then(|| view! {
+            <div class="banner banner-warning" role="alert" data-testid="duplicate-subscriptions">
+                <p>
+                    {format!(
+                        "You have {duplicates} active subscriptions and each one is charged. Open Manage billing to cancel the one you do not want."
+                    )}
+                </p>
+                <PortalButton label="Manage billing".to_owned() />
+            </div>
+        })}
         {view.past_due_until.clone().map(|until| view! {
             <div class="banner banner-warning" role="alert" data-testid="past-due-banner">
                 <p>
@@ -288,9 +304,7 @@ fn BillingDetails(view: BillingView) -> impl IntoView {
 
         <section class="panel" aria-labelledby="invoices-heading">
             <h2 id="invoices-heading">"Invoices"</h2>
-            {if view.invoices_unavailable {
-                view! { <p class="muted">"Invoices cannot be loaded right now."</p> }.into_any()
-            } else if view.invoices.is_empty() {
+            {if view.invoices.is_empty() {
                 view! { <p class="muted">"No invoices yet."</p> }.into_any()
             } else {
                 view! {

@@ -45,6 +45,7 @@ pub async fn start_checkout(plan: String, interval: Option<String>) -> Result<()
     use axum::http::StatusCode;
 
     let user = fns::require_user().await?;
+    fns::limit_stripe_actions(&user).await?;
     let interval = match interval.as_deref().unwrap_or("monthly") {
         "month" | "monthly" => Interval::Month,
         "year" | "yearly" => Interval::Year,

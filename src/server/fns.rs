@@ -49,6 +49,77 @@ pub fn stripe_error(what: &str, err: impl std::fmt::Display) -> ServerFnError {
     ServerFnError::new("Payments are unavailable right now. Please try again in a minute.")
 }
 
+/// Asks the client to come back after `secs` (429 and 503 answers).
+fn set_retry_after(secs: i64) {
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.insert_header(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(secs.max(1)),
+        );
+    }
+}
+
+/// Too much at once: 503 with `Retry-After`, so clients back off.
+pub fn overloaded(message: impl Into<String>) -> ServerFnError {
+    set_retry_after(5);
+    user_error(StatusCode::SERVICE_UNAVAILABLE, message)
+}
+
+/// The client's address for abuse limits: the peer, or behind `TRUSTED_PROXIES`
+/// the client their `X-Forwarded-For` names.
+pub async fn client_ip() -> Option<std::net::IpAddr> {
+    let peer = leptos_axum::extract::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .await
+        .ok()?
+        .0
+        .ip();
+    let parts = use_context::<axum::http::request::Parts>();
+    let forwarded_for = parts.as_ref().and_then(|parts| {
+        parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|value| value.to_str().ok())
+    });
+    Some(crate::limits::client_ip(
+        peer,
+        forwarded_for,
+        &state().config.trusted_proxies,
+    ))
+}
+
+/// Counts one use of `rule` by `key`: a 429 with a readable message once used up.
+pub async fn limit(
+    rule: crate::limits::Rule,
+    key: crate::limits::Key,
+    message: &str,
+) -> Result<(), ServerFnError> {
+    let now = chrono::Utc::now().timestamp();
+    match crate::limits::hit(&state().db, rule, &key, now).await {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            tracing::warn!(rule = rule.name, "request limited");
+            set_retry_after(rule.window_secs - now.rem_euclid(rule.window_secs));
+            Err(user_error(StatusCode::TOO_MANY_REQUESTS, message))
+        }
+        Err(crate::limits::LimitError::BadKey) => Err(user_error(
+            StatusCode::BAD_REQUEST,
+            "This request is not valid.",
+        )),
+        Err(err) => Err(internal_error("rate limit", err)),
+    }
+}
+
+/// Counts one action of `user` that calls Stripe (checkout, portal, cancel,
+/// resume, the success page's read): a click storm spends our Stripe rate limit.
+pub async fn limit_stripe_actions(user: &users::Model) -> Result<(), ServerFnError> {
+    limit(
+        crate::limits::STRIPE_ACTIONS_PER_USER,
+        crate::limits::Key::User(user.id),
+        "Too many billing requests. Wait a minute and try again.",
+    )
+    .await
+}
+
 pub async fn session() -> Result<tower_sessions::Session, ServerFnError> {
     leptos_axum::extract::<tower_sessions::Session>()
         .await

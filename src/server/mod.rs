@@ -3,6 +3,7 @@
 pub mod dev_stripe;
 pub mod fns;
 pub mod health;
+pub mod origin;
 pub mod page_cache;
 pub mod security;
 pub mod telemetry;
@@ -54,7 +55,8 @@ pub struct SharedState {
     pub stripe: StripeGateway,
     /// Lookup key → Stripe price id; refreshed by `refresh_prices`.
     pub prices: Arc<RwLock<PriceDirectory>>,
-    pub sign_in_limiter: crate::auth::limits::SignInLimiter,
+    /// Password hashing, bounded (`auth::accounts::HashQueue`).
+    pub hashing: crate::auth::accounts::HashQueue,
     /// The portal configuration derived from the catalog, once found or created.
     pub portal_configuration: Arc<std::sync::OnceLock<String>>,
     /// The pricing grid for signed-out visitors: the same for all of them.
@@ -82,7 +84,7 @@ impl AppState {
             catalog,
             stripe,
             prices: Arc::default(),
-            sign_in_limiter: Default::default(),
+            hashing: Default::default(),
             portal_configuration: Arc::default(),
             public_pricing: Arc::default(),
             security,
@@ -200,6 +202,7 @@ pub fn router(state: AppState) -> Router {
         .route(&webhook_path, axum::routing::post(crate::webhooks::receive))
         .leptos_routes_with_context(&state, routes, context.clone(), pages_shell);
     static_files(app, &state, context)
+        .layer(axum::middleware::from_fn(page_cache::mark_sessions))
         .layer(sessions)
         // Outside the sessions layer: a kept page needs no session at all.
         .layer(axum::middleware::from_fn_with_state(
@@ -207,6 +210,10 @@ pub fn router(state: AppState) -> Router {
             page_cache::serve,
         ))
         .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(origin::OriginPolicy::from_config(&state.config)),
+            origin::refuse_cross_site,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.security.clone(),
             security::apply_headers,
@@ -245,27 +252,90 @@ fn static_files(
     )
 }
 
+/// How long a client may take to send a request's headers: a client that
+/// trickles them (slowloris) holds a connection for no more than this.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight
-/// requests finish.
+/// requests finish for at most `SHUTDOWN_GRACE_SECS`, then returns.
+///
+/// Our own accept loop over hyper rather than `axum::serve`, which has no
+/// header-read timeout, no connection cap and no bound on the drain. At most
+/// `MAX_CONNECTIONS` are open at once; beyond that new ones wait in the
+/// listen backlog until one closes.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Pages stream in several chunks; with Nagle's algorithm on, each small chunk
-    // after the first waits for the client's delayed ACK (~40 ms per page).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let grace = state.config.shutdown_grace;
+    let connections = Arc::new(tokio::sync::Semaphore::new(state.config.max_connections));
+    let app = router(state);
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (tcp, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: pause, as axum does.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Pages stream in several chunks; with Nagle's algorithm on, each small
+        // chunk after the first waits for the client's delayed ACK (~40 ms a page).
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!(error = %err, "could not set TCP_NODELAY");
         }
-    });
-    // Connect info gives server functions the client address (sign-in limits).
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+        let app = app.clone();
+        // Connect info gives server functions the client address (abuse limits).
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                app.clone().oneshot(request.map(axum::body::Body::new))
+            },
+        );
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(?grace, "shutdown grace period over; closing remaining connections");
+        }
+    }
+    Ok(())
 }
 
 /// Resolves on SIGTERM (what orchestrators send) or Ctrl-C.

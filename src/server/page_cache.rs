@@ -15,6 +15,14 @@
 //! cut out, is what a render would produce: never stale, shared by every visitor
 //! whose plans look the same. A response that sets a cookie, is not a 200, or
 //! shows an error is never kept.
+//!
+//! Whether a render had a viewer is decided where the session is resolved, never
+//! by parsing the Cookie header a second time here: [`mark_sessions`] runs inside
+//! the session layer and marks the response of any request that layer took a
+//! session id from (`Cache-Control: private, no-store`), and a response so marked
+//! is never kept as public, whatever this module's own reading of the cookies
+//! said. (Cookie headers the two parsers read differently, `billing_session =ID`
+//! or `billing%5Fsession=ID`, once made a signed-in render the public page.)
 
 use std::{
     collections::HashMap,
@@ -60,6 +68,14 @@ const TTL: Duration = Duration::from_secs(60);
 
 /// Larger pages are not ours; do not buffer them.
 const MAX_PAGE_BYTES: usize = 1 << 20;
+
+/// What a signed-in response may never be: stored by a browser or a proxy (the
+/// Back button after signing out showed the billing page from the browser cache).
+pub const PRIVATE: HeaderValue = HeaderValue::from_static("private, no-store");
+
+/// A kept public page: shared caches may keep it, but must tell visitors apart by
+/// their cookies, and revalidate (its nonce changes with every response).
+const PUBLIC_CACHE_CONTROL: HeaderValue = HeaderValue::from_static("no-cache");
 
 /// Stand for the nonce and the visitor's email inside a kept page; cannot occur
 /// in rendered HTML.
@@ -130,7 +146,8 @@ impl PageCache {
         let nonce = leptos::nonce::Nonce::new();
         let mut body = kept.template.replace(NONCE_SLOT, &nonce);
         if let Some(email) = email {
-            body = body.replace(EMAIL_SLOT, email);
+            // Escaped exactly as the render escaped it where it was cut out.
+            body = body.replace(EMAIL_SLOT, &html_escape::encode_text(email));
         }
         let csp = HeaderValue::from_str(&self.state.security.page_csp(&nonce)).ok()?;
         let mut response = Body::from(body).into_response();
@@ -143,7 +160,14 @@ impl PageCache {
 
     /// Keeps `response` if it is a plain public page; returns it either way.
     async fn keep(&self, key: &'static str, response: Response) -> Response {
-        let (response, kept) = template_of(response, None).await;
+        if is_private(&response) {
+            // The session layer saw a session: not a signed-out render.
+            return response;
+        }
+        let (mut response, kept) = template_of(response, None).await;
+        if kept.is_some() || response.status() == StatusCode::OK {
+            mark_public(response.headers_mut());
+        }
         if let Some(kept) = kept {
             self.pages
                 .write()
@@ -196,7 +220,7 @@ async fn template_of(response: Response, email: Option<&str>) -> (Response, Opti
         .map(str::to_owned);
     let keepable = response.status() == StatusCode::OK
         && !response.headers().contains_key(header::SET_COOKIE)
-        && email.is_none_or(|e| !e.is_empty() && !e.contains(['&', '<', '>', '"', '\'', '\0']));
+        && email.is_none_or(|e| !e.is_empty() && !e.contains('\0'));
     let Some(nonce) = nonce.filter(|_| keepable) else {
         return (response, None);
     };
@@ -213,10 +237,10 @@ async fn template_of(response: Response, email: Option<&str>) -> (Response, Opti
         .filter(|html| !html.contains("form-error"))
         .and_then(|html| {
             let html = html.replace(&nonce, NONCE_SLOT);
-            match email {
+            match email.map(html_escape::encode_text) {
                 None => Some(html),
-                Some(email) if html.matches(email).count() == 1 => {
-                    Some(html.replace(email, EMAIL_SLOT))
+                Some(email) if html.matches(&*email).count() == 1 => {
+                    Some(html.replace(&*email, EMAIL_SLOT))
                 }
                 Some(_) => None,
             }
@@ -232,6 +256,37 @@ async fn template_of(response: Response, email: Option<&str>) -> (Response, Opti
             }
         });
     (Response::from_parts(parts, Body::from(bytes)), kept)
+}
+
+/// Whether the response was marked as a signed-in one by [`mark_sessions`].
+fn is_private(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CACHE_CONTROL)
+        .is_some_and(|value| value.as_bytes().windows(7).any(|w| w == b"private"))
+}
+
+fn mark_public(headers: &mut HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, PUBLIC_CACHE_CONTROL);
+    headers.insert(header::VARY, HeaderValue::from_static("Cookie"));
+}
+
+/// Middleware inside the session layer: a request it took a session id from is a
+/// signed-in one (or was), and its response is private. This is the one place
+/// that decides it; the page cache only reads the mark.
+pub async fn mark_sessions(request: Request, next: Next) -> Response {
+    let has_session = request
+        .extensions()
+        .get::<tower_sessions::Session>()
+        .is_some_and(|session| session.id().is_some());
+    let mut response = next.run(request).await;
+    let sets_cookie = response.headers().contains_key(header::SET_COOKIE);
+    if sets_cookie || (has_session && !super::security::is_static_asset(&response)) {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, PRIVATE);
+    }
+    response
 }
 
 /// The `'nonce-…'` source of a CSP.
@@ -290,7 +345,8 @@ pub async fn serve(
     };
     let session_id = match visitor {
         Visitor::SignedOut => {
-            if let Some(response) = cache.hit(page) {
+            if let Some(mut response) = cache.hit(page) {
+                mark_public(response.headers_mut());
                 return response;
             }
             let response = next.run(request).await;

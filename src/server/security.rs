@@ -101,6 +101,7 @@ pub async fn apply_headers(
     next: Next,
 ) -> Response {
     let mut response = next.run(request).await;
+    let asset = is_static_asset(&response);
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -120,7 +121,34 @@ pub async fn apply_headers(
     headers
         .entry(header::CONTENT_SECURITY_POLICY)
         .or_insert(HeaderValue::from_static(LOCKED_DOWN_CSP));
+    // Pages, server function answers and redirects are made per request: nothing
+    // may store them unless the page cache said they are public (`no-cache`) or
+    // signed in (`private, no-store`). Built files (wasm, JS, CSS) are the same for
+    // everyone and keep ServeDir's validators.
+    if !asset && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     response
+}
+
+/// A built file served from disk: the same bytes for every visitor.
+pub fn is_static_asset(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|kind| {
+            [
+                "text/css",
+                "text/javascript",
+                "application/javascript",
+                "application/wasm",
+                "image/",
+                "font/",
+            ]
+            .iter()
+            .any(|prefix| kind.starts_with(prefix))
+        })
 }
 
 /// Sets the page CSP for the response being rendered, using the nonce Leptos

@@ -172,24 +172,42 @@ pub async fn process(
     event: &BillingEvent,
 ) -> Result<Recorded, InboxError> {
     let mut attempt = 1;
+    let mut reads_left = 4;
     loop {
         match process_once(db, ctx, envelope, payload, event).await {
             Err(err) if attempt < 3 && is_transient(&err) => {
                 tracing::info!(event = %envelope.id, error = %err, "transaction conflict; re-running");
                 attempt += 1;
             }
+            // Deciding needs Stripe: the transaction is rolled back, the read
+            // made with nothing held, and the event processed again from the start.
+            Err(InboxError::Apply(sync::SyncError::NeedsStripe(read))) if reads_left > 0 => {
+                reads_left -= 1;
+                if let Err(err) = ctx.reads.fetch(ctx.gateway, &read).await {
+                    let err = InboxError::Apply(err);
+                    record_failure_logged(db, envelope, payload, &err).await;
+                    return Err(err);
+                }
+            }
             result => {
                 if let Err(err) = &result {
-                    // Best effort: the transaction is gone; keep the error for `replay`.
-                    if let Err(store_err) =
-                        record_failure(db, envelope, payload, &err.to_string()).await
-                    {
-                        tracing::error!(event = %envelope.id, error = %store_err, "could not record the failure");
-                    }
+                    record_failure_logged(db, envelope, payload, err).await;
                 }
                 return result;
             }
         }
+    }
+}
+
+/// Best effort: the transaction is gone; keep the error for `replay`.
+async fn record_failure_logged(
+    db: &DatabaseConnection,
+    envelope: &Envelope,
+    payload: &[u8],
+    err: &InboxError,
+) {
+    if let Err(store_err) = record_failure(db, envelope, payload, &err.to_string()).await {
+        tracing::error!(event = %envelope.id, error = %store_err, "could not record the failure");
     }
 }
 
@@ -301,10 +319,8 @@ pub async fn replay(
     event: &BillingEvent,
 ) -> Result<(), InboxError> {
     let result = async {
-        let tx = db.begin().await?;
-        sync::apply_event(&tx, ctx, event).await?;
-        mark_replayed(&tx, &row.stripe_event_id).await?;
-        tx.commit().await?;
+        sync::write(db, ctx, sync::Write::Event(event)).await?;
+        mark_replayed(db, &row.stripe_event_id).await?;
         Ok::<_, InboxError>(())
     }
     .await;

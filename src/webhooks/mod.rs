@@ -26,7 +26,7 @@ use serde_json::json;
 use crate::{billing::sync::SyncContext, gateway, server::AppState};
 
 /// Every event type the app acts on; `doctor` checks the endpoint sends them all.
-pub const HANDLED_EVENTS: [&str; 16] = [
+pub const HANDLED_EVENTS: [&str; 22] = [
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
     "checkout.session.async_payment_failed",
@@ -35,12 +35,18 @@ pub const HANDLED_EVENTS: [&str; 16] = [
     "customer.subscription.updated",
     "customer.subscription.deleted",
     "customer.subscription.trial_will_end",
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.updated",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
     "invoice.paid",
     "invoice.payment_succeeded",
     "invoice.payment_failed",
     "invoice.payment_action_required",
     "charge.refunded",
     "charge.dispute.created",
+    "charge.dispute.closed",
     "customer.deleted",
     "customer.updated",
 ];
@@ -68,7 +74,20 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
             return reply(StatusCode::BAD_REQUEST, json!({"error": "malformed event"}));
         }
     };
-    if !HANDLED_EVENTS.contains(&envelope.event_type.as_str()) {
+    // A live event reaching a test set-up (or the reverse) is another account's
+    // business: stored, never applied, and said in the log.
+    let live_key = matches!(
+        state.config.stripe.backend,
+        crate::config::StripeBackend::Stripe {
+            mode: crate::config::KeyMode::Live,
+            ..
+        }
+    );
+    let wrong_mode = envelope.livemode != live_key;
+    if wrong_mode {
+        tracing::warn!(event = %envelope.id, livemode = envelope.livemode, "webhook from the other mode (live/test) than the configured key; ignored");
+    }
+    if wrong_mode || !HANDLED_EVENTS.contains(&envelope.event_type.as_str()) {
         return match inbox::record_ignored(&state.db, &envelope, &body).await {
             Ok(recorded) => {
                 tracing::info!(event = %envelope.id, kind = %envelope.event_type, ?recorded, "webhook type not handled; recorded as ignored");
@@ -103,10 +122,12 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
         }
     };
     let prices = state.price_directory();
+    let reads = crate::billing::sync::StripeReads::default();
     let ctx = SyncContext {
         gateway: &state.stripe,
         catalog: &state.catalog,
         prices: &prices,
+        reads: &reads,
     };
     match inbox::process(&state.db, ctx, &envelope, &body, &event).await {
         Ok(inbox::Recorded::Duplicate) => {

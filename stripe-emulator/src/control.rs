@@ -33,6 +33,7 @@ pub fn routes() -> Router<Arc<Emulator>> {
         .route("/_emulator/delivery/flush", post(flush))
         .route("/_emulator/deliveries", get(deliveries))
         .route("/_emulator/charges/{id}/dispute", post(dispute))
+        .route("/_emulator/disputes/{id}/close", post(close_dispute))
 }
 
 async fn reset(State(emulator): State<Arc<Emulator>>) -> Json<serde_json::Value> {
@@ -73,6 +74,25 @@ async fn dispute(
     let mut store = emulator.lock();
     let mut ctx = Ctx::new(&mut store, &emulator);
     let result = crate::billing::refunds::dispute(&mut ctx, &id, "fraudulent");
+    let outgoing = std::mem::take(&mut ctx.outgoing);
+    drop(store);
+    emulator.send(outgoing);
+    match result {
+        Ok(dispute) => Json(dispute).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// Closes a dispute with the bank's decision: body `{"status": "won" | "lost"}`.
+async fn close_dispute(
+    State(emulator): State<Arc<Emulator>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Json(body): Json<serde_json::Value>,
+) -> Response {
+    let status = body["status"].as_str().unwrap_or_default().to_owned();
+    let mut store = emulator.lock();
+    let mut ctx = Ctx::new(&mut store, &emulator);
+    let result = crate::billing::refunds::close_dispute(&mut ctx, &id, &status);
     let outgoing = std::mem::take(&mut ctx.outgoing);
     drop(store);
     emulator.send(outgoing);

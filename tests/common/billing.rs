@@ -58,11 +58,8 @@ impl World {
         .await;
         Self {
             emulator,
+            http: super::same_origin_client(&app.base_url),
             app,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
         }
     }
 

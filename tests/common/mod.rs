@@ -145,6 +145,25 @@ where
     }
 }
 
+/// An HTTP client that does not follow redirects and sends `Origin: base_url` on
+/// every request, as the app's own pages do in a browser (state-changing
+/// requests without it are refused). A test of a cross-site request sets its own
+/// `Origin`, which replaces this one.
+pub fn same_origin_client(base_url: &str) -> reqwest::Client {
+    let origin = reqwest::Url::parse(base_url)
+        .expect("base URL")
+        .origin()
+        .ascii_serialization();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(reqwest::header::HeaderMap::from_iter([(
+            reqwest::header::ORIGIN,
+            origin.parse().expect("origin header"),
+        )]))
+        .build()
+        .unwrap()
+}
+
 /// A running app on a free loopback port.
 pub struct TestApp {
     pub base_url: String,
@@ -209,12 +228,9 @@ impl TestApp {
         }));
 
         Self {
+            client: same_origin_client(&base_url),
             base_url,
             config,
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
             db,
             state,
             shutdown: Some(tx),

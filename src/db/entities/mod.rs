@@ -1,5 +1,7 @@
 //! sea-orm entities, one per table, matching the `migration` crate.
 
+pub mod deleted_customers;
+pub mod invoices;
 pub mod one_time_purchases;
 pub mod sessions;
 pub mod subscriptions;

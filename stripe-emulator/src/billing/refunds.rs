@@ -27,6 +27,26 @@ pub fn dispute(ctx: &mut Ctx<'_>, charge_id: &str, reason: &str) -> Result<Value
     Ok(dispute)
 }
 
+/// Test control: the bank decides a dispute (`won` or `lost`):
+/// `charge.dispute.closed`, as Stripe sends when the outcome is known.
+pub fn close_dispute(ctx: &mut Ctx<'_>, dispute_id: &str, status: &str) -> Result<Value, ApiError> {
+    if !matches!(status, "won" | "lost") {
+        return Err(ApiError::invalid_request(format!(
+            "Invalid status: must be one of won, lost (got {status})"
+        )));
+    }
+    let dispute = ctx.update(dispute_id, Some("dispute"), |dispute| {
+        dispute["status"] = json!(status);
+    })?;
+    if status == "won" {
+        if let Some(charge) = dispute["charge"].as_str() {
+            ctx.update(charge, None, |charge| charge["disputed"] = json!(false))?;
+        }
+    }
+    ctx.emit("charge.dispute.closed", &dispute, None);
+    Ok(dispute)
+}
+
 pub fn create(ctx: &mut Ctx<'_>, p: &Value) -> Result<Value, ApiError> {
     form::check_allowed(
         p,
