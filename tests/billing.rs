@@ -791,6 +791,20 @@ async fn ga4_purchase_is_sent_once_per_payment() {
     world.stop().await;
 }
 
+/// A new user who has paid for `plan` on the hosted Checkout page with 4242….
+async fn paid_checkout(
+    world: &World,
+    email: &str,
+    plan: &str,
+    interval: &str,
+) -> common::billing::Browser {
+    let browser = world.sign_up(email).await;
+    let url = world.checkout(&browser, plan, interval).await;
+    let (status, _) = world.pay(&url, "4242424242424242").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    browser
+}
+
 /// Stripe hangs (every API call): a Stripe call ends at `STRIPE_TIMEOUT_SECS`,
 /// and no transaction or write turn is held while it waits, so webhooks that
 /// need no Stripe call, and sign-ups, go on meanwhile.
@@ -991,10 +1005,7 @@ async fn one_payable_subscription_session_per_customer() {
 
 async fn deleted_customer_stays_deleted(db: TestDb) {
     let world = World::start(&db).await;
-    let browser = world.sign_up("gone@example.com").await;
-    let url = world.checkout(&browser, "premium", "monthly").await;
-    let (status, _) = world.pay(&url, "4242424242424242").await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
+    let browser = paid_checkout(&world, "gone@example.com", "premium", "monthly").await;
     let user = users::Entity::find()
         .filter(users::Column::Email.eq("gone@example.com"))
         .one(&world.app.db)
@@ -1117,10 +1128,7 @@ async fn deleted_customers_stay_deleted_on_postgres() {
 async fn billing_page_views_make_no_stripe_calls() {
     let db = TestDb::sqlite();
     let world = World::start(&db).await;
-    let browser = world.sign_up("views@example.com").await;
-    let url = world.checkout(&browser, "premium", "monthly").await;
-    let (status, _) = world.pay(&url, "4242424242424242").await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
+    let browser = paid_checkout(&world, "views@example.com", "premium", "monthly").await;
     for event in world.events().await {
         assert_eq!(
             world.deliver(&event).await,
@@ -1192,10 +1200,7 @@ async fn billing_page_views_make_no_stripe_calls() {
 async fn a_won_dispute_restores_the_pack() {
     let db = TestDb::sqlite();
     let world = World::start(&db).await;
-    let browser = world.sign_up("dispute@example.com").await;
-    let url = world.checkout(&browser, "standard_pack", "one_time").await;
-    let (status, _) = world.pay(&url, "4242424242424242").await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
+    paid_checkout(&world, "dispute@example.com", "standard_pack", "one_time").await;
     let completed = world.event("checkout.session.completed").await;
     assert_eq!(world.deliver(&completed).await, StatusCode::OK);
     let pi = completed["data"]["object"]["payment_intent"]

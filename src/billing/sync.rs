@@ -68,6 +68,23 @@ pub struct StripeReads {
 
 /// Enough rounds for every read one event can need (a refetch, then a lookup).
 const MAX_READ_ROUNDS: usize = 4;
+/// Re-runs of a write the database aborted for a concurrent conflict.
+const MAX_CONFLICT_RETRIES: usize = 3;
+
+/// A conflict between concurrent transactions that the database resolved by
+/// aborting one of them (a PostgreSQL deadlock or serialization failure, or
+/// SQLite's busy snapshot when another connection wrote after this read):
+/// running it again is the documented remedy.
+pub fn is_transient(err: &DbErr) -> bool {
+    let text = err.to_string();
+    [
+        "deadlock detected",
+        "could not serialize access",
+        "database is locked",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
 
 impl StripeReads {
     /// Reads `what` from Stripe. Called with no transaction or turn held.
@@ -144,7 +161,8 @@ pub async fn write(
     ctx: SyncContext<'_>,
     what: Write<'_>,
 ) -> Result<Vec<Outcome>, SyncError> {
-    for _ in 0..MAX_READ_ROUNDS {
+    let (mut reads_left, mut conflicts_left) = (MAX_READ_ROUNDS, MAX_CONFLICT_RETRIES);
+    loop {
         let attempt = async {
             let _turn = crate::db::write_turn(db).await;
             let tx = db.begin().await?;
@@ -165,13 +183,22 @@ pub async fn write(
         }
         .await;
         match attempt {
-            Err(SyncError::NeedsStripe(read)) => ctx.reads.fetch(ctx.gateway, &read).await?,
+            Err(SyncError::NeedsStripe(read)) if reads_left > 0 => {
+                reads_left -= 1;
+                ctx.reads.fetch(ctx.gateway, &read).await?;
+            }
+            Err(SyncError::NeedsStripe(_)) => {
+                return Err(SyncError::Database(DbErr::Custom(
+                    "a write kept needing more from Stripe".into(),
+                )))
+            }
+            Err(SyncError::Database(err)) if conflicts_left > 0 && is_transient(&err) => {
+                conflicts_left -= 1;
+                tracing::info!(error = %err, "transaction conflict; re-running");
+            }
             other => return other,
         }
     }
-    Err(SyncError::Database(DbErr::Custom(
-        "a write kept needing more from Stripe".into(),
-    )))
 }
 
 /// What a write did, for logs and tests.

@@ -149,17 +149,12 @@ pub async fn record_ignored(
 /// A conflict between concurrent transactions that the database resolved by
 /// aborting one of them: running it again is the documented remedy.
 fn is_transient(err: &InboxError) -> bool {
-    let text = match err {
-        InboxError::Database(err) | InboxError::Apply(SyncError::Database(err)) => err.to_string(),
-        InboxError::Apply(_) => return false,
-    };
-    [
-        "deadlock detected",
-        "could not serialize access",
-        "database is locked",
-    ]
-    .iter()
-    .any(|needle| text.contains(needle))
+    match err {
+        InboxError::Database(err) | InboxError::Apply(SyncError::Database(err)) => {
+            sync::is_transient(err)
+        }
+        InboxError::Apply(_) => false,
+    }
 }
 
 /// Claims, applies and marks the event in one transaction (re-run up to three

@@ -66,21 +66,32 @@ async fn advance(State(emulator): State<Arc<Emulator>>, Json(body): Json<Advance
     }
 }
 
+/// Runs one control on the store and sends the events it emitted, once the
+/// store is unlocked.
+fn run_control(
+    emulator: &Emulator,
+    control: impl FnOnce(&mut Ctx<'_>) -> Result<serde_json::Value, crate::error::ApiError>,
+) -> Response {
+    let mut store = emulator.lock();
+    let mut ctx = Ctx::new(&mut store, emulator);
+    let result = control(&mut ctx);
+    let outgoing = std::mem::take(&mut ctx.outgoing);
+    drop(store);
+    emulator.send(outgoing);
+    match result {
+        Ok(object) => Json(object).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
 /// Opens a dispute on a charge, as a card holder would (`charge.dispute.created`).
 async fn dispute(
     State(emulator): State<Arc<Emulator>>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    let mut store = emulator.lock();
-    let mut ctx = Ctx::new(&mut store, &emulator);
-    let result = crate::billing::refunds::dispute(&mut ctx, &id, "fraudulent");
-    let outgoing = std::mem::take(&mut ctx.outgoing);
-    drop(store);
-    emulator.send(outgoing);
-    match result {
-        Ok(dispute) => Json(dispute).into_response(),
-        Err(err) => err.into_response(),
-    }
+    run_control(&emulator, |ctx| {
+        crate::billing::refunds::dispute(ctx, &id, "fraudulent")
+    })
 }
 
 /// Closes a dispute with the bank's decision: body `{"status": "won" | "lost"}`.
@@ -90,16 +101,9 @@ async fn close_dispute(
     Json(body): Json<serde_json::Value>,
 ) -> Response {
     let status = body["status"].as_str().unwrap_or_default().to_owned();
-    let mut store = emulator.lock();
-    let mut ctx = Ctx::new(&mut store, &emulator);
-    let result = crate::billing::refunds::close_dispute(&mut ctx, &id, &status);
-    let outgoing = std::mem::take(&mut ctx.outgoing);
-    drop(store);
-    emulator.send(outgoing);
-    match result {
-        Ok(dispute) => Json(dispute).into_response(),
-        Err(err) => err.into_response(),
-    }
+    run_control(&emulator, |ctx| {
+        crate::billing::refunds::close_dispute(ctx, &id, &status)
+    })
 }
 
 async fn set_faults(State(emulator): State<Arc<Emulator>>, Json(faults): Json<Faults>) -> Response {
