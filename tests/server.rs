@@ -730,11 +730,11 @@ async fn sign_up_floods_are_limited_and_shed() {
     assert!(grown < 300, "peak RSS grew by {grown} MB");
     app.stop().await.unwrap();
 
-    // With the default limit, one client gets 429 after 20 sign-ups.
+    // With the default limit, one client gets 429 after 40 sign-ups.
     let db = TestDb::sqlite();
     let app = TestApp::spawn(db.url(), &[]).await;
     let mut statuses = Vec::new();
-    for i in 0..25 {
+    for i in 0..45 {
         let response = app
             .client
             .post(app.url("/api/sign_up"))
@@ -749,13 +749,13 @@ async fn sign_up_floods_are_limited_and_shed() {
         statuses.push(response.status());
     }
     assert!(
-        statuses[..20]
+        statuses[..40]
             .iter()
             .all(|s| s.is_redirection() || s.is_success()),
         "{statuses:?}"
     );
     assert!(
-        statuses[20..]
+        statuses[40..]
             .iter()
             .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
         "{statuses:?}"
