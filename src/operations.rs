@@ -180,14 +180,9 @@ pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600)
 /// inactivity end here too, not only in the browser) and abuse-limit counters
 /// of windows that have ended. Returns how many of each were removed.
 pub async fn sweep(db: &sea_orm::DatabaseConnection) -> Result<(u64, u64), sea_orm::DbErr> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let sessions = {
         let _turn = crate::db::write_turn(db).await;
-        crate::db::entities::sessions::Entity::delete_many()
-            .filter(crate::db::entities::sessions::Column::ExpiryDate.lte(chrono::Utc::now()))
-            .exec(db)
-            .await?
-            .rows_affected
+        crate::auth::session_store::delete_expired(db).await?
     };
     let counters = crate::limits::sweep(db, chrono::Utc::now().timestamp()).await?;
     Ok((sessions, counters))

@@ -48,10 +48,7 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
 /// then schedules a cancellation 100 s later (Stripe's clock), so the sequence
 /// has a clear newest state. Returns the user's id and the subscription id.
 async fn subscribe_then_cancel(world: &World, email: &str) -> (i64, String) {
-    let browser = world.sign_up(email).await;
-    let url = world.checkout(&browser, "premium", "monthly").await;
-    let (status, _) = world.pay(&url, "4242424242424242").await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
+    paid_checkout(world, email, "premium", "monthly").await;
     let user = users::Entity::find()
         .filter(users::Column::Email.eq(email))
         .one(&world.app.db)

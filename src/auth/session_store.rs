@@ -143,11 +143,17 @@ impl SessionStore for SeaOrmSessionStore {
 #[async_trait]
 impl ExpiredDeletion for SeaOrmSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        sessions::Entity::delete_many()
-            .filter(sessions::Column::ExpiryDate.lte(Utc::now()))
-            .exec(&self.db)
-            .await
-            .map_err(backend)?;
+        delete_expired(&self.db).await.map_err(backend)?;
         Ok(())
     }
+}
+
+/// Removes every expired session; returns how many (the store's
+/// `delete_expired`, and `operations::sweep` on the schedule).
+pub async fn delete_expired(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    Ok(sessions::Entity::delete_many()
+        .filter(sessions::Column::ExpiryDate.lte(Utc::now()))
+        .exec(db)
+        .await?
+        .rows_affected)
 }

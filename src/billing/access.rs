@@ -97,8 +97,10 @@ impl Access {
 }
 
 /// Stripe statuses under which a subscription still exists for the customer.
+pub const LIVE_STATUSES: [&str; 3] = ["active", "trialing", "past_due"];
+
 pub fn is_live_status(status: &str) -> bool {
-    matches!(status, "active" | "trialing" | "past_due")
+    LIVE_STATUSES.contains(&status)
 }
 
 /// When access from one subscription ends, or `None` when it grants none now.

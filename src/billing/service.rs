@@ -148,7 +148,7 @@ pub async fn live_subscriptions_beyond_one(
 ) -> Result<Vec<(i64, Vec<String>)>, ServiceError> {
     use crate::db::entities::subscriptions;
     let mut query = subscriptions::Entity::find()
-        .filter(subscriptions::Column::Status.is_in(["active", "trialing", "past_due"]))
+        .filter(subscriptions::Column::Status.is_in(access::LIVE_STATUSES))
         .filter(subscriptions::Column::UserId.is_not_null())
         .order_by_asc(subscriptions::Column::UserId)
         .order_by_asc(subscriptions::Column::Id);
@@ -174,33 +174,6 @@ async fn customer_of(state: &AppState, user_id: i64) -> Result<String, ServiceEr
         .await?
         .and_then(|u| u.stripe_customer_id)
         .unwrap_or_default())
-}
-
-/// A customer Stripe no longer has: tombstoned and unlinked, as `customer.deleted`
-/// does (`updated_at` moves, so the next customer gets a new idempotency key).
-async fn forget_customer(state: &AppState, customer: &str) -> Result<(), ServiceError> {
-    use sea_orm::{sea_query::OnConflict, ActiveValue::Set};
-    let _turn = crate::db::write_turn(&state.db).await;
-    crate::db::entities::deleted_customers::Entity::insert(
-        crate::db::entities::deleted_customers::ActiveModel {
-            stripe_customer_id: Set(customer.to_owned()),
-            deleted_at: Set(Utc::now()),
-        },
-    )
-    .on_conflict(
-        OnConflict::column(crate::db::entities::deleted_customers::Column::StripeCustomerId)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(&state.db)
-    .await?;
-    users::Entity::update_many()
-        .col_expr(users::Column::StripeCustomerId, Expr::value(None::<String>))
-        .col_expr(users::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(users::Column::StripeCustomerId.eq(customer))
-        .exec(&state.db)
-        .await?;
-    Ok(())
 }
 
 /// Makes `session` the customer's only payable subscription session: every other
@@ -246,6 +219,12 @@ async fn only_payable_session(
         }
     }
     Ok(session)
+}
+
+/// The Checkout Session's idempotency key: a double click or a retry within
+/// the ten-minute `window` gets the same session, for the same customer.
+fn checkout_key(user_id: i64, customer_id: &str, price_id: &str, window: i64) -> String {
+    format!("checkout:{user_id}:{customer_id}:{price_id}:{window}")
 }
 
 fn with_query(path: &str, extra: &str) -> String {
@@ -296,7 +275,7 @@ pub async fn start_checkout(
                 } else {
                     super::objects::CheckoutMode::Payment
                 },
-                idempotency_key: format!("checkout:{}:{customer_id}:{price_id}:{window}", user.id),
+                idempotency_key: checkout_key(user.id, &customer_id, &price_id, window),
                 customer_id,
                 user_id: user.id,
                 plan_id: plan.id.clone(),
@@ -317,16 +296,17 @@ pub async fn start_checkout(
                 // rather than failing this user's every checkout from now on.
                 Err(err) if err.is_missing_customer() => {
                     tracing::warn!(user = user.id, customer = %request.customer_id, "linked Stripe customer no longer exists; creating a new one");
-                    forget_customer(state, &request.customer_id).await?;
+                    {
+                        let _turn = crate::db::write_turn(&state.db).await;
+                        sync::forget_customer(&state.db, &request.customer_id).await?;
+                    }
                     let user = users::Entity::find_by_id(user.id)
                         .one(&state.db)
                         .await?
                         .ok_or(ServiceError::NoSubscription)?;
                     request.customer_id = ensure_customer(state, &user).await?;
-                    request.idempotency_key = format!(
-                        "checkout:{}:{}:{price_id}:{window}",
-                        user.id, request.customer_id
-                    );
+                    request.idempotency_key =
+                        checkout_key(user.id, &request.customer_id, &price_id, window);
                     state.stripe.create_checkout_session(&request).await?
                 }
                 other => other?,

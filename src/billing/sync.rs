@@ -67,7 +67,7 @@ pub struct StripeReads {
 }
 
 /// Enough rounds for every read one event can need (a refetch, then a lookup).
-const MAX_READ_ROUNDS: usize = 4;
+pub const MAX_READ_ROUNDS: usize = 4;
 /// Re-runs of a write the database aborted for a concurrent conflict.
 const MAX_CONFLICT_RETRIES: usize = 3;
 
@@ -273,26 +273,7 @@ pub async fn apply_event<C: ConnectionTrait>(
         }) => vec![reverse_payment(conn, ctx, pi, "reversed").await?],
         StripeObject::Charge(_) | StripeObject::Dispute(_) => vec![Outcome::Nothing],
         StripeObject::Customer(customer) if event.kind == "customer.deleted" => {
-            // The tombstone first: any event of this customer's that arrives
-            // later (a checkout completed before the deletion, say) finds it and
-            // does not link the customer to the user again.
-            deleted_customers::Entity::insert(deleted_customers::ActiveModel {
-                stripe_customer_id: Set(customer.id.clone()),
-                deleted_at: Set(Utc::now()),
-            })
-            .on_conflict(
-                OnConflict::column(deleted_customers::Column::StripeCustomerId)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(conn)
-            .await?;
-            users::Entity::update_many()
-                .col_expr(users::Column::StripeCustomerId, Expr::value(None::<String>))
-                .col_expr(users::Column::UpdatedAt, Expr::value(Utc::now()))
-                .filter(users::Column::StripeCustomerId.eq(customer.id.as_str()))
-                .exec(conn)
-                .await?;
+            forget_customer(conn, &customer.id).await?;
             vec![Outcome::CustomerUnlinked(customer.id.clone())]
         }
         StripeObject::Customer(_) => vec![Outcome::Nothing],
@@ -329,6 +310,32 @@ async fn checkout_session_for_user<C: ConnectionTrait>(
 /// Never our clock: Stripe's may be far ahead of it or behind it.
 fn read_no_earlier_than(sub: &SubscriptionState, bound: i64) -> i64 {
     bound.max(sub.current_period_start.unwrap_or(0))
+}
+
+/// A customer Stripe no longer has (`customer.deleted`, or "No such customer" at
+/// checkout): tombstoned first, so that any event of this customer's that
+/// arrives later (a checkout completed before the deletion, say) does not link
+/// it to the user again; then unlinked, with `updated_at` moved so the user's
+/// next customer gets a new idempotency key.
+pub async fn forget_customer<C: ConnectionTrait>(conn: &C, customer: &str) -> Result<(), DbErr> {
+    deleted_customers::Entity::insert(deleted_customers::ActiveModel {
+        stripe_customer_id: Set(customer.to_owned()),
+        deleted_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        OnConflict::column(deleted_customers::Column::StripeCustomerId)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    users::Entity::update_many()
+        .col_expr(users::Column::StripeCustomerId, Expr::value(None::<String>))
+        .col_expr(users::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(users::Column::StripeCustomerId.eq(customer))
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 /// Whether `customer` is known to have been deleted in Stripe.

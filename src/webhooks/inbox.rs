@@ -167,7 +167,7 @@ pub async fn process(
     event: &BillingEvent,
 ) -> Result<Recorded, InboxError> {
     let mut attempt = 1;
-    let mut reads_left = 4;
+    let mut reads_left = sync::MAX_READ_ROUNDS;
     loop {
         match process_once(db, ctx, envelope, payload, event).await {
             Err(err) if attempt < 3 && is_transient(&err) => {
