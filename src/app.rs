@@ -27,7 +27,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     // The page's Content-Security-Policy carries this response's script nonce, so it
     // is set here, where Leptos has generated the nonce, rather than in a layer.
     #[cfg(feature = "ssr")]
-    crate::server::security::set_page_csp();
+    if let Some(state) = use_context::<crate::state::AppState>() {
+        state.security.set_page_csp();
+    }
 
     view! {
         <!DOCTYPE html>

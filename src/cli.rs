@@ -30,7 +30,7 @@ pub enum Command {
     /// Check a deployment against the going-live checklist (one line per item;
     /// exit status 1 if any fails). The app must be running for the webhook round trip.
     Doctor,
-    /// Re-process stored webhook events through the billing sync.
+    /// Re-process stored webhook events through the one write path (`billing::apply`).
     Webhooks {
         #[command(subcommand)]
         action: WebhooksAction,

@@ -145,6 +145,9 @@ impl ConfigError {
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/app.db?mode=rwc";
 pub const DEFAULT_EMULATOR_API_BASE: &str = "http://127.0.0.1:12111/";
+/// The secret key the app presents to the emulator (any `sk_test_` key works).
+pub const EMULATOR_SECRET_KEY: &str = "sk_test_emulator";
+
 /// Signing secret shared by the app and its in-process emulator when none is set.
 pub const EMULATOR_WEBHOOK_SECRET: &str = "whsec_emulator_local";
 const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::{
     catalog::{
-        sync::{self, Change},
+        diff::{self, Change},
         Catalog,
     },
     config::{AppEnv, Config, KeyMode, StripeBackend},
@@ -106,7 +106,7 @@ pub async fn catalog(stripe: &StripeGateway, catalog: &Catalog) -> Check {
     let result = match stripe.remote_catalog(catalog).await {
         Err(err) => Err(format!("cannot read products and prices: {err}")),
         Ok(remote) => {
-            let missing: Vec<String> = sync::plan(catalog, &remote)
+            let missing: Vec<String> = diff::plan(catalog, &remote)
                 .into_iter()
                 .filter_map(|change| match change {
                     Change::CreatePrice { lookup_key, .. } => Some(lookup_key),

@@ -31,7 +31,13 @@ pub mod limits;
 #[cfg(feature = "ssr")]
 pub mod operations;
 #[cfg(feature = "ssr")]
+pub mod request;
+#[cfg(feature = "ssr")]
+pub mod security;
+#[cfg(feature = "ssr")]
 pub mod server;
+#[cfg(feature = "ssr")]
+pub mod state;
 #[cfg(feature = "ssr")]
 pub mod webhooks;
 

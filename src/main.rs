@@ -2,12 +2,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use billing_starter::{
-    catalog::{self, sync},
+    billing::context::Billing,
+    catalog::{self, diff},
     cli::{CatalogAction, Cli, Command, MigrateAction, WebhooksAction},
     config::Config,
     db,
     gateway::StripeGateway,
-    server::{self, telemetry, AppState},
+    server::{self, telemetry, Application},
 };
 use clap::Parser;
 use migration::{Migrator, MigratorTrait};
@@ -63,8 +64,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Webhooks {
             action: WebhooksAction::Replay { event_id, .. },
         } => {
-            let state = operator_state(config).await?;
-            let replayed = billing_starter::operations::replay(&state, event_id.as_deref()).await?;
+            let billing = operator_billing(config).await?;
+            let replayed =
+                billing_starter::operations::replay(&billing, event_id.as_deref()).await?;
             let mut failed = 0;
             for event in &replayed {
                 match &event.result {
@@ -83,14 +85,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Reconcile => {
-            let state = operator_state(config).await?;
-            let drift = billing_starter::operations::reconcile(&state).await?;
+            let billing = operator_billing(config).await?;
+            let drift = billing_starter::operations::reconcile(&billing).await?;
             for d in &drift {
                 println!("fixed   {}: {}", d.subscription_id, d.change);
             }
             println!("{} subscription(s) differed from Stripe", drift.len());
             for (user, ids) in
-                billing_starter::billing::service::live_subscriptions_beyond_one(&state.db, None)
+                billing_starter::billing::service::live_subscriptions_beyond_one(&billing.db, None)
                     .await?
             {
                 println!(
@@ -117,16 +119,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The app's state for a one-shot command: database (migrated), catalog, prices.
-async fn operator_state(config: Config) -> anyhow::Result<AppState> {
+/// Billing's context for a one-shot command: database (migrated), catalog, prices.
+async fn operator_billing(config: Config) -> anyhow::Result<Billing> {
     let db = db::connect(&config.database_url).await?;
     db::migrate(&db).await?;
-    let state = AppState::new(db, config)?;
-    state
+    let billing = Billing::new(db, std::sync::Arc::new(config))?;
+    billing
         .refresh_prices()
         .await
         .context("resolving catalog prices in Stripe")?;
-    Ok(state)
+    Ok(billing)
 }
 
 async fn migrate(config: Config, action: MigrateAction) -> anyhow::Result<()> {
@@ -159,7 +161,7 @@ async fn catalog_command(config: Config, action: CatalogAction) -> anyhow::Resul
     let catalog = catalog::load::load(&config.catalog_path)?;
     let stripe = StripeGateway::from_config(&config)?;
     let remote = stripe.remote_catalog(&catalog).await?;
-    let changes = sync::plan(&catalog, &remote);
+    let changes = diff::plan(&catalog, &remote);
     if changes.is_empty() {
         println!(
             "Stripe ({}) matches {}: no changes.",
@@ -185,7 +187,7 @@ async fn catalog_command(config: Config, action: CatalogAction) -> anyhow::Resul
         }
         CatalogAction::Apply { check: false } => {
             stripe.apply_catalog(&changes).await?;
-            let left = sync::plan(&catalog, &stripe.remote_catalog(&catalog).await?);
+            let left = diff::plan(&catalog, &stripe.remote_catalog(&catalog).await?);
             anyhow::ensure!(
                 left.is_empty(),
                 "Stripe still differs after apply: {left:?}"
@@ -211,46 +213,8 @@ fn warn_if_front_end_unsplit(site_root: &std::path::Path) {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let db = db::connect(&config.database_url).await?;
-    db::migrate(&db).await?;
-    let addr = config.listen_addr;
-    tracing::info!(
-        env = ?config.app_env,
-        stripe = %config.stripe.describe(),
-        database = %db::ping(&db).await?,
-        "starting"
-    );
     warn_if_front_end_unsplit(&config.site_root);
-    let emulator = server::dev_stripe::start_if_needed(&config).await?;
-    // Bound before the catalog is applied: the emulator's first events are then
-    // queued on this socket instead of failing and waiting for a retry.
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    let state = AppState::new(db, config)?;
-    if state.config.stripe.is_emulated() {
-        // A fresh clone gets a working pricing page with zero set-up.
-        state.apply_catalog_to_emulator().await?;
-    }
-    if let Err(err) = state.refresh_prices().await {
-        // Pages still render from the catalog; checkout retries the lookup.
-        tracing::warn!(error = %err, "could not resolve catalog prices at start-up");
-    }
-    let sweeper = {
-        let db = state.db.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(billing_starter::operations::SWEEP_EVERY);
-            loop {
-                every.tick().await;
-                match billing_starter::operations::sweep(&db).await {
-                    Ok((sessions, counters)) => {
-                        tracing::debug!(sessions, counters, "expired sessions and counters swept")
-                    }
-                    Err(err) => tracing::warn!(error = %err, "sweep failed"),
-                }
-            }
-        })
-    };
+    let addr = config.listen_addr;
     if !addr.ip().is_loopback() && std::env::var_os("APP_ENV").is_none() {
         tracing::warn!(
             %addr,
@@ -258,9 +222,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
              set-up (no HSTS, test keys allowed); set APP_ENV=production for a deployment"
         );
     }
-    tracing::info!("listening on http://{addr}");
-    server::serve(listener, state, server::shutdown_signal()).await?;
-    sweeper.abort();
+    let app = Application::build(config).await?;
+    // After the bind: the emulator's first events queue on the app's socket.
+    let emulator = server::dev_stripe::start_if_needed(&app.state().config).await?;
+    app.prepare_stripe().await?;
+    app.run_until_stopped(server::shutdown_signal()).await?;
     if let Some(emulator) = emulator {
         // Saves the emulator's snapshot so the next `serve` finds the same account.
         emulator.stop().await;

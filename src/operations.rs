@@ -1,18 +1,17 @@
 //! Operator commands: `webhooks replay` and `reconcile`. Both write through
-//! `billing::sync`, so they obey the same ordering and idempotency rules as the
+//! `billing::apply`, so they obey the same ordering and idempotency rules as the
 //! webhook route.
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::{
     billing::{
+        apply::{self, ApplyError, Outcome},
+        context::Billing,
         objects::SubscriptionState,
-        service::sync_context,
-        sync::{self, Outcome, SyncError},
     },
     db::entities::{subscriptions, users},
     gateway::{objects::parse_event, GatewayError},
-    server::AppState,
     webhooks::inbox,
 };
 
@@ -23,7 +22,7 @@ pub enum OpsError {
     #[error(transparent)]
     Stripe(#[from] GatewayError),
     #[error(transparent)]
-    Sync(#[from] SyncError),
+    Sync(#[from] ApplyError),
     #[error("no stored event {0}")]
     UnknownEvent(String),
 }
@@ -37,19 +36,19 @@ pub struct Replayed {
 }
 
 /// Re-applies one stored event, or every event that failed or was never applied.
-pub async fn replay(state: &AppState, event_id: Option<&str>) -> Result<Vec<Replayed>, OpsError> {
-    let rows = inbox::stored(&state.db, event_id).await?;
+pub async fn replay(billing: &Billing, event_id: Option<&str>) -> Result<Vec<Replayed>, OpsError> {
+    let rows = inbox::stored(&billing.db, event_id).await?;
     if let (Some(id), true) = (event_id, rows.is_empty()) {
         return Err(OpsError::UnknownEvent(id.to_owned()));
     }
-    let prices = state.price_directory();
+    let prices = billing.price_directory();
     let mut done = Vec::new();
     for row in rows {
-        let reads = crate::billing::sync::StripeReads::default();
+        let reads = crate::billing::apply::StripeReads::default();
         let result = match parse_event(&row.payload) {
             Ok(Some(event)) => inbox::replay(
-                &state.db,
-                sync_context(state, &prices, &reads),
+                &billing.db,
+                billing.apply_context(&prices, &reads),
                 &row,
                 &event,
             )
@@ -109,9 +108,9 @@ fn describe(local: Option<&subscriptions::Model>, remote: &SubscriptionState) ->
 /// One subscription at a time: each is read from Stripe and at once written
 /// under its lock (by the freshness rule), so a webhook that lands meanwhile is
 /// never reverted by a read older than it.
-pub async fn reconcile(state: &AppState) -> Result<Vec<Drift>, OpsError> {
-    let local = subscriptions::Entity::find().all(&state.db).await?;
-    let prices = state.price_directory();
+pub async fn reconcile(billing: &Billing) -> Result<Vec<Drift>, OpsError> {
+    let local = subscriptions::Entity::find().all(&billing.db).await?;
+    let prices = billing.price_directory();
     let mut seen = std::collections::HashSet::new();
     let mut drift = Vec::new();
     let settle = |sub: SubscriptionState| {
@@ -122,11 +121,11 @@ pub async fn reconcile(state: &AppState) -> Result<Vec<Drift>, OpsError> {
         let prices = &prices;
         async move {
             let change = describe(before.as_ref(), &sub);
-            let reads = sync::StripeReads::default();
-            let outcomes = sync::write(
-                &state.db,
-                sync_context(state, prices, &reads),
-                sync::Write::Fetched(&sub),
+            let reads = apply::StripeReads::default();
+            let outcomes = apply::write(
+                &billing.db,
+                billing.apply_context(prices, &reads),
+                apply::Write::Fetched(&sub),
             )
             .await?;
             Ok::<_, OpsError>(match (change, outcomes.as_slice()) {
@@ -140,7 +139,7 @@ pub async fn reconcile(state: &AppState) -> Result<Vec<Drift>, OpsError> {
     };
     for row in &local {
         seen.insert(row.stripe_subscription_id.clone());
-        let sub = state
+        let sub = billing
             .stripe
             .subscription(&row.stripe_subscription_id)
             .await?;
@@ -148,24 +147,24 @@ pub async fn reconcile(state: &AppState) -> Result<Vec<Drift>, OpsError> {
     }
     let customers = users::Entity::find()
         .filter(users::Column::StripeCustomerId.is_not_null())
-        .all(&state.db)
+        .all(&billing.db)
         .await?;
     for user in customers {
         let Some(customer) = user.stripe_customer_id else {
             continue;
         };
-        for sub in state.stripe.customer_subscriptions(&customer).await? {
+        for sub in billing.stripe.customer_subscriptions(&customer).await? {
             if seen.insert(sub.id.clone()) {
                 drift.extend(settle(sub).await?);
             }
         }
         // The invoice mirror: what events were missed (or came before it existed).
-        for invoice in state.stripe.invoices(&customer).await? {
-            let reads = sync::StripeReads::default();
-            sync::write(
-                &state.db,
-                sync_context(state, &prices, &reads),
-                sync::Write::FetchedInvoice(&invoice),
+        for invoice in billing.stripe.invoices(&customer).await? {
+            let reads = apply::StripeReads::default();
+            apply::write(
+                &billing.db,
+                billing.apply_context(&prices, &reads),
+                apply::Write::FetchedInvoice(&invoice),
             )
             .await?;
         }

@@ -53,6 +53,32 @@ pub enum AccountError {
     Busy,
 }
 
+impl AccountError {
+    /// The HTTP status a request that failed with this answers.
+    pub fn status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            AccountError::InvalidEmail
+            | AccountError::WeakPassword(_)
+            | AccountError::EmailTaken
+            | AccountError::WrongCredentials => StatusCode::BAD_REQUEST,
+            // Shed load: the client retries after `Retry-After`.
+            AccountError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            AccountError::Database(_) | AccountError::Hashing(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// What the user reads; `None` for failures whose text is not for users.
+    pub fn user_message(&self) -> Option<String> {
+        match self {
+            AccountError::Database(_) | AccountError::Hashing(_) => None,
+            readable => Some(readable.to_string()),
+        }
+    }
+}
+
 /// The longest address SMTP can carry (RFC 5321: a 256-octet path less the `<>`).
 pub const MAX_EMAIL_LEN: usize = 254;
 const MAX_LOCAL_LEN: usize = 64;

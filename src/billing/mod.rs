@@ -4,14 +4,15 @@
 //! - `freshness`: which of two views of a subscription wins (pure).
 //! - `access`: the one access policy (pure).
 //! - `checkout`: what a click on a plan means for this user (pure).
-//! - `sync`: `apply` — every write to subscriptions and purchases.
+//! - `apply`: the one write path — every write to subscriptions, purchases and invoices.
 //! - `snapshot`: a user's billing rows, read for `access`.
 //! - `service`: the user's billing actions end to end (server functions call these).
 
 pub mod access;
+pub mod apply;
 pub mod checkout;
+pub mod context;
 pub mod freshness;
 pub mod objects;
 pub mod service;
 pub mod snapshot;
-pub mod sync;

@@ -1,28 +1,26 @@
 //! The billing actions a signed-in user takes, end to end: read the policy, decide
-//! (`checkout::decide`), talk to Stripe through the gateway, write through `sync`.
+//! (`checkout::decide`), talk to Stripe through the gateway, write through `apply`.
 //! Server functions are thin wrappers around these, so tests can drive the same
 //! code over HTTP or directly.
 
-use chrono::{DateTime, Utc};
-use sea_orm::{
-    sea_query::Expr, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use axum::http::StatusCode;
+use chrono::Utc;
+use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::{
-    access::{self, Access, Notice, Policy},
+    access::{self, Access},
+    apply::{self, ApplyError},
     checkout::{self, CheckoutPlan, CheckoutRefusal},
+    context::Billing,
     snapshot,
-    sync::{self, SyncContext, SyncError},
 };
 use crate::{
-    catalog::{display, money, BillingType, Interval},
-    db::entities::{invoices, one_time_purchases, users},
+    catalog::{BillingType, Interval},
+    db::entities::users,
     gateway::{
         billing::{CheckoutRequest, PlanChange, PortalConfigSpec},
         GatewayError,
     },
-    server::AppState,
-    views::{BillingView, CheckoutReturn, InvoiceView, PlanCard, PricingView, PurchaseView},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -40,15 +38,46 @@ pub enum ServiceError {
     #[error(transparent)]
     Stripe(#[from] GatewayError),
     #[error(transparent)]
-    Sync(SyncError),
+    Apply(ApplyError),
 }
 
-impl From<SyncError> for ServiceError {
-    fn from(err: SyncError) -> Self {
+impl ServiceError {
+    /// The HTTP status a request that failed with this answers.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ServiceError::Refused(_) | ServiceError::NoSubscription => StatusCode::BAD_REQUEST,
+            ServiceError::PriceMissing(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceError::Stripe(_) => StatusCode::BAD_GATEWAY,
+            ServiceError::Database(_) | ServiceError::Apply(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What the user reads; `None` when the text is not for users (a database
+    /// or write-path failure: logged, and shown as the generic message).
+    pub fn user_message(&self) -> Option<String> {
+        let fixed = match self {
+            ServiceError::Refused(refusal) => return Some(refusal.to_string()),
+            ServiceError::NoSubscription => "You have no subscription to change.",
+            // The catalog and Stripe disagree: the operator's to fix.
+            ServiceError::PriceMissing(_) => {
+                "This plan is not available right now. Please try again later."
+            }
+            // Stripe could not be reached or refused: the user may retry.
+            ServiceError::Stripe(_) => {
+                "Payments are unavailable right now. Please try again in a minute."
+            }
+            ServiceError::Database(_) | ServiceError::Apply(_) => return None,
+        };
+        Some(fixed.to_owned())
+    }
+}
+
+impl From<ApplyError> for ServiceError {
+    fn from(err: ApplyError) -> Self {
         match err {
-            SyncError::Stripe(err) => ServiceError::Stripe(err),
-            SyncError::Database(err) => ServiceError::Database(err),
-            other => ServiceError::Sync(other),
+            ApplyError::Stripe(err) => ServiceError::Stripe(err),
+            ApplyError::Database(err) => ServiceError::Database(err),
+            other => ServiceError::Apply(other),
         }
     }
 }
@@ -62,51 +91,45 @@ pub enum Next {
     App(String),
 }
 
-pub fn policy(state: &AppState) -> Policy {
-    Policy {
-        past_due_grace: chrono::Duration::days(i64::from(state.config.past_due_grace_days)),
-    }
-}
-
-pub async fn access_for(state: &AppState, user_id: i64) -> Result<Access, ServiceError> {
-    let snapshot = snapshot::load(&state.db, user_id).await?;
+pub async fn access_for(billing: &Billing, user_id: i64) -> Result<Access, ServiceError> {
+    let snapshot = snapshot::load(&billing.db, user_id).await?;
     Ok(access::evaluate(
         &snapshot,
-        &state.catalog,
+        &billing.catalog,
         Utc::now(),
-        &policy(state),
+        &billing.policy(),
     ))
 }
 
 /// The Stripe price of a catalog lookup key; re-resolved once when unknown (the
 /// catalog may have been applied after start-up).
-async fn price_id(state: &AppState, lookup_key: &str) -> Result<String, ServiceError> {
-    let known = |state: &AppState| {
-        state
+async fn price_id(billing: &Billing, lookup_key: &str) -> Result<String, ServiceError> {
+    let known = |billing: &Billing| {
+        billing
             .price_directory()
             .get(lookup_key)
             .map(|p| p.price_id.clone())
     };
-    if let Some(id) = known(state) {
+    if let Some(id) = known(billing) {
         return Ok(id);
     }
-    state.refresh_prices().await?;
-    known(state).ok_or_else(|| ServiceError::PriceMissing(lookup_key.to_owned()))
+    billing.refresh_prices().await?;
+    known(billing).ok_or_else(|| ServiceError::PriceMissing(lookup_key.to_owned()))
 }
 
 /// The user's Stripe customer, created at most once: the database keeps one id
 /// per user (unique), and the create call's idempotency key is derived from the
 /// user, so racing requests get the same customer from Stripe.
 pub async fn ensure_customer(
-    state: &AppState,
+    billing: &Billing,
     user: &users::Model,
 ) -> Result<String, ServiceError> {
     if let Some(id) = &user.stripe_customer_id {
         return Ok(id.clone());
     }
-    let stripe = &state.stripe;
+    let stripe = &billing.stripe;
     let found = match stripe.find_customer(user.id, &user.email).await? {
-        Some(found) if sync::is_deleted_customer(&state.db, &found).await? => None,
+        Some(found) if apply::is_deleted_customer(&billing.db, &found).await? => None,
         other => other,
     };
     let customer = match found {
@@ -128,11 +151,11 @@ pub async fn ensure_customer(
         .col_expr(users::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(users::Column::Id.eq(user.id))
         .filter(users::Column::StripeCustomerId.is_null())
-        .exec(&state.db)
+        .exec(&billing.db)
         .await?;
     // Whoever linked first wins; everyone returns that id.
     let linked = users::Entity::find_by_id(user.id)
-        .one(&state.db)
+        .one(&billing.db)
         .await?
         .and_then(|u| u.stripe_customer_id)
         .unwrap_or(customer);
@@ -168,9 +191,9 @@ pub async fn live_subscriptions_beyond_one(
 }
 
 /// The user's linked customer now (it may have been replaced during checkout).
-async fn customer_of(state: &AppState, user_id: i64) -> Result<String, ServiceError> {
+async fn customer_of(billing: &Billing, user_id: i64) -> Result<String, ServiceError> {
     Ok(users::Entity::find_by_id(user_id)
-        .one(&state.db)
+        .one(&billing.db)
         .await?
         .and_then(|u| u.stripe_customer_id)
         .unwrap_or_default())
@@ -185,7 +208,7 @@ async fn customer_of(state: &AppState, user_id: i64) -> Result<String, ServiceEr
 /// the next click makes a payable one, and a second subscription that gets
 /// through anyway is shown on the billing page and by `reconcile`.
 async fn only_payable_session(
-    state: &AppState,
+    billing: &Billing,
     customer: &str,
     request: &CheckoutRequest,
     session: crate::gateway::billing::CreatedSession,
@@ -193,7 +216,7 @@ async fn only_payable_session(
     if customer.is_empty() {
         return Ok(session);
     }
-    let open = match state.stripe.open_subscription_sessions(customer).await {
+    let open = match billing.stripe.open_subscription_sessions(customer).await {
         Ok(open) => open,
         // Best effort: the session is good; only the others stay payable.
         Err(err) => {
@@ -208,10 +231,10 @@ async fn only_payable_session(
             idempotency_key: format!("{}:after:{}", request.idempotency_key, session.id),
             ..request.clone()
         };
-        state.stripe.create_checkout_session(&again).await?
+        billing.stripe.create_checkout_session(&again).await?
     };
     for (_, id) in open.iter().filter(|(_, id)| *id != session.id) {
-        match state.stripe.expire_checkout_session(id).await {
+        match billing.stripe.expire_checkout_session(id).await {
             Ok(()) => tracing::info!(session = %id, "other open checkout session expired"),
             Err(err) => {
                 tracing::warn!(session = %id, error = %err, "could not expire checkout session")
@@ -235,38 +258,40 @@ fn with_query(path: &str, extra: &str) -> String {
 /// A click on a plan: the free plan, a new Checkout Session, or a plan change in
 /// the portal for a user who already has a subscription.
 pub async fn start_checkout(
-    state: &AppState,
+    billing: &Billing,
     user: &users::Model,
     plan_id: &str,
     interval: Interval,
 ) -> Result<Next, ServiceError> {
-    let access = access_for(state, user.id).await?;
-    match checkout::decide(&state.catalog, plan_id, interval, &access)? {
-        CheckoutPlan::Free => Ok(Next::App(state.config.paths.customer_portal_return.clone())),
+    let access = access_for(billing, user.id).await?;
+    match checkout::decide(&billing.catalog, plan_id, interval, &access)? {
+        CheckoutPlan::Free => Ok(Next::App(
+            billing.config.paths.customer_portal_return.clone(),
+        )),
         CheckoutPlan::ChangePlan {
             subscription_id,
             price,
         } => {
             let change = PlanChange {
                 subscription_id,
-                price_id: price_id(state, &price.lookup_key).await?,
+                price_id: price_id(billing, &price.lookup_key).await?,
             };
-            portal(state, user, Some(change)).await.map(Next::Stripe)
+            portal(billing, user, Some(change)).await.map(Next::Stripe)
         }
         CheckoutPlan::Checkout {
             plan,
             price,
             subscription,
         } => {
-            let price_id = price_id(state, &price.lookup_key).await?;
-            let customer_id = ensure_customer(state, user).await?;
-            let billing = if subscription {
+            let price_id = price_id(billing, &price.lookup_key).await?;
+            let customer_id = ensure_customer(billing, user).await?;
+            let billing_type = if subscription {
                 "subscription"
             } else {
                 "one_time"
             };
-            let back = format!("plan={}&billing_type={billing}", plan.id);
-            let paths = &state.config.paths;
+            let back = format!("plan={}&billing_type={billing_type}", plan.id);
+            let paths = &billing.config.paths;
             // A double click, or a retry within ten minutes, gets the same session.
             let window = Utc::now().timestamp() / 600;
             let mut request = CheckoutRequest {
@@ -281,15 +306,15 @@ pub async fn start_checkout(
                 plan_id: plan.id.clone(),
                 price_id: price_id.clone(),
                 trial_days: plan.trial_days.filter(|_| subscription),
-                success_url: state.config.absolute_url(&with_query(
+                success_url: billing.config.absolute_url(&with_query(
                     &paths.checkout_success,
                     &format!("{back}&session_id={{CHECKOUT_SESSION_ID}}"),
                 )),
-                cancel_url: state
+                cancel_url: billing
                     .config
                     .absolute_url(&with_query(&paths.checkout_cancel, &back)),
             };
-            let first = state.stripe.create_checkout_session(&request).await;
+            let first = billing.stripe.create_checkout_session(&request).await;
             let session = match first {
                 // The linked customer was deleted in Stripe (and its event not
                 // heard, or not yet): forget it and check out with a new one,
@@ -297,23 +322,23 @@ pub async fn start_checkout(
                 Err(err) if err.is_missing_customer() => {
                     tracing::warn!(user = user.id, customer = %request.customer_id, "linked Stripe customer no longer exists; creating a new one");
                     {
-                        let _turn = crate::db::write_turn(&state.db).await;
-                        sync::forget_customer(&state.db, &request.customer_id).await?;
+                        let _turn = crate::db::write_turn(&billing.db).await;
+                        apply::forget_customer(&billing.db, &request.customer_id).await?;
                     }
                     let user = users::Entity::find_by_id(user.id)
-                        .one(&state.db)
+                        .one(&billing.db)
                         .await?
                         .ok_or(ServiceError::NoSubscription)?;
-                    request.customer_id = ensure_customer(state, &user).await?;
+                    request.customer_id = ensure_customer(billing, &user).await?;
                     request.idempotency_key =
                         checkout_key(user.id, &request.customer_id, &price_id, window);
-                    state.stripe.create_checkout_session(&request).await?
+                    billing.stripe.create_checkout_session(&request).await?
                 }
                 other => other?,
             };
             let session = if subscription {
-                let customer = customer_of(state, user.id).await?;
-                only_payable_session(state, &customer, &request, session).await?
+                let customer = customer_of(billing, user.id).await?;
+                only_payable_session(billing, &customer, &request, session).await?
             } else {
                 session
             };
@@ -325,12 +350,12 @@ pub async fn start_checkout(
 
 /// The portal configuration built from the catalog, created once per catalog
 /// version and remembered for the process's life.
-pub async fn portal_configuration(state: &AppState) -> Result<String, ServiceError> {
-    if let Some(id) = state.portal_configuration.get() {
+pub async fn portal_configuration(billing: &Billing) -> Result<String, ServiceError> {
+    if let Some(id) = billing.portal_configuration.get() {
         return Ok(id.clone());
     }
     let mut products: Vec<(String, Vec<String>)> = Vec::new();
-    for plan in state
+    for plan in billing
         .catalog
         .plans
         .iter()
@@ -338,15 +363,15 @@ pub async fn portal_configuration(state: &AppState) -> Result<String, ServiceErr
     {
         let mut prices = Vec::new();
         for price in &plan.prices {
-            prices.push(price_id(state, &price.lookup_key).await?);
+            prices.push(price_id(billing, &price.lookup_key).await?);
         }
         let Some(first) = prices.first() else {
             continue;
         };
-        let product = state.stripe.price_product(first).await?;
+        let product = billing.stripe.price_product(first).await?;
         products.push((product, prices));
     }
-    let config = &state.config;
+    let config = &billing.config;
     let fingerprint_source = format!(
         "{products:?}|{}|{}",
         config.app_url, config.paths.customer_portal_return
@@ -362,23 +387,23 @@ pub async fn portal_configuration(state: &AppState) -> Result<String, ServiceErr
         return_url: config.absolute_url(&config.paths.customer_portal_return),
         fingerprint,
     };
-    let id = state.stripe.ensure_portal_configuration(&spec).await?;
-    Ok(state.portal_configuration.get_or_init(|| id).clone())
+    let id = billing.stripe.ensure_portal_configuration(&spec).await?;
+    Ok(billing.portal_configuration.get_or_init(|| id).clone())
 }
 
 /// A portal session for the user's own customer (optionally straight to
 /// confirming a plan change).
 pub async fn portal(
-    state: &AppState,
+    billing: &Billing,
     user: &users::Model,
     change: Option<PlanChange>,
 ) -> Result<String, ServiceError> {
-    let customer = ensure_customer(state, user).await?;
-    let configuration = portal_configuration(state).await?;
-    let return_url = state
+    let customer = ensure_customer(billing, user).await?;
+    let configuration = portal_configuration(billing).await?;
+    let return_url = billing
         .config
-        .absolute_url(&state.config.paths.customer_portal_return);
-    Ok(state
+        .absolute_url(&billing.config.paths.customer_portal_return);
+    Ok(billing
         .stripe
         .create_portal_session(&customer, &configuration, &return_url, change.as_ref())
         .await?)
@@ -387,38 +412,25 @@ pub async fn portal(
 /// In-app "Cancel at period end" / "Resume" for the user's own subscription; the
 /// answer from Stripe is written through the one write path.
 pub async fn set_cancel_at_period_end(
-    state: &AppState,
+    billing: &Billing,
     user: &users::Model,
     cancel: bool,
 ) -> Result<(), ServiceError> {
-    let access = access_for(state, user.id).await?;
+    let access = access_for(billing, user.id).await?;
     let sub = access.subscription.ok_or(ServiceError::NoSubscription)?;
-    let updated = state
+    let updated = billing
         .stripe
         .set_cancel_at_period_end(&sub.stripe_subscription_id, cancel)
         .await?;
-    let prices = state.price_directory();
-    let reads = sync::StripeReads::default();
-    sync::write(
-        &state.db,
-        sync_context(state, &prices, &reads),
-        sync::Write::Fetched(&updated),
+    let prices = billing.price_directory();
+    let reads = apply::StripeReads::default();
+    apply::write(
+        &billing.db,
+        billing.apply_context(&prices, &reads),
+        apply::Write::Fetched(&updated),
     )
     .await?;
     Ok(())
-}
-
-pub fn sync_context<'a>(
-    state: &'a AppState,
-    prices: &'a crate::gateway::catalog::PriceDirectory,
-    reads: &'a sync::StripeReads,
-) -> SyncContext<'a> {
-    SyncContext {
-        gateway: &state.stripe,
-        catalog: &state.catalog,
-        prices,
-        reads,
-    }
 }
 
 /// The shape of a Checkout Session id (`cs_test_…`/`cs_live_…`; Stripe's ids
@@ -429,254 +441,61 @@ pub fn is_checkout_session_id(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-fn date(at: DateTime<Utc>) -> String {
-    at.format("%B %-d, %Y").to_string()
+/// What came of a return from Checkout, once the session was read and written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckoutOutcome {
+    /// Paid (or a trial started): the plan is in force.
+    Complete,
+    /// The session was left or expired: nothing was charged.
+    NotCompleted,
+    /// Not a Checkout Session of this user (or not one at all).
+    NotYours,
+    /// Stripe could not be read now; the webhook will still deliver it.
+    Pending,
 }
 
-fn status_word(status: &str) -> String {
-    match status {
-        "past_due" => "Past due".to_owned(),
-        other => {
-            let mut chars = other.chars();
-            chars
-                .next()
-                .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
-                .unwrap_or_default()
-                .replace('_', " ")
-        }
-    }
-}
-
-/// The pricing grid for this visitor, both intervals computed on the server.
-pub async fn pricing(
-    state: &AppState,
-    user: Option<&users::Model>,
-) -> Result<PricingView, ServiceError> {
-    if user.is_none() {
-        if let Some(view) = state.public_pricing.get() {
-            return Ok(view.clone());
-        }
-    }
-    let holdings = match user {
-        None => display::Holdings::default(),
-        Some(user) => {
-            let access = access_for(state, user.id).await?;
-            display::Holdings {
-                signed_in: true,
-                subscription: access
-                    .subscription
-                    .as_ref()
-                    .and_then(|s| Some((s.plan_id.clone(), s.interval?))),
-                owned: access.owned.clone(),
-            }
-        }
-    };
-    let offer = |plan: &crate::catalog::Plan, interval: Interval| {
-        let price_interval = match plan.billing {
-            BillingType::OneTime => Interval::OneTime,
-            _ => interval,
-        };
-        crate::views::CardOffer {
-            price: plan
-                .price(price_interval)
-                .map(|price| display::price_display(plan, price)),
-            cta: display::call_to_action(plan, interval, &holdings),
-        }
-    };
-    let view = PricingView {
-        signed_in: user.is_some(),
-        has_yearly: state
-            .catalog
-            .prices()
-            .any(|(_, price)| price.interval == Interval::Year),
-        cards: state
-            .catalog
-            .plans
-            .iter()
-            .map(|plan| PlanCard {
-                id: plan.id.clone(),
-                name: plan.name.clone(),
-                description: plan.description.clone(),
-                billing: plan.billing,
-                features: plan.features.clone(),
-                popular: plan.popular,
-                monthly: offer(plan, Interval::Month),
-                yearly: offer(plan, Interval::Year),
-            })
-            .collect(),
-    };
-    if user.is_none() {
-        let _ = state.public_pricing.set(view.clone());
-    }
-    Ok(view)
-}
-
-/// The billing page. With a Checkout Session id from the success redirect, the
-/// session is read from Stripe and written through `sync` first, so the page
-/// shows the new plan whether or not the webhook has arrived.
-pub async fn overview(
-    state: &AppState,
+/// The success page's read: the Checkout Session from Stripe, written through
+/// `apply` first, so the page shows the new plan whether or not the webhook has
+/// arrived.
+#[tracing::instrument(skip_all, fields(user = user.id))]
+pub async fn confirm_checkout(
+    billing: &Billing,
     user: &users::Model,
-    checkout_session: Option<&str>,
-) -> Result<BillingView, ServiceError> {
-    let checkout = match checkout_session {
-        None => None,
-        // Not a Checkout Session id at all: Stripe is not asked.
-        Some(id) if !is_checkout_session_id(id) => {
-            tracing::warn!(user = user.id, "malformed session_id on the billing page");
-            Some(CheckoutReturn {
-                success: false,
-                message: "That checkout session does not belong to your account.".to_owned(),
-            })
-        }
-        Some(id) => {
-            let prices = state.price_directory();
-            let reads = sync::StripeReads::default();
-            let written = async {
-                // Read from Stripe first, with nothing held; then written.
-                let session = state.stripe.checkout_session(id).await?;
-                sync::write(
-                    &state.db,
-                    sync_context(state, &prices, &reads),
-                    sync::Write::CheckoutSession {
-                        session: &session,
-                        user_id: user.id,
-                    },
-                )
-                .await?;
-                Ok::<_, SyncError>(session)
-            };
-            match written.await {
-                Ok(session) if session.status == "complete" => Some(CheckoutReturn {
-                    success: true,
-                    message: "Payment successful. Thank you!".to_owned(),
-                }),
-                Ok(_) => Some(CheckoutReturn {
-                    success: false,
-                    message: "That checkout was not completed; you have not been charged."
-                        .to_owned(),
-                }),
-                Err(SyncError::NotYours(_)) => {
-                    tracing::warn!(
-                        user = user.id,
-                        session = id,
-                        "checkout session of another user"
-                    );
-                    Some(CheckoutReturn {
-                        success: false,
-                        message: "That checkout session does not belong to your account."
-                            .to_owned(),
-                    })
-                }
-                Err(err) => {
-                    // The webhook will still deliver it; the page says so.
-                    tracing::error!(user = user.id, error = %err, "checkout session sync failed");
-                    Some(CheckoutReturn {
-                        success: true,
-                        message: "Payment received; your plan will update in a moment.".to_owned(),
-                    })
-                }
-            }
-        }
+    session_id: &str,
+) -> CheckoutOutcome {
+    // Not a Checkout Session id at all: Stripe is not asked.
+    if !is_checkout_session_id(session_id) {
+        tracing::warn!("malformed session_id on the billing page");
+        return CheckoutOutcome::NotYours;
+    }
+    let prices = billing.price_directory();
+    let reads = apply::StripeReads::default();
+    let written = async {
+        // Read from Stripe first, with nothing held; then written.
+        let session = billing.stripe.checkout_session(session_id).await?;
+        apply::write(
+            &billing.db,
+            billing.apply_context(&prices, &reads),
+            apply::Write::CheckoutSession {
+                session: &session,
+                user_id: user.id,
+            },
+        )
+        .await?;
+        Ok::<_, ApplyError>(session)
     };
-
-    let access = access_for(state, user.id).await?;
-    let plan = access
-        .plan_id
-        .as_deref()
-        .and_then(|id| state.catalog.plan(id));
-    let sub = access.subscription.as_ref();
-    let mut view = BillingView {
-        plan_id: plan.map(|p| p.id.clone()).unwrap_or_default(),
-        plan_name: plan
-            .map(|p| p.name.clone())
-            .unwrap_or_else(|| "No plan".into()),
-        status: sub.map(|s| status_word(&s.status)),
-        interval: sub.and_then(|s| match s.interval? {
-            Interval::Month => Some("Monthly".to_owned()),
-            Interval::Year => Some("Yearly".to_owned()),
-            Interval::OneTime => None,
-        }),
-        renews_on: sub.and_then(|s| s.renews_on).map(date),
-        ends_on: None,
-        trial_ends_on: None,
-        past_due_until: None,
-        can_cancel: sub.is_some_and(|s| !s.cancel_at_period_end),
-        can_resume: sub.is_some_and(|s| s.cancel_at_period_end),
-        has_customer: user.stripe_customer_id.is_some(),
-        purchases: Vec::new(),
-        invoices: Vec::new(),
-        duplicate_subscriptions: Vec::new(),
-        checkout,
-    };
-    if let Some((_, ids)) = live_subscriptions_beyond_one(&state.db, Some(user.id))
-        .await?
-        .into_iter()
-        .next()
-    {
-        view.duplicate_subscriptions = ids;
-    }
-    match access.notice {
-        Some(Notice::EndsOn(at)) => view.ends_on = Some(date(at)),
-        Some(Notice::TrialEndsOn(at)) => view.trial_ends_on = Some(date(at)),
-        Some(Notice::PaymentFailed { grace_until }) => {
-            view.past_due_until = Some(date(grace_until))
+    match written.await {
+        Ok(session) if session.status == "complete" => CheckoutOutcome::Complete,
+        Ok(_) => CheckoutOutcome::NotCompleted,
+        Err(ApplyError::NotYours(_)) => {
+            tracing::warn!(session = session_id, "checkout session of another user");
+            CheckoutOutcome::NotYours
         }
-        None => {}
+        Err(err) => {
+            tracing::error!(error = %err, "checkout session write failed");
+            CheckoutOutcome::Pending
+        }
     }
-
-    view.purchases = one_time_purchases::Entity::find()
-        .filter(one_time_purchases::Column::UserId.eq(user.id))
-        .order_by_desc(one_time_purchases::Column::CreatedAt)
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(|row| PurchaseView {
-            name: row
-                .plan_id
-                .as_deref()
-                .and_then(|id| state.catalog.plan(id))
-                .map(|p| p.name.clone())
-                .unwrap_or_else(|| "One-time purchase".into()),
-            amount: money::format(row.amount_total, &row.currency, true),
-            date: date(row.created_at),
-            status: status_word(&row.status),
-        })
-        .collect();
-
-    // The customer id may have been linked just now (by the checkout sync).
-    let customer = users::Entity::find_by_id(user.id)
-        .one(&state.db)
-        .await?
-        .and_then(|u| u.stripe_customer_id);
-    view.has_customer = customer.is_some();
-    // From the mirror the invoice events keep (`billing::sync`): a page view
-    // never calls Stripe, so viewing cannot spend the account's rate limit.
-    let mut owned = Condition::any().add(invoices::Column::UserId.eq(user.id));
-    if let Some(customer) = &customer {
-        owned = owned.add(invoices::Column::StripeCustomerId.eq(customer.as_str()));
-    }
-    view.invoices = invoices::Entity::find()
-        .filter(owned)
-        .filter(invoices::Column::Status.ne("draft"))
-        .order_by_desc(invoices::Column::StripeCreated)
-        .limit(24)
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(|inv| InvoiceView {
-            number: inv.number.unwrap_or(inv.stripe_invoice_id),
-            amount: money::format(inv.amount_total, &inv.currency, true),
-            date: chrono::TimeZone::timestamp_opt(&Utc, inv.stripe_created, 0)
-                .single()
-                .map(date)
-                .unwrap_or_default(),
-            status: status_word(&inv.status),
-            hosted_url: inv.hosted_invoice_url,
-            pdf_url: inv.invoice_pdf,
-        })
-        .collect();
-    Ok(view)
 }
 
 #[cfg(test)]

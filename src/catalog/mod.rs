@@ -3,13 +3,13 @@
 //! (`money`, `display`) run on the server; the browser receives computed strings.
 
 #[cfg(feature = "ssr")]
+pub mod diff;
+#[cfg(feature = "ssr")]
 pub mod display;
 #[cfg(feature = "ssr")]
 pub mod load;
 #[cfg(feature = "ssr")]
 pub mod money;
-#[cfg(feature = "ssr")]
-pub mod sync;
 #[cfg(feature = "ssr")]
 pub mod validate;
 

@@ -199,7 +199,7 @@ pub const GENERIC: &str = "Something went wrong; please try again.";
 
 /// What the user reads for a failed server function. Leptos encodes a
 /// `ServerFnError` as `Kind|message`; only `ServerError` carries our own
-/// message (`server::fns::user_error` and friends), the other kinds are
+/// message (`request::FnError::user_message`), the other kinds are
 /// plumbing (decoding, middleware) and get the generic text.
 pub fn failure_message(body: &str) -> String {
     match body.split_once('|') {

@@ -16,7 +16,7 @@ fn mode_label() -> Option<&'static str> {
     use crate::config::{KeyMode, StripeBackend};
 
     // Absent only while Leptos walks the routes at start-up.
-    let state = use_context::<crate::server::AppState>()?;
+    let state = use_context::<crate::state::AppState>()?;
     match state.config.stripe.backend {
         StripeBackend::Emulator { .. } => Some("Test mode — emulator"),
         StripeBackend::Stripe {

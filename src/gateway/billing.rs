@@ -37,7 +37,7 @@ use stripe_core::customer::{CreateCustomer, SearchCustomer};
 
 use super::{
     idempotent,
-    objects::{self, PLAN_ID_METADATA, USER_ID_METADATA},
+    objects::{self, PURCHASE_PLAN_METADATA, USER_ID_METADATA},
     GatewayError, StripeGateway,
 };
 use crate::billing::objects::{
@@ -148,7 +148,7 @@ impl StripeGateway {
     ) -> Result<CreatedSession, GatewayError> {
         let metadata = HashMap::from([
             (USER_ID_METADATA.to_owned(), request.user_id.to_string()),
-            (PLAN_ID_METADATA.to_owned(), request.plan_id.clone()),
+            (PURCHASE_PLAN_METADATA.to_owned(), request.plan_id.clone()),
         ]);
         let mut create = CreateCheckoutSession::new()
             .customer(request.customer_id.clone())

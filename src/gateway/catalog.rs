@@ -1,5 +1,5 @@
 //! Catalog sync through async-stripe: read the account's products and prices,
-//! perform a `sync::plan`, and resolve lookup keys to price ids.
+//! perform a `diff::plan`, and resolve lookup keys to price ids.
 
 use std::collections::HashMap;
 
@@ -14,7 +14,7 @@ use stripe_shared::RecurringInterval;
 
 use super::{idempotent, Bounded, GatewayError, StripeGateway};
 use crate::catalog::{
-    sync::{Change, ProductRef, Remote, RemotePrice, RemoteProduct, PLAN_ID_METADATA},
+    diff::{Change, ProductRef, Remote, RemotePrice, RemoteProduct, PRODUCT_PLAN_METADATA},
     Catalog, Interval,
 };
 
@@ -69,7 +69,7 @@ impl StripeGateway {
                 .await?;
             after = page.data.last().map(|p| p.id.to_string());
             products.extend(page.data.into_iter().filter_map(|product| {
-                let plan_id = product.metadata.get(PLAN_ID_METADATA).cloned()?;
+                let plan_id = product.metadata.get(PRODUCT_PLAN_METADATA).cloned()?;
                 Some(RemoteProduct {
                     id: product.id.to_string(),
                     plan_id: Some(plan_id),
@@ -134,7 +134,7 @@ impl StripeGateway {
         })
     }
 
-    /// Performs `changes` in order (products first, as `sync::plan` orders them).
+    /// Performs `changes` in order (products first, as `diff::plan` orders them).
     /// Every create carries an idempotency key derived from what it creates.
     pub async fn apply_catalog(&self, changes: &[Change]) -> Result<(), GatewayError> {
         let mut created_products: HashMap<String, String> = HashMap::new();
@@ -146,7 +146,7 @@ impl StripeGateway {
                     description,
                 } => {
                     let mut request = CreateProduct::new(name.clone()).metadata(HashMap::from([(
-                        PLAN_ID_METADATA.to_owned(),
+                        PRODUCT_PLAN_METADATA.to_owned(),
                         plan_id.clone(),
                     )]));
                     if !description.is_empty() {
@@ -215,7 +215,7 @@ impl StripeGateway {
                         .lookup_key(lookup_key.clone())
                         .transfer_lookup_key(*transfer_lookup_key)
                         .metadata(HashMap::from([(
-                            PLAN_ID_METADATA.to_owned(),
+                            PRODUCT_PLAN_METADATA.to_owned(),
                             plan_id.clone(),
                         )]));
                     match interval {

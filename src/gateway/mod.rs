@@ -72,7 +72,7 @@ impl StripeGateway {
     pub fn from_config(config: &Config) -> Result<Self, GatewayError> {
         let (secret, api_base) = match &config.stripe.backend {
             StripeBackend::Emulator { api_base } => (
-                crate::server::dev_stripe::EMULATOR_SECRET_KEY.to_owned(),
+                crate::config::EMULATOR_SECRET_KEY.to_owned(),
                 Some(api_base.clone()),
             ),
             StripeBackend::Stripe { api_base, .. } => (

@@ -13,7 +13,7 @@ use crate::billing::objects::{
 
 /// Metadata keys our checkout writes (the guide's names).
 pub const USER_ID_METADATA: &str = "application_user_id";
-pub const PLAN_ID_METADATA: &str = "plan_conceptual_id";
+pub const PURCHASE_PLAN_METADATA: &str = "plan_conceptual_id";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventParseError {
@@ -68,7 +68,7 @@ fn user_id(metadata: Option<&HashMap<String, String>>) -> Option<i64> {
 }
 
 fn plan_id(metadata: Option<&HashMap<String, String>>) -> Option<String> {
-    metadata?.get(PLAN_ID_METADATA).cloned()
+    metadata?.get(PURCHASE_PLAN_METADATA).cloned()
 }
 
 pub(crate) fn subscription(sub: &stripe_shared::Subscription) -> SubscriptionState {

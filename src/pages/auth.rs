@@ -8,51 +8,28 @@ use leptos_router::{components::A, hooks::use_query_map};
 
 use crate::components::form_post::{url_of, PostForm, Submission};
 
-/// What only the auth functions need; the rest comes from `server::fns`.
+/// The sign-in and sign-up limits; the rest comes from `request`.
 #[cfg(feature = "ssr")]
-mod server {
-    use axum::http::StatusCode;
-    use leptos::prelude::*;
-
-    use crate::{auth, limits, server::fns};
-
-    /// User errors keep their message (400); anything else is logged and hidden.
-    pub fn readable(err: auth::accounts::AccountError) -> ServerFnError {
-        use auth::accounts::AccountError::*;
-        match err {
-            InvalidEmail | WeakPassword(_) | EmailTaken | WrongCredentials => {
-                fns::user_error(StatusCode::BAD_REQUEST, err.to_string())
-            }
-            Busy => {
-                tracing::warn!("password hashing queue full; request shed");
-                fns::overloaded(err.to_string())
-            }
-            other => fns::internal_error("account operation", other),
-        }
-    }
-
-    pub fn session_failed(err: auth::SessionError) -> ServerFnError {
-        fns::internal_error("session operation", err)
-    }
+mod limits {
+    use crate::{
+        auth,
+        limits::{self, Key},
+        request::{self, FnError},
+    };
 
     const TOO_MANY_SIGN_INS: &str = "Too many sign-in attempts. Wait a minute and try again.";
 
     /// Sign-in limits: the client's first (cheap to key, bounds how many emails
     /// one client can make us store), then the account's, by its normalised
     /// email, only if it is a valid one.
-    pub async fn limit_sign_in(email: &str) -> Result<(), ServerFnError> {
-        if let Some(ip) = fns::client_ip().await {
-            fns::limit(
-                limits::SIGN_IN_PER_IP,
-                limits::Key::Ip(ip),
-                TOO_MANY_SIGN_INS,
-            )
-            .await?;
+    pub async fn sign_in(email: &str) -> Result<(), FnError> {
+        if let Some(ip) = request::client_ip().await {
+            request::limit(limits::SIGN_IN_PER_IP, Key::Ip(ip), TOO_MANY_SIGN_INS).await?;
         }
         if let Ok(email) = auth::accounts::normalize_email(email) {
-            fns::limit(
+            request::limit(
                 limits::SIGN_IN_PER_EMAIL,
-                limits::Key::Email(email),
+                Key::Email(email),
                 TOO_MANY_SIGN_INS,
             )
             .await?;
@@ -60,12 +37,12 @@ mod server {
         Ok(())
     }
 
-    pub async fn limit_sign_up() -> Result<(), ServerFnError> {
-        match fns::client_ip().await {
+    pub async fn sign_up() -> Result<(), FnError> {
+        match request::client_ip().await {
             Some(ip) => {
-                fns::limit(
-                    limits::sign_up_per_ip(fns::state().config.sign_ups_per_ip),
-                    limits::Key::Ip(ip),
+                request::limit(
+                    limits::sign_up_per_ip(request::state().config.sign_ups_per_ip),
+                    Key::Ip(ip),
                     "Too many accounts created from your network. Try again in a few minutes.",
                 )
                 .await
@@ -75,27 +52,40 @@ mod server {
     }
 }
 
+/// Starts a session for `user` and sends the browser on to `next` (on this site).
+#[cfg(feature = "ssr")]
+async fn signed_in(
+    user: &crate::db::entities::users::Model,
+    next: Option<&str>,
+) -> Result<(), crate::request::FnError> {
+    use crate::request::{self, FnError};
+    let session = request::session().await?;
+    crate::auth::start_session(&session, user)
+        .await
+        .map_err(|err| FnError::internal("session start", err))?;
+    leptos_axum::redirect(&crate::auth::safe_next(
+        next,
+        &request::state().config.app_url,
+    ));
+    Ok(())
+}
+
 #[server(endpoint = "sign_up")]
 pub async fn sign_up(
     email: String,
     password: String,
     next: Option<String>,
 ) -> Result<(), ServerFnError> {
-    let state = crate::server::fns::state();
-    server::limit_sign_up().await?;
-    let user = crate::auth::accounts::sign_up(&state.db, &state.hashing, &email, &password)
-        .await
-        .map_err(server::readable)?;
-    let session = crate::server::fns::session().await?;
-    crate::auth::start_session(&session, &user)
-        .await
-        .map_err(server::session_failed)?;
-    tracing::info!(user = user.id, "signed up");
-    leptos_axum::redirect(&crate::auth::safe_next(
-        next.as_deref(),
-        &state.config.app_url,
-    ));
-    Ok(())
+    use crate::request;
+    request::run(async {
+        let state = request::state();
+        limits::sign_up().await?;
+        let user =
+            crate::auth::accounts::sign_up(&state.db, &state.hashing, &email, &password).await?;
+        tracing::info!(user = user.id, "signed up");
+        signed_in(&user, next.as_deref()).await
+    })
+    .await
 }
 
 #[server(endpoint = "sign_in")]
@@ -104,39 +94,38 @@ pub async fn sign_in(
     password: String,
     next: Option<String>,
 ) -> Result<(), ServerFnError> {
-    let state = crate::server::fns::state();
-    server::limit_sign_in(&email).await?;
-    let user = crate::auth::accounts::sign_in(&state.db, &state.hashing, &email, &password)
-        .await
-        .map_err(server::readable)?;
-    let session = crate::server::fns::session().await?;
-    crate::auth::start_session(&session, &user)
-        .await
-        .map_err(server::session_failed)?;
-    tracing::info!(user = user.id, "signed in");
-    leptos_axum::redirect(&crate::auth::safe_next(
-        next.as_deref(),
-        &state.config.app_url,
-    ));
-    Ok(())
+    use crate::request;
+    request::run(async {
+        let state = request::state();
+        limits::sign_in(&email).await?;
+        let user =
+            crate::auth::accounts::sign_in(&state.db, &state.hashing, &email, &password).await?;
+        tracing::info!(user = user.id, "signed in");
+        signed_in(&user, next.as_deref()).await
+    })
+    .await
 }
 
 #[server(endpoint = "sign_out")]
 pub async fn sign_out() -> Result<(), ServerFnError> {
-    let session = crate::server::fns::session().await?;
-    session
-        .flush()
-        .await
-        .map_err(|err| server::session_failed(err.into()))?;
-    leptos_axum::redirect("/");
-    Ok(())
+    use crate::request::{self, FnError};
+    request::run(async {
+        let session = request::session().await?;
+        session
+            .flush()
+            .await
+            .map_err(|err| FnError::internal("session end", err))?;
+        leptos_axum::redirect("/");
+        Ok(())
+    })
+    .await
 }
 
 /// The signed-in user's email, for the header.
 #[server(endpoint = "current_user_email")]
 pub async fn current_user_email() -> Result<Option<String>, ServerFnError> {
-    let user = crate::server::fns::current_user().await?;
-    Ok(user.map(|u| u.email))
+    use crate::request;
+    request::run(async { Ok(request::current_user().await?.map(|u| u.email)) }).await
 }
 
 #[component]

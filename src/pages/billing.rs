@@ -17,36 +17,42 @@ use crate::{
 
 /// `None` when nobody is signed in. With `checkout_session` (from the success
 /// redirect) the session is verified to be this user's and written through the
-/// webhook's own sync code before the page is computed.
+/// webhook's own write path before the page is computed.
 #[server(endpoint = "load_billing")]
 pub async fn load_billing(
     checkout_session: Option<String>,
 ) -> Result<Option<BillingView>, ServerFnError> {
-    use crate::server::fns;
-    let Some(user) = fns::current_user().await? else {
-        return Ok(None);
-    };
-    let state = fns::state();
-    if checkout_session.is_some() {
-        fns::limit_stripe_actions(&user).await?;
-    }
-    crate::billing::service::overview(&state, &user, checkout_session.as_deref())
-        .await
-        .map(Some)
-        .map_err(crate::pages::pricing::service_error)
+    use crate::{billing::service, request, views::build};
+    request::run(async {
+        let Some(user) = request::current_user().await? else {
+            return Ok(None);
+        };
+        let billing = &request::state().billing;
+        let checkout = match checkout_session.as_deref() {
+            Some(id) => {
+                request::limit_stripe_actions(&user).await?;
+                let outcome = service::confirm_checkout(billing, &user, id).await;
+                Some(build::checkout_return(outcome))
+            }
+            None => None,
+        };
+        Ok(Some(build::billing_page(billing, &user, checkout).await?))
+    })
+    .await
 }
 
 /// Opens the Stripe customer portal for the signed-in user's own customer.
 #[server(endpoint = "open_portal")]
 pub async fn open_portal() -> Result<(), ServerFnError> {
-    use crate::server::fns;
-    let user = fns::require_user().await?;
-    fns::limit_stripe_actions(&user).await?;
-    let url = crate::billing::service::portal(&fns::state(), &user, None)
-        .await
-        .map_err(crate::pages::pricing::service_error)?;
-    leptos_axum::redirect(&url);
-    Ok(())
+    use crate::request;
+    request::run(async {
+        let user = request::require_user().await?;
+        request::limit_stripe_actions(&user).await?;
+        let url = crate::billing::service::portal(&request::state().billing, &user, None).await?;
+        leptos_axum::redirect(&url);
+        Ok(())
+    })
+    .await
 }
 
 /// Cancels the user's own subscription at the end of the paid period.
@@ -66,14 +72,16 @@ pub async fn resume_subscription() -> Result<(), ServerFnError> {
 /// without JavaScript).
 #[cfg(feature = "ssr")]
 async fn cancel_at_period_end(cancel: bool) -> Result<(), ServerFnError> {
-    use crate::server::fns;
-    let user = fns::require_user().await?;
-    fns::limit_stripe_actions(&user).await?;
-    crate::billing::service::set_cancel_at_period_end(&fns::state(), &user, cancel)
-        .await
-        .map_err(crate::pages::pricing::service_error)?;
-    leptos_axum::redirect("/dashboard/billing");
-    Ok(())
+    use crate::request;
+    request::run(async {
+        let user = request::require_user().await?;
+        request::limit_stripe_actions(&user).await?;
+        crate::billing::service::set_cancel_at_period_end(&request::state().billing, &user, cancel)
+            .await?;
+        leptos_axum::redirect("/dashboard/billing");
+        Ok(())
+    })
+    .await
 }
 
 #[component]

@@ -7,35 +7,36 @@ use crate::views::GateView;
 
 #[server(endpoint = "load_gate")]
 pub async fn load_gate() -> Result<GateView, ServerFnError> {
-    use crate::{catalog::Limit, server::fns};
-    let Some(user) = fns::current_user().await? else {
-        return Ok(GateView::SignedOut);
-    };
-    let state = fns::state();
-    let access = crate::billing::service::access_for(&state, user.id)
-        .await
-        .map_err(crate::pages::pricing::service_error)?;
-    let plan_name = access
-        .plan_id
-        .as_deref()
-        .and_then(|id| state.catalog.plan(id))
-        .map(|p| p.name.clone())
-        .unwrap_or_default();
-    if !access.has_paid_plan() {
-        return Ok(GateView::Closed { plan_name });
-    }
-    let limits = access
-        .entitlements
-        .iter()
-        .map(|(name, limit)| {
-            let value = match limit {
-                Limit::Count(n) => n.to_string(),
-                Limit::Unlimited => "unlimited".to_owned(),
-            };
-            (name.replace('_', " "), value)
-        })
-        .collect();
-    Ok(GateView::Open { plan_name, limits })
+    use crate::{catalog::Limit, request};
+    request::run(async {
+        let Some(user) = request::current_user().await? else {
+            return Ok(GateView::SignedOut);
+        };
+        let billing = &request::state().billing;
+        let access = crate::billing::service::access_for(billing, user.id).await?;
+        let plan_name = access
+            .plan_id
+            .as_deref()
+            .and_then(|id| billing.catalog.plan(id))
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        if !access.has_paid_plan() {
+            return Ok(GateView::Closed { plan_name });
+        }
+        let limits = access
+            .entitlements
+            .iter()
+            .map(|(name, limit)| {
+                let value = match limit {
+                    Limit::Count(n) => n.to_string(),
+                    Limit::Unlimited => "unlimited".to_owned(),
+                };
+                (name.replace('_', " "), value)
+            })
+            .collect();
+        Ok(GateView::Open { plan_name, limits })
+    })
+    .await
 }
 
 #[component]

@@ -19,15 +19,22 @@ pub struct ServerStatus {
 
 #[server(endpoint = "check_server")]
 pub async fn check_server() -> Result<ServerStatus, ServerFnError> {
-    let state = expect_context::<crate::server::AppState>();
-    let database = crate::db::ping(&state.db).await.map_err(|err| {
-        tracing::warn!(error = %err, "status check: database unavailable");
-        ServerFnError::new("The database is not reachable right now.")
-    })?;
-    Ok(ServerStatus {
-        database: database.to_string(),
-        stripe: state.config.stripe.describe(),
+    use crate::request::{self, FnError};
+    request::run(async {
+        let state = request::state();
+        let database = crate::db::ping(&state.db).await.map_err(|err| {
+            tracing::warn!(error = %err, "status check: database unavailable");
+            FnError::User(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "The database is not reachable right now.",
+            )
+        })?;
+        Ok(ServerStatus {
+            database: database.to_string(),
+            stripe: state.config.stripe.describe(),
+        })
     })
+    .await
 }
 
 const INCLUDED: [&str; 5] = [

@@ -21,15 +21,15 @@ use crate::{
 
 #[server(endpoint = "load_pricing")]
 pub async fn load_pricing() -> Result<PricingView, ServerFnError> {
-    use crate::server::fns;
-    if let Some(viewer) = fns::known_viewer() {
-        return Ok(viewer.pricing().clone());
-    }
-    let state = fns::state();
-    let user = fns::current_user().await?;
-    crate::billing::service::pricing(&state, user.as_ref())
-        .await
-        .map_err(|err| fns::internal_error("pricing view", err))
+    use crate::request;
+    request::run(async {
+        if let Some(viewer) = request::known_viewer() {
+            return Ok(viewer.pricing().clone());
+        }
+        let user = request::current_user().await?;
+        Ok(crate::views::build::pricing(&request::state(), user.as_ref()).await?)
+    })
+    .await
 }
 
 /// Starts paying for `plan`: a Checkout Session, a plan change in the portal, or
@@ -40,56 +40,31 @@ pub async fn start_checkout(plan: String, interval: Option<String>) -> Result<()
     use crate::{
         billing::service::{self, Next},
         catalog::Interval,
-        server::fns,
+        request::{self, FnError},
     };
     use axum::http::StatusCode;
 
-    let user = fns::require_user().await?;
-    fns::limit_stripe_actions(&user).await?;
-    let interval = match interval.as_deref().unwrap_or("monthly") {
-        "month" | "monthly" => Interval::Month,
-        "year" | "yearly" => Interval::Year,
-        "one_time" => Interval::OneTime,
-        _ => {
-            return Err(fns::user_error(
-                StatusCode::BAD_REQUEST,
-                "Choose monthly or yearly billing.",
-            ))
-        }
-    };
-    let state = fns::state();
-    match service::start_checkout(&state, &user, &plan, interval).await {
-        Ok(Next::Stripe(url) | Next::App(url)) => {
-            leptos_axum::redirect(&url);
-            Ok(())
-        }
-        Err(err) => Err(service_error(err)),
-    }
-}
-
-/// A billing service error as the user should read it.
-#[cfg(feature = "ssr")]
-pub fn service_error(err: crate::billing::service::ServiceError) -> ServerFnError {
-    use crate::{billing::service::ServiceError, server::fns};
-    use axum::http::StatusCode;
-    match err {
-        ServiceError::Refused(refusal) => {
-            fns::user_error(StatusCode::BAD_REQUEST, refusal.to_string())
-        }
-        ServiceError::NoSubscription => fns::user_error(
-            StatusCode::BAD_REQUEST,
-            "You have no subscription to change.",
-        ),
-        ServiceError::PriceMissing(_) => {
-            tracing::error!(error = %err, "catalog and Stripe disagree");
-            fns::user_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "This plan is not available right now. Please try again later.",
-            )
-        }
-        ServiceError::Stripe(err) => fns::stripe_error("Stripe call", err),
-        other => fns::internal_error("billing action", other),
-    }
+    request::run(async {
+        let user = request::require_user().await?;
+        request::limit_stripe_actions(&user).await?;
+        let interval = match interval.as_deref().unwrap_or("monthly") {
+            "month" | "monthly" => Interval::Month,
+            "year" | "yearly" => Interval::Year,
+            "one_time" => Interval::OneTime,
+            _ => {
+                return Err(FnError::User(
+                    StatusCode::BAD_REQUEST,
+                    "Choose monthly or yearly billing.",
+                ))
+            }
+        };
+        let billing = &request::state().billing;
+        let (Next::Stripe(url) | Next::App(url)) =
+            service::start_checkout(billing, &user, &plan, interval).await?;
+        leptos_axum::redirect(&url);
+        Ok(())
+    })
+    .await
 }
 
 #[component]

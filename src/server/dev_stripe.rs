@@ -17,9 +17,6 @@ pub enum DevStripeError {
     },
 }
 
-/// The secret key the app presents to the emulator (any `sk_test_` key works).
-pub const EMULATOR_SECRET_KEY: &str = "sk_test_emulator";
-
 /// Starts the emulator if the configuration asks for it and none is running.
 /// Returns the handle to stop (and snapshot) it at shutdown.
 pub async fn start_if_needed(

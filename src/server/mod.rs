@@ -1,22 +1,16 @@
-//! The axum server: shared state, router, middleware and the serve loop.
+//! The axum server: start-up, router, middleware and the serve loop.
 
 pub mod dev_stripe;
-pub mod fns;
 pub mod health;
 pub mod origin;
 pub mod page_cache;
-pub mod security;
 pub mod telemetry;
 
-use std::{
-    future::Future,
-    sync::{Arc, RwLock},
-};
+use std::{future::Future, sync::Arc};
 
-use axum::{extract::FromRef, routing::get, Router};
-use leptos::{config::LeptosOptions, prelude::provide_context};
+use axum::{routing::get, Router};
+use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
-use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::{
@@ -28,129 +22,119 @@ use tracing::Level;
 
 use crate::{
     app::{shell, App},
-    catalog::{self, Catalog},
+    billing::context::SetupError,
     config::Config,
-    gateway::{catalog::PriceDirectory, GatewayError, StripeGateway},
+    gateway::GatewayError,
+    security,
+    state::AppState,
 };
 
-/// Everything a request may need, built once at start-up. Cloned several times
-/// per request (router, Leptos context, server functions), so a clone is one
-/// reference count: field-by-field clones were ~4 % of a page render's CPU.
-#[derive(Clone)]
-pub struct AppState(Arc<SharedState>);
-
-impl std::ops::Deref for AppState {
-    type Target = SharedState;
-
-    fn deref(&self) -> &SharedState {
-        &self.0
-    }
-}
-
-/// What `AppState` shares; reached through `Deref` (`state.db`, `state.catalog`, …).
-pub struct SharedState {
-    pub db: DatabaseConnection,
-    pub config: Arc<Config>,
-    pub catalog: Arc<Catalog>,
-    pub stripe: StripeGateway,
-    /// Lookup key → Stripe price id; refreshed by `refresh_prices`.
-    pub prices: Arc<RwLock<PriceDirectory>>,
-    /// Password hashing, bounded (`auth::accounts::HashQueue`).
-    pub hashing: crate::auth::accounts::HashQueue,
-    /// The portal configuration derived from the catalog, once found or created.
-    pub portal_configuration: Arc<std::sync::OnceLock<String>>,
-    /// The pricing grid for signed-out visitors: the same for all of them.
-    pub public_pricing: Arc<std::sync::OnceLock<crate::views::PricingView>>,
-    pub security: Arc<security::SecurityHeaders>,
-    pub leptos_options: LeptosOptions,
-}
-
-impl FromRef<AppState> for LeptosOptions {
-    fn from_ref(state: &AppState) -> Self {
-        state.leptos_options.clone()
-    }
-}
-
-impl AppState {
-    /// Loads the catalog and builds the Stripe client; no network calls.
-    pub fn new(db: DatabaseConnection, config: Config) -> Result<Self, StartupError> {
-        let leptos_options = leptos_options(&config);
-        let security = Arc::new(security::SecurityHeaders::from_config(&config));
-        let catalog = Arc::new(catalog::load::load(&config.catalog_path)?);
-        let stripe = StripeGateway::from_config(&config)?;
-        Ok(Self(Arc::new(SharedState {
-            db,
-            config: Arc::new(config),
-            catalog,
-            stripe,
-            prices: Arc::default(),
-            hashing: Default::default(),
-            portal_configuration: Arc::default(),
-            public_pricing: Arc::default(),
-            security,
-            leptos_options,
-        })))
-    }
-
-    /// Makes the emulator's account hold the catalog (development and tests only:
-    /// a real account changes through `catalog apply`, deliberately).
-    pub async fn apply_catalog_to_emulator(&self) -> Result<(), GatewayError> {
-        let changes = catalog::sync::plan(
-            &self.catalog,
-            &self.stripe.remote_catalog(&self.catalog).await?,
-        );
-        if !changes.is_empty() {
-            self.stripe.apply_catalog(&changes).await?;
-            tracing::info!(changes = changes.len(), "catalog applied to the emulator");
-        }
-        Ok(())
-    }
-
-    /// A copy of the current lookup key → price directory (a handful of entries).
-    pub fn price_directory(&self) -> PriceDirectory {
-        self.prices
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Re-reads which Stripe price each catalog lookup key points at.
-    pub async fn refresh_prices(&self) -> Result<(), GatewayError> {
-        let directory = self.stripe.resolve_prices(&self.catalog).await?;
-        let missing: Vec<&str> = self
-            .catalog
-            .prices()
-            .map(|(_, price)| price.lookup_key.as_str())
-            .filter(|key| directory.get(key).is_none())
-            .collect();
-        if !missing.is_empty() {
-            tracing::warn!(
-                ?missing,
-                "catalog prices missing in Stripe; run `billing-starter catalog apply`"
-            );
-        }
-        *self.prices.write().unwrap_or_else(|p| p.into_inner()) = directory;
-        Ok(())
-    }
+/// The app, started: its database connected and migrated, its state built, its
+/// socket bound. `main` and the tests start it the same way:
+/// [`Application::build`] (or [`Application::build_on`] a bound socket), then
+/// [`Application::prepare_stripe`] where Stripe holds the catalog, then
+/// [`Application::run_until_stopped`].
+pub struct Application {
+    state: AppState,
+    listener: TcpListener,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum StartupError {
+pub enum StartError {
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
-    Catalog(#[from] catalog::load::LoadError),
+    Database(#[from] crate::db::DbError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
     #[error(transparent)]
     Stripe(#[from] GatewayError),
 }
 
-/// Leptos' options from our own config, so the binary runs the same with or without
-/// cargo-leptos' environment variables (tests spawn it directly).
-fn leptos_options(config: &Config) -> LeptosOptions {
-    LeptosOptions::builder()
-        .output_name(option_env!("LEPTOS_OUTPUT_NAME").unwrap_or("billing-starter"))
-        .site_root(config.site_root.to_string_lossy().into_owned())
-        .site_pkg_dir("pkg")
-        .site_addr(config.listen_addr)
-        .build()
+impl Application {
+    /// Binds `LISTEN_ADDR`, then as [`Application::build_on`].
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let addr = config.listen_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Self::build_on(listener, config).await
+    }
+
+    /// Connects to and migrates the database and builds the state, serving on
+    /// `listener` (bound first, so `APP_URL` can name its port, and so an
+    /// emulator's first events queue on it instead of failing).
+    pub async fn build_on(listener: TcpListener, config: Config) -> Result<Self, StartError> {
+        let db = crate::db::connect(&config.database_url).await?;
+        crate::db::migrate(&db).await?;
+        tracing::info!(
+            env = ?config.app_env,
+            stripe = %config.stripe.describe(),
+            database = %crate::db::ping(&db).await?,
+            "starting"
+        );
+        let state = AppState::new(db, config)?;
+        Ok(Application { state, listener })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// With the emulator, makes its account hold the catalog (a fresh clone gets
+    /// a working pricing page with zero set-up; a real account changes only
+    /// through `catalog apply`); then reads the catalog's prices. Prices that
+    /// cannot be read are logged, not fatal: pages render from the catalog and
+    /// checkout looks them up again.
+    pub async fn prepare_stripe(&self) -> Result<(), StartError> {
+        let billing = &self.state.billing;
+        if billing.config.stripe.is_emulated() {
+            billing.apply_catalog_to_emulator().await?;
+        }
+        if let Err(err) = billing.refresh_prices().await {
+            tracing::warn!(error = %err, "could not resolve catalog prices at start-up");
+        }
+        Ok(())
+    }
+
+    /// Serves, with the housekeeping sweep, until `shutdown` resolves (see [`serve`]).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let sweeper = tokio::spawn(sweep_forever(self.state.db.clone()));
+        let addr = self.listener.local_addr()?;
+        tracing::info!("listening on http://{addr}");
+        let served = serve(self.listener, self.state, shutdown).await;
+        sweeper.abort();
+        served
+    }
+}
+
+/// Runs `operations::sweep` every `SWEEP_EVERY`, in its own span.
+async fn sweep_forever(db: sea_orm::DatabaseConnection) {
+    use tracing::Instrument;
+    let mut every = tokio::time::interval(crate::operations::SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        match crate::operations::sweep(&db)
+            .instrument(tracing::info_span!("sweep"))
+            .await
+        {
+            Ok((sessions, counters)) => {
+                tracing::debug!(sessions, counters, "expired sessions and counters swept")
+            }
+            Err(err) => tracing::warn!(error = %err, "sweep failed"),
+        }
+    }
 }
 
 /// The session cookie's name (the page cache tells visitors with a session by it).
@@ -174,7 +158,7 @@ pub fn router(state: AppState) -> Router {
         let state = state.clone();
         move || {
             provide_context(state.clone());
-            provide_context(fns::RequestUser::default());
+            provide_context(crate::request::RequestUser::default());
         }
     };
     let pages_shell = {

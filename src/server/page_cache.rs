@@ -38,8 +38,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{AppState, SESSION_COOKIE};
-use crate::{db::entities::users, views::PricingView};
+use super::SESSION_COOKIE;
+use crate::{request::KnownViewer, state::AppState, views::PricingView};
 
 /// The public pages worth keeping, by path and query exactly as requested.
 const PUBLIC_PAGES: [&str; 6] = [
@@ -91,23 +91,6 @@ struct Kept {
 impl Kept {
     fn fresh(&self) -> bool {
         self.at.elapsed() < TTL
-    }
-}
-
-/// The signed-in visitor of a page request and their pricing view, read by the
-/// cache before rendering. Put in the request's extensions, where the page's
-/// server functions take it (`server::fns::known_viewer`) instead of reading
-/// again, so the page shows exactly what its template is kept under.
-#[derive(Clone)]
-pub struct KnownViewer(Arc<(users::Model, PricingView)>);
-
-impl KnownViewer {
-    pub fn user(&self) -> &users::Model {
-        &self.0 .0
-    }
-
-    pub fn pricing(&self) -> &PricingView {
-        &self.0 .1
     }
 }
 
@@ -200,11 +183,11 @@ impl PageCache {
             .await
             .inspect_err(|err| tracing::warn!(error = %err, "session lookup for the page cache"))
             .ok()??;
-        let view = crate::billing::service::pricing(&self.state, Some(&user))
+        let view = crate::views::build::pricing(&self.state, Some(&user))
             .await
             .inspect_err(|err| tracing::warn!(error = %err, "pricing view for the page cache"))
             .ok()?;
-        Some(KnownViewer(Arc::new((user, view))))
+        Some(KnownViewer::new(user, view))
     }
 }
 

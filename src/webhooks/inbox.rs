@@ -22,8 +22,8 @@ use serde::Deserialize;
 
 use crate::{
     billing::{
+        apply::{self, ApplyContext, ApplyError},
         objects::BillingEvent,
-        sync::{self, SyncContext, SyncError},
     },
     db::entities::webhook_events,
 };
@@ -65,7 +65,7 @@ pub enum InboxError {
     #[error("database: {0}")]
     Database(#[from] DbErr),
     #[error("applying the event: {0}")]
-    Apply(#[from] SyncError),
+    Apply(#[from] ApplyError),
 }
 
 fn new_row(
@@ -150,8 +150,8 @@ pub async fn record_ignored(
 /// aborting one of them: running it again is the documented remedy.
 fn is_transient(err: &InboxError) -> bool {
     match err {
-        InboxError::Database(err) | InboxError::Apply(SyncError::Database(err)) => {
-            sync::is_transient(err)
+        InboxError::Database(err) | InboxError::Apply(ApplyError::Database(err)) => {
+            apply::is_transient(err)
         }
         InboxError::Apply(_) => false,
     }
@@ -161,13 +161,13 @@ fn is_transient(err: &InboxError) -> bool {
 /// times when the database aborts it for a concurrent conflict).
 pub async fn process(
     db: &DatabaseConnection,
-    ctx: SyncContext<'_>,
+    ctx: ApplyContext<'_>,
     envelope: &Envelope,
     payload: &[u8],
     event: &BillingEvent,
 ) -> Result<Recorded, InboxError> {
     let mut attempt = 1;
-    let mut reads_left = sync::MAX_READ_ROUNDS;
+    let mut reads_left = apply::MAX_READ_ROUNDS;
     loop {
         match process_once(db, ctx, envelope, payload, event).await {
             Err(err) if attempt < 3 && is_transient(&err) => {
@@ -176,7 +176,7 @@ pub async fn process(
             }
             // Deciding needs Stripe: the transaction is rolled back, the read
             // made with nothing held, and the event processed again from the start.
-            Err(InboxError::Apply(sync::SyncError::NeedsStripe(read))) if reads_left > 0 => {
+            Err(InboxError::Apply(apply::ApplyError::NeedsStripe(read))) if reads_left > 0 => {
                 reads_left -= 1;
                 if let Err(err) = ctx.reads.fetch(ctx.gateway, &read).await {
                     let err = InboxError::Apply(err);
@@ -208,7 +208,7 @@ async fn record_failure_logged(
 
 async fn process_once(
     db: &DatabaseConnection,
-    ctx: SyncContext<'_>,
+    ctx: ApplyContext<'_>,
     envelope: &Envelope,
     payload: &[u8],
     event: &BillingEvent,
@@ -220,7 +220,7 @@ async fn process_once(
             tx.rollback().await?;
             return Ok(Recorded::Duplicate);
         }
-        let outcomes = sync::apply_event(&tx, ctx, event).await?;
+        let outcomes = apply::apply_event(&tx, ctx, event).await?;
         tracing::debug!(event = %envelope.id, ?outcomes, "event applied");
         tx.commit().await?;
         Ok::<_, InboxError>(Recorded::Processed)
@@ -309,12 +309,12 @@ pub async fn stored(
 /// idempotent, so a replay of a processed event changes nothing that is current.
 pub async fn replay(
     db: &DatabaseConnection,
-    ctx: SyncContext<'_>,
+    ctx: ApplyContext<'_>,
     row: &webhook_events::Model,
     event: &BillingEvent,
 ) -> Result<(), InboxError> {
     let result = async {
-        sync::write(db, ctx, sync::Write::Event(event)).await?;
+        apply::write(db, ctx, apply::Write::Event(event)).await?;
         mark_replayed(db, &row.stripe_event_id).await?;
         Ok::<_, InboxError>(())
     }

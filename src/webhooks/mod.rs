@@ -7,7 +7,7 @@
 //! including for duplicates and event types the app does not handle, which Stripe
 //! would otherwise retry for days.
 //!
-//! A handled event is applied through `billing::sync` in the same transaction
+//! A handled event is applied through `billing::apply` in the same transaction
 //! that records it (see `inbox`); a failure is stored and answered with 500.
 
 pub mod inbox;
@@ -23,7 +23,9 @@ use axum::{
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::{billing::sync::SyncContext, gateway, server::AppState};
+use tracing::Instrument;
+
+use crate::{billing::context::Billing, gateway};
 
 /// Every event type the app acts on; `doctor` checks the endpoint sends them all.
 pub const HANDLED_EVENTS: [&str; 22] = [
@@ -51,8 +53,79 @@ pub const HANDLED_EVENTS: [&str; 22] = [
     "customer.updated",
 ];
 
-pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let secrets: Vec<&str> = state
+/// Why a delivery was not taken; each answers with the status Stripe's retry
+/// rules call for.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// Missing or bad signature: 400, never retried usefully.
+    #[error(transparent)]
+    Signature(#[from] signature::SignatureError),
+    /// Not a Stripe event (or not a complete one): 400.
+    #[error("webhook body is not a Stripe event")]
+    Malformed,
+    /// A handled type whose object does not match the pinned API version: 500,
+    /// so Stripe retries once the endpoint's version is fixed (or `replay`).
+    #[error("event object does not parse: {0}")]
+    Unparsable(gateway::objects::EventParseError),
+    /// The event could not be stored: 500, Stripe retries.
+    #[error("webhook could not be stored: {0}")]
+    Store(#[from] sea_orm::DbErr),
+    /// Applying it failed and was rolled back: 500, Stripe retries.
+    #[error("webhook processing failed: {0}")]
+    Apply(#[from] inbox::InboxError),
+}
+
+impl IntoResponse for WebhookError {
+    fn into_response(self) -> Response {
+        let (status, message) = match &self {
+            WebhookError::Signature(err) => (StatusCode::BAD_REQUEST, err.to_string()),
+            WebhookError::Malformed => (StatusCode::BAD_REQUEST, "malformed event".to_owned()),
+            WebhookError::Unparsable(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "event object does not match the API version".to_owned(),
+            ),
+            WebhookError::Store(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "temporarily unable to record the event".to_owned(),
+            ),
+            WebhookError::Apply(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "processing failed; retry later".to_owned(),
+            ),
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %self, "webhook failed; Stripe will retry");
+        } else {
+            tracing::warn!(reason = %self, "webhook rejected");
+        }
+        reply(status, json!({ "error": message }))
+    }
+}
+
+/// Whether the app acts on events of this type.
+pub fn is_handled(kind: &str) -> bool {
+    HANDLED_EVENTS.contains(&kind)
+}
+
+/// `POST` of one event from Stripe: verified, recorded once, applied once.
+pub async fn receive(
+    State(billing): State<Billing>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebhookError> {
+    verify(&billing, &headers, &body)?;
+    let envelope = inbox::Envelope::parse(&body).map_err(|_| WebhookError::Malformed)?;
+    process(&billing, &envelope, &body)
+        .instrument(tracing::info_span!(
+            "webhook",
+            event = %envelope.id,
+            kind = %envelope.event_type
+        ))
+        .await
+}
+
+fn verify(billing: &Billing, headers: &HeaderMap, body: &[u8]) -> Result<(), WebhookError> {
+    let secrets: Vec<&str> = billing
         .config
         .stripe
         .webhook_secrets
@@ -63,21 +136,19 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
         .get("stripe-signature")
         .and_then(|value| value.to_str().ok());
     let now = chrono::Utc::now().timestamp();
-    if let Err(err) = signature::verify(&body, header, &secrets, now) {
-        tracing::warn!(reason = %err, "webhook rejected");
-        return reply(StatusCode::BAD_REQUEST, json!({"error": err.to_string()}));
-    }
-    let envelope = match inbox::Envelope::parse(&body) {
-        Ok(envelope) => envelope,
-        Err(err) => {
-            tracing::warn!(error = %err, "webhook body is not a Stripe event");
-            return reply(StatusCode::BAD_REQUEST, json!({"error": "malformed event"}));
-        }
-    };
+    signature::verify(body, header, &secrets, now)?;
+    Ok(())
+}
+
+async fn process(
+    billing: &Billing,
+    envelope: &inbox::Envelope,
+    body: &[u8],
+) -> Result<Response, WebhookError> {
     // A live event reaching a test set-up (or the reverse) is another account's
     // business: stored, never applied, and said in the log.
     let live_key = matches!(
-        state.config.stripe.backend,
+        billing.config.stripe.backend,
         crate::config::StripeBackend::Stripe {
             mode: crate::config::KeyMode::Live,
             ..
@@ -85,73 +156,48 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
     );
     let wrong_mode = envelope.livemode != live_key;
     if wrong_mode {
-        tracing::warn!(event = %envelope.id, livemode = envelope.livemode, "webhook from the other mode (live/test) than the configured key; ignored");
+        tracing::warn!(
+            livemode = envelope.livemode,
+            "webhook from the other mode (live/test) than the configured key; ignored"
+        );
     }
-    if wrong_mode || !HANDLED_EVENTS.contains(&envelope.event_type.as_str()) {
-        return match inbox::record_ignored(&state.db, &envelope, &body).await {
-            Ok(recorded) => {
-                tracing::info!(event = %envelope.id, kind = %envelope.event_type, ?recorded, "webhook type not handled; recorded as ignored");
-                reply(StatusCode::OK, json!({"received": true, "ignored": true}))
-            }
-            Err(err) => {
-                tracing::error!(event = %envelope.id, error = %err, "webhook could not be stored; Stripe will retry");
-                reply(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({"error": "temporarily unable to record the event"}),
-                )
-            }
-        };
+    if wrong_mode || !is_handled(&envelope.event_type) {
+        let recorded = inbox::record_ignored(&billing.db, envelope, body).await?;
+        tracing::info!(?recorded, "webhook type not handled; recorded as ignored");
+        return Ok(reply(
+            StatusCode::OK,
+            json!({"received": true, "ignored": true}),
+        ));
     }
-    let event = match std::str::from_utf8(&body)
+    let event = match std::str::from_utf8(body)
         .map_err(|_| gateway::objects::EventParseError::Envelope)
         .and_then(gateway::objects::parse_event)
     {
         Ok(Some(event)) => event,
         Ok(None) | Err(gateway::objects::EventParseError::Envelope) => {
-            tracing::warn!(event = %envelope.id, "webhook body is not a complete Stripe event");
-            return reply(StatusCode::BAD_REQUEST, json!({"error": "malformed event"}));
+            return Err(WebhookError::Malformed)
         }
-        Err(err) => {
-            // A handled type whose object does not match the pinned API version:
-            // fix the endpoint's version, then Stripe's retry (or `replay`) applies it.
-            tracing::error!(event = %envelope.id, error = %err, "webhook object does not parse");
-            return reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"error": "event object does not match the API version"}),
-            );
-        }
+        Err(err) => return Err(WebhookError::Unparsable(err)),
     };
-    let prices = state.price_directory();
-    let reads = crate::billing::sync::StripeReads::default();
-    let ctx = SyncContext {
-        gateway: &state.stripe,
-        catalog: &state.catalog,
-        prices: &prices,
-        reads: &reads,
-    };
-    match inbox::process(&state.db, ctx, &envelope, &body, &event).await {
-        Ok(inbox::Recorded::Duplicate) => {
-            tracing::info!(event = %envelope.id, "webhook duplicate ignored");
-            reply(StatusCode::OK, json!({"received": true, "duplicate": true}))
-        }
-        Ok(_) => {
-            tracing::info!(event = %envelope.id, kind = %envelope.event_type, "webhook processed");
-            // After the commit, once per event: the inbox answered Duplicate otherwise.
-            if let Some(ga4) = &state.config.ga4 {
-                if let Some(body) = crate::analytics::purchase_payload(&event, &state.catalog) {
-                    crate::analytics::send_in_background(ga4, body);
-                }
-            }
-            reply(StatusCode::OK, json!({"received": true}))
-        }
-        Err(err) => {
-            tracing::error!(event = %envelope.id, kind = %envelope.event_type, error = %err, "webhook processing failed; Stripe will retry");
-            reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"error": "processing failed; retry later"}),
-            )
+    let prices = billing.price_directory();
+    let reads = crate::billing::apply::StripeReads::default();
+    let ctx = billing.apply_context(&prices, &reads);
+    if inbox::process(&billing.db, ctx, envelope, body, &event).await? == inbox::Recorded::Duplicate
+    {
+        tracing::info!("webhook duplicate ignored");
+        return Ok(reply(
+            StatusCode::OK,
+            json!({"received": true, "duplicate": true}),
+        ));
+    }
+    tracing::info!("webhook processed");
+    // After the commit, once per event: the inbox answered Duplicate otherwise.
+    if let Some(ga4) = &billing.config.ga4 {
+        if let Some(body) = crate::analytics::purchase_payload(&event, &billing.catalog) {
+            crate::analytics::send_in_background(ga4, body);
         }
     }
+    Ok(reply(StatusCode::OK, json!({"received": true})))
 }
 
 fn reply(status: StatusCode, body: serde_json::Value) -> Response {

@@ -1,11 +1,9 @@
 //! The session store on real databases.
 
-mod common;
-
 use std::collections::HashMap;
 
+use crate::common::on_each_backend;
 use billing_starter::auth::session_store::SeaOrmSessionStore;
-use common::on_each_backend;
 use time::{Duration, OffsetDateTime};
 use tower_sessions::{
     session::{Id, Record},

@@ -2,10 +2,8 @@
 //! effects, any delivery order, stale updates, failures that Stripe retries, and
 //! the checkout success page sharing the webhook's write path.
 
-mod common;
-
+use crate::common::{billing::World, TestDb};
 use billing_starter::db::entities::{one_time_purchases, subscriptions, users, webhook_events};
-use common::{billing::World, TestDb};
 use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{json, Value};
@@ -184,7 +182,7 @@ async fn subscription_events_in_any_order_on_sqlite() {
 async fn subscription_events_in_any_order_on_postgres() {
     match TestDb::postgres().await {
         Some(db) => order_independence(db).await,
-        None => eprintln!("note: {} not set; skipped", common::POSTGRES_URL_VAR),
+        None => eprintln!("note: {} not set; skipped", crate::common::POSTGRES_URL_VAR),
     }
 }
 
@@ -258,7 +256,7 @@ async fn failing_handler_then_retry_on_sqlite() {
 async fn failing_handler_then_retry_on_postgres() {
     match TestDb::postgres().await {
         Some(db) => failure_then_retry(db).await,
-        None => eprintln!("note: {} not set; skipped", common::POSTGRES_URL_VAR),
+        None => eprintln!("note: {} not set; skipped", crate::common::POSTGRES_URL_VAR),
     }
 }
 
@@ -358,7 +356,7 @@ async fn success_page_then_webhooks(stripe_clock_ahead_secs: i64) {
 /// A page with its per-response nonce (in `nonce` and `crossorigin`) blanked,
 /// to compare two responses.
 fn without_nonces(html: &str) -> String {
-    let nonce = common::script_nonce(html).expect("a nonce");
+    let nonce = crate::common::script_nonce(html).expect("a nonce");
     assert!(nonce.len() >= 16, "{nonce}");
     html.replace(nonce, "")
 }
@@ -406,7 +404,7 @@ async fn signed_in_pricing_pages_are_kept_by_what_they_show() {
     );
 
     // A signed-out session cookie gets the signed-out page, not a kept one.
-    let stale = common::billing::Browser {
+    let stale = crate::common::billing::Browser {
         cookie: "billing_session=AAAAAAAAAAAAAAAAAAAAAA".to_owned(),
         email: String::new(),
     };
@@ -634,10 +632,12 @@ async fn reconcile_and_replay() {
     let sub_id = subscription_rows(&world).await[0]
         .stripe_subscription_id
         .clone();
-    assert!(billing_starter::operations::reconcile(&world.app.state)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        billing_starter::operations::reconcile(&world.app.state.billing)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Canceled in Stripe; the webhook is lost.
     world
@@ -646,7 +646,7 @@ async fn reconcile_and_replay() {
             &[("cancel_at_period_end", "true")],
         )
         .await;
-    let drift = billing_starter::operations::reconcile(&world.app.state)
+    let drift = billing_starter::operations::reconcile(&world.app.state.billing)
         .await
         .unwrap();
     assert_eq!(drift.len(), 1, "{drift:?}");
@@ -657,10 +657,12 @@ async fn reconcile_and_replay() {
         "{drift:?}"
     );
     assert!(subscription_rows(&world).await[0].cancel_at_period_end);
-    assert!(billing_starter::operations::reconcile(&world.app.state)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        billing_starter::operations::reconcile(&world.app.state.billing)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // An event that failed while Stripe was down is replayed once it is back.
     let mut invoice_event = world.event("invoice.paid").await;
@@ -682,7 +684,7 @@ async fn reconcile_and_replay() {
     world
         .control("faults", json!({"rate": 0.0, "kinds": [], "hang_ms": 0}))
         .await;
-    let replayed = billing_starter::operations::replay(&world.app.state, None)
+    let replayed = billing_starter::operations::replay(&world.app.state.billing, None)
         .await
         .unwrap();
     assert_eq!(replayed.len(), 1);
@@ -699,10 +701,12 @@ async fn reconcile_and_replay() {
         .unwrap()
         .unwrap();
     assert_eq!((row.status.as_str(), row.attempts), ("processed", 2));
-    assert!(billing_starter::operations::replay(&world.app.state, None)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        billing_starter::operations::replay(&world.app.state.billing, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     world.stop().await;
     db.cleanup().await;
 }
@@ -794,7 +798,7 @@ async fn paid_checkout(
     email: &str,
     plan: &str,
     interval: &str,
-) -> common::billing::Browser {
+) -> crate::common::billing::Browser {
     let browser = world.sign_up(email).await;
     let url = world.checkout(&browser, plan, interval).await;
     let (status, _) = world.pay(&url, "4242424242424242").await;
@@ -1114,7 +1118,7 @@ async fn deleted_customers_stay_deleted_on_sqlite() {
 async fn deleted_customers_stay_deleted_on_postgres() {
     match TestDb::postgres().await {
         Some(db) => deleted_customer_stays_deleted(db).await,
-        None => eprintln!("note: {} not set; skipped", common::POSTGRES_URL_VAR),
+        None => eprintln!("note: {} not set; skipped", crate::common::POSTGRES_URL_VAR),
     }
 }
 
@@ -1179,7 +1183,7 @@ async fn billing_page_views_make_no_stripe_calls() {
         .exec(&world.app.db)
         .await
         .unwrap();
-    billing_starter::operations::reconcile(&world.app.state)
+    billing_starter::operations::reconcile(&world.app.state.billing)
         .await
         .unwrap();
     let rows = billing_starter::db::entities::invoices::Entity::find()

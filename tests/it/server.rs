@@ -1,8 +1,6 @@
 //! The real server on a free port: health, security headers, SSR, limits, shutdown.
 
-mod common;
-
-use common::{script_nonce, TestApp, TestDb};
+use crate::common::{script_nonce, TestApp, TestDb};
 use reqwest::{header, StatusCode};
 use sea_orm::EntityTrait;
 
@@ -26,7 +24,7 @@ async fn healthz_reports_the_database() {
 #[tokio::test]
 async fn healthz_works_on_postgres() {
     let Some(db) = TestDb::postgres().await else {
-        eprintln!("note: {} not set; skipped", common::POSTGRES_URL_VAR);
+        eprintln!("note: {} not set; skipped", crate::common::POSTGRES_URL_VAR);
         return;
     };
     let app = TestApp::spawn(db.url(), &[]).await;
@@ -668,17 +666,25 @@ async fn sign_in_redirects_stay_on_the_site() {
     app.stop().await.unwrap();
 }
 
-/// Peak resident memory of this process (Linux `VmHWM`), in MB.
-fn peak_rss_mb() -> u64 {
+/// A line of this process's `/proc/self/status` (Linux), in MB.
+fn status_mb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
         .map_or(0, |kb| kb / 1024)
+}
+
+/// Starts a fresh peak-memory window and returns the resident size now: the
+/// peak left by earlier tests in this binary must not count against this one.
+fn reset_peak_rss_mb() -> u64 {
+    // Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    status_mb("VmRSS:")
 }
 
 /// A sign-up flood from one client: the per-client limit answers 429, and
@@ -690,7 +696,7 @@ async fn sign_up_floods_are_limited_and_shed() {
     let db = TestDb::sqlite();
     // The per-client limit out of the way: the hashing queue alone.
     let app = TestApp::spawn(db.url(), &[("SIGN_UP_LIMIT_PER_IP", "1000")]).await;
-    let before = peak_rss_mb();
+    let before = reset_peak_rss_mb();
     let posts = (0..60).map(|i| {
         let app = &app;
         async move {
@@ -726,8 +732,11 @@ async fn sign_up_floods_are_limited_and_shed() {
         "nothing else: {:?}",
         responses.iter().map(|r| r.status()).collect::<Vec<_>>()
     );
-    let grown = peak_rss_mb().saturating_sub(before);
-    assert!(grown < 300, "peak RSS grew by {grown} MB");
+    // Unbounded, 60 Argon2 hashes at 19 MB each take over 1.1 GB at once; the
+    // queue keeps a few. Other tests of this binary run beside this one, so
+    // the bound leaves them room rather than measuring the queue to the MB.
+    let grown = status_mb("VmHWM:").saturating_sub(before);
+    assert!(grown < 600, "peak RSS grew by {grown} MB");
     app.stop().await.unwrap();
 
     // With the default limit, one client gets 429 after 40 sign-ups.
@@ -866,7 +875,7 @@ async fn forwarded_for_is_trusted_only_from_trusted_proxies() {
 #[tokio::test]
 async fn limits_hold_across_app_instances() {
     let Some(db) = TestDb::postgres().await else {
-        eprintln!("note: {} not set; skipped", common::POSTGRES_URL_VAR);
+        eprintln!("note: {} not set; skipped", crate::common::POSTGRES_URL_VAR);
         return;
     };
     let one = TestApp::spawn(db.url(), &[]).await;

@@ -1,9 +1,7 @@
 //! Sign-up and sign-in on real databases.
 
-mod common;
-
+use crate::common::on_each_backend;
 use billing_starter::auth::accounts::{self, AccountError};
-use common::on_each_backend;
 
 #[tokio::test]
 async fn sign_up_then_sign_in_with_clear_errors() {

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{BillingType, CallToActionView, PriceDisplay};
 
+/// Building the views from billing state (server only).
+#[cfg(feature = "ssr")]
+pub mod build;
+
 /// One interval's price and call to action on a plan card.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CardOffer {

@@ -1,15 +1,13 @@
 //! `doctor` against the emulator and the running app: green on a correct set-up,
 //! and red on the right line for each broken item.
 
-mod common;
-
+use crate::common::{TestApp, TestDb};
 use billing_starter::{
-    catalog::sync,
+    catalog::diff,
     config::Config,
     doctor::{self, Check},
     gateway::{api_version, StripeGateway},
 };
-use common::{TestApp, TestDb};
 
 const SECRET: &str = "whsec_doctor_tests";
 
@@ -42,7 +40,7 @@ impl Setup {
         let stripe = setup.gateway(&setup.app.config);
         let catalog = billing_starter::catalog::load::load(&setup.app.config.catalog_path).unwrap();
         stripe
-            .apply_catalog(&sync::plan(
+            .apply_catalog(&diff::plan(
                 &catalog,
                 &stripe.remote_catalog(&catalog).await.unwrap(),
             ))

@@ -1,15 +1,13 @@
 //! The schema on real databases: migrations go up, down and up again, and every
 //! entity round-trips with the uniqueness rules the billing code relies on.
 
-mod common;
-
+use crate::common::on_each_backend;
 use billing_starter::{
     billing::access::{PurchaseFacts, SubscriptionFacts},
     catalog::Interval,
     db::entities::{one_time_purchases, subscriptions, users, webhook_events},
 };
 use chrono::{TimeZone, Utc};
-use common::on_each_backend;
 use migration::{Migrator, MigratorTrait, SchemaManager};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, ModelTrait, PaginatorTrait,

@@ -151,21 +151,22 @@ pub fn is_static_asset(response: &Response) -> bool {
         })
 }
 
-/// Sets the page CSP for the response being rendered, using the nonce Leptos
-/// generated for it. Called from the document shell.
-pub fn set_page_csp() {
-    use leptos::prelude::use_context;
+impl SecurityHeaders {
+    /// Sets the page CSP for the response being rendered, using the nonce Leptos
+    /// generated for it. Called from the document shell.
+    pub fn set_page_csp(&self) {
+        use leptos::prelude::use_context;
 
-    let (Some(nonce), Some(state), Some(response)) = (
-        leptos::nonce::use_nonce(),
-        use_context::<super::AppState>(),
-        use_context::<leptos_axum::ResponseOptions>(),
-    ) else {
-        return;
-    };
-    match HeaderValue::from_str(&state.security.page_csp(&nonce)) {
-        Ok(value) => response.insert_header(header::CONTENT_SECURITY_POLICY, value),
-        Err(err) => tracing::error!(error = %err, "page CSP is not a valid header value"),
+        let (Some(nonce), Some(response)) = (
+            leptos::nonce::use_nonce(),
+            use_context::<leptos_axum::ResponseOptions>(),
+        ) else {
+            return;
+        };
+        match HeaderValue::from_str(&self.page_csp(&nonce)) {
+            Ok(value) => response.insert_header(header::CONTENT_SECURITY_POLICY, value),
+            Err(err) => tracing::error!(error = %err, "page CSP is not a valid header value"),
+        }
     }
 }
 

@@ -7,11 +7,7 @@ pub mod billing;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use billing_starter::{
-    config::Config,
-    db,
-    server::{self, AppState},
-};
+use billing_starter::{config::Config, db, server::Application, state::AppState};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use tokio::sync::oneshot;
 
@@ -211,19 +207,24 @@ impl TestApp {
         );
         let config = Config::from_vars(vars).expect("test config is valid");
 
-        let db = db::connect(&config.database_url).await.expect("connect");
-        db::migrate(&db).await.expect("migrate");
-
-        let (tx, rx) = oneshot::channel::<()>();
-        let state = AppState::new(db.clone(), config.clone()).expect("app state builds");
+        let app = Application::build_on(listener, config.clone())
+            .await
+            .expect("app builds");
         if with_catalog {
-            state
-                .apply_catalog_to_emulator()
-                .await
-                .expect("catalog applied");
-            state.refresh_prices().await.expect("prices resolved");
+            app.prepare_stripe().await.expect("catalog applied");
+            assert!(
+                !app.state()
+                    .billing
+                    .price_directory()
+                    .by_lookup_key
+                    .is_empty(),
+                "prices resolved"
+            );
         }
-        let server = tokio::spawn(server::serve(listener, state.clone(), async {
+        let state = app.state().clone();
+        let db = state.db.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
         }));
 

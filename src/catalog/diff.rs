@@ -8,7 +8,7 @@ use std::fmt;
 use super::{BillingType, Catalog, Interval, StripeEnv};
 
 /// Metadata key that ties a Stripe product to a catalog plan.
-pub const PLAN_ID_METADATA: &str = "catalog_plan_id";
+pub const PRODUCT_PLAN_METADATA: &str = "catalog_plan_id";
 
 /// The account as far as the catalog is concerned.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,9 +1,9 @@
-//! Catalog sync against the Stripe emulator, through the real gateway and the CLI.
+//! The catalog diff applied to the Stripe emulator, through the real gateway and the CLI.
 
 use std::process::Command;
 
 use billing_starter::{
-    catalog::{load::parse, sync, Catalog, Interval},
+    catalog::{diff, load::parse, Catalog, Interval},
     config::Config,
     gateway::StripeGateway,
 };
@@ -24,7 +24,7 @@ fn config_for(base_url: &str) -> Config {
 }
 
 fn example() -> Catalog {
-    parse(include_str!("../plans.toml")).unwrap()
+    parse(include_str!("../../plans.toml")).unwrap()
 }
 
 #[tokio::test]
@@ -33,11 +33,11 @@ async fn apply_on_an_empty_account_then_plan_shows_no_drift() {
     let stripe = StripeGateway::from_config(&config_for(&emulator.base_url)).unwrap();
     let catalog = example();
 
-    let changes = sync::plan(&catalog, &stripe.remote_catalog(&catalog).await.unwrap());
+    let changes = diff::plan(&catalog, &stripe.remote_catalog(&catalog).await.unwrap());
     assert_eq!(changes.len(), 5, "{changes:?}");
     stripe.apply_catalog(&changes).await.unwrap();
     assert_eq!(
-        sync::plan(&catalog, &stripe.remote_catalog(&catalog).await.unwrap()),
+        diff::plan(&catalog, &stripe.remote_catalog(&catalog).await.unwrap()),
         []
     );
 
@@ -65,14 +65,14 @@ async fn an_amount_change_creates_a_new_price_moves_the_key_and_archives_the_old
     let stripe = StripeGateway::from_config(&config_for(&emulator.base_url)).unwrap();
     let catalog = example();
     stripe
-        .apply_catalog(&sync::plan(&catalog, &Default::default()))
+        .apply_catalog(&diff::plan(&catalog, &Default::default()))
         .await
         .unwrap();
     let before = stripe.resolve_prices(&catalog).await.unwrap();
 
     let mut raised = catalog.clone();
     raised.plans[2].prices[0].amount = 5900;
-    let changes = sync::plan(&raised, &stripe.remote_catalog(&raised).await.unwrap());
+    let changes = diff::plan(&raised, &stripe.remote_catalog(&raised).await.unwrap());
     let text: Vec<String> = changes.iter().map(ToString::to_string).collect();
     assert_eq!(text.len(), 2, "{text:?}");
     assert!(
@@ -96,7 +96,7 @@ async fn an_amount_change_creates_a_new_price_moves_the_key_and_archives_the_old
         !old.active && old.lookup_key.is_none(),
         "old price archived without the key: {old:?}"
     );
-    assert_eq!(sync::plan(&raised, &remote), []);
+    assert_eq!(diff::plan(&raised, &remote), []);
     emulator.stop().await;
 }
 

@@ -1,10 +1,8 @@
 //! The webhook route on real databases: signatures, the record-once inbox and
 //! the status codes Stripe's retry logic depends on.
 
-mod common;
-
+use crate::common::{TestApp, TestDb};
 use billing_starter::{db::entities::webhook_events, webhooks::signature};
-use common::{TestApp, TestDb};
 use reqwest::StatusCode;
 use sea_orm::{EntityTrait, PaginatorTrait};
 
@@ -186,7 +184,7 @@ async fn webhook_route_on_sqlite() {
 async fn webhook_route_on_postgres() {
     match TestDb::postgres().await {
         Some(db) => exercise(db).await,
-        None => eprintln!("note: {} not set; skipped", common::POSTGRES_URL_VAR),
+        None => eprintln!("note: {} not set; skipped", crate::common::POSTGRES_URL_VAR),
     }
 }
 

@@ -11,7 +11,7 @@
 //!   from Stripe; it never fails just because another event is late.
 //! - No Stripe call is made while a transaction (or SQLite's write turn) is
 //!   held: a hung Stripe connection would stop every write. When deciding needs
-//!   something from Stripe, the write stops with [`SyncError::NeedsStripe`], the
+//!   something from Stripe, the write stops with [`ApplyError::NeedsStripe`], the
 //!   transaction rolls back, [`StripeReads::fetch`] reads it with nothing held,
 //!   and the write runs again from the start with the answer at hand, so it
 //!   decides under the lock from what the database holds then ([`write`]).
@@ -40,7 +40,7 @@ use crate::{
 };
 
 #[derive(Debug, thiserror::Error)]
-pub enum SyncError {
+pub enum ApplyError {
     #[error("database: {0}")]
     Database(#[from] DbErr),
     #[error(transparent)]
@@ -88,7 +88,11 @@ pub fn is_transient(err: &DbErr) -> bool {
 
 impl StripeReads {
     /// Reads `what` from Stripe. Called with no transaction or turn held.
-    pub async fn fetch(&self, gateway: &StripeGateway, what: &StripeRead) -> Result<(), SyncError> {
+    pub async fn fetch(
+        &self,
+        gateway: &StripeGateway,
+        what: &StripeRead,
+    ) -> Result<(), ApplyError> {
         match what {
             StripeRead::Subscription(id) => {
                 let sub = gateway.subscription(id).await?;
@@ -108,28 +112,28 @@ impl StripeReads {
         Ok(())
     }
 
-    fn subscription(&self, id: &str) -> Result<SubscriptionState, SyncError> {
+    fn subscription(&self, id: &str) -> Result<SubscriptionState, ApplyError> {
         self.subscriptions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
             .cloned()
-            .ok_or_else(|| SyncError::NeedsStripe(StripeRead::Subscription(id.to_owned())))
+            .ok_or_else(|| ApplyError::NeedsStripe(StripeRead::Subscription(id.to_owned())))
     }
 
-    fn session_for_payment(&self, pi: &str) -> Result<Option<CheckoutSessionState>, SyncError> {
+    fn session_for_payment(&self, pi: &str) -> Result<Option<CheckoutSessionState>, ApplyError> {
         self.sessions_for_payment
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(pi)
             .cloned()
-            .ok_or_else(|| SyncError::NeedsStripe(StripeRead::SessionForPayment(pi.to_owned())))
+            .ok_or_else(|| ApplyError::NeedsStripe(StripeRead::SessionForPayment(pi.to_owned())))
     }
 }
 
 /// What `apply` needs besides the connection.
 #[derive(Clone, Copy)]
-pub struct SyncContext<'a> {
+pub struct ApplyContext<'a> {
     pub gateway: &'a StripeGateway,
     pub catalog: &'a Catalog,
     pub prices: &'a PriceDirectory,
@@ -158,9 +162,9 @@ pub enum Write<'a> {
 /// between attempts with nothing held.
 pub async fn write(
     db: &DatabaseConnection,
-    ctx: SyncContext<'_>,
+    ctx: ApplyContext<'_>,
     what: Write<'_>,
-) -> Result<Vec<Outcome>, SyncError> {
+) -> Result<Vec<Outcome>, ApplyError> {
     let (mut reads_left, mut conflicts_left) = (MAX_READ_ROUNDS, MAX_CONFLICT_RETRIES);
     loop {
         let attempt = async {
@@ -179,20 +183,20 @@ pub async fn write(
                 }
             };
             tx.commit().await?;
-            Ok::<_, SyncError>(outcomes)
+            Ok::<_, ApplyError>(outcomes)
         }
         .await;
         match attempt {
-            Err(SyncError::NeedsStripe(read)) if reads_left > 0 => {
+            Err(ApplyError::NeedsStripe(read)) if reads_left > 0 => {
                 reads_left -= 1;
                 ctx.reads.fetch(ctx.gateway, &read).await?;
             }
-            Err(SyncError::NeedsStripe(_)) => {
-                return Err(SyncError::Database(DbErr::Custom(
+            Err(ApplyError::NeedsStripe(_)) => {
+                return Err(ApplyError::Database(DbErr::Custom(
                     "a write kept needing more from Stripe".into(),
                 )))
             }
-            Err(SyncError::Database(err)) if conflicts_left > 0 && is_transient(&err) => {
+            Err(ApplyError::Database(err)) if conflicts_left > 0 && is_transient(&err) => {
                 conflicts_left -= 1;
                 tracing::info!(error = %err, "transaction conflict; re-running");
             }
@@ -221,9 +225,9 @@ fn time(secs: Option<i64>) -> Option<DateTime<Utc>> {
 /// Applies one webhook event.
 pub async fn apply_event<C: ConnectionTrait>(
     conn: &C,
-    ctx: SyncContext<'_>,
+    ctx: ApplyContext<'_>,
     event: &BillingEvent,
-) -> Result<Vec<Outcome>, SyncError> {
+) -> Result<Vec<Outcome>, ApplyError> {
     let outcomes = match &event.object {
         StripeObject::Subscription(sub) => {
             vec![upsert_subscription(conn, ctx, sub, event.created, Source::Event).await?]
@@ -285,10 +289,10 @@ pub async fn apply_event<C: ConnectionTrait>(
 /// to belong to `user_id`, then written exactly as the webhook would.
 async fn checkout_session_for_user<C: ConnectionTrait>(
     conn: &C,
-    ctx: SyncContext<'_>,
+    ctx: ApplyContext<'_>,
     session: &CheckoutSessionState,
     user_id: i64,
-) -> Result<Vec<Outcome>, SyncError> {
+) -> Result<Vec<Outcome>, ApplyError> {
     let session_id = session.id.as_str();
     let user_customer = users::Entity::find_by_id(user_id)
         .one(conn)
@@ -297,7 +301,7 @@ async fn checkout_session_for_user<C: ConnectionTrait>(
     let ours = session.user_id() == Some(user_id)
         && (session.customer_id.is_none() || session.customer_id == user_customer);
     if !ours {
-        return Err(SyncError::NotYours(session_id.to_owned()));
+        return Err(ApplyError::NotYours(session_id.to_owned()));
     }
     let kind = "checkout.session.retrieved";
     // Read after the session was created: its `created` is a Stripe time the
@@ -357,7 +361,7 @@ async fn upsert_invoice<C: ConnectionTrait>(
     invoice: &InvoiceState,
     observed_at: i64,
     source: Source,
-) -> Result<Outcome, SyncError> {
+) -> Result<Outcome, ApplyError> {
     if invoice.id.is_empty() {
         return Ok(Outcome::Nothing);
     }
@@ -483,7 +487,7 @@ async fn resolve_user<C: ConnectionTrait>(
 
 /// The catalog plan a subscription is on: by the price's lookup key (survives
 /// plan changes in the portal), then by price id, then by our metadata.
-fn plan_of(ctx: SyncContext<'_>, sub: &SubscriptionState) -> Option<String> {
+fn plan_of(ctx: ApplyContext<'_>, sub: &SubscriptionState) -> Option<String> {
     sub.price_lookup_key
         .as_deref()
         .and_then(|key| ctx.catalog.price_by_lookup_key(key))
@@ -529,11 +533,11 @@ async fn lock_subscription<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(),
 
 async fn upsert_subscription<C: ConnectionTrait>(
     conn: &C,
-    ctx: SyncContext<'_>,
+    ctx: ApplyContext<'_>,
     sub: &SubscriptionState,
     observed_at: i64,
     source: Source,
-) -> Result<Outcome, SyncError> {
+) -> Result<Outcome, ApplyError> {
     lock_subscription(conn, &sub.id).await?;
     let existing = find_subscription(conn, &sub.id).await?;
     let stored = existing.as_ref().map(|row| freshness::Stored {
@@ -657,12 +661,12 @@ fn purchase_rank(status: &str) -> u8 {
 
 async fn apply_checkout_session<C: ConnectionTrait>(
     conn: &C,
-    ctx: SyncContext<'_>,
+    ctx: ApplyContext<'_>,
     session: &CheckoutSessionState,
     kind: &str,
     // A Stripe time any subscription read here is no older than.
     observed_at: i64,
-) -> Result<Vec<Outcome>, SyncError> {
+) -> Result<Vec<Outcome>, ApplyError> {
     let mut outcomes = Vec::new();
     match session.mode {
         CheckoutMode::Subscription => {
@@ -727,10 +731,10 @@ async fn apply_checkout_session<C: ConnectionTrait>(
 
 async fn upsert_purchase<C: ConnectionTrait>(
     conn: &C,
-    ctx: SyncContext<'_>,
+    ctx: ApplyContext<'_>,
     session: &CheckoutSessionState,
     kind: &str,
-) -> Result<Outcome, SyncError> {
+) -> Result<Outcome, ApplyError> {
     let status = match (
         kind,
         session.status.as_str(),
@@ -822,9 +826,9 @@ async fn upsert_purchase<C: ConnectionTrait>(
 /// arrived yet, records it from the session Stripe has for that payment.
 async fn purchase_for_payment<C: ConnectionTrait>(
     conn: &C,
-    ctx: SyncContext<'_>,
+    ctx: ApplyContext<'_>,
     payment_intent: &str,
-) -> Result<Option<one_time_purchases::Model>, SyncError> {
+) -> Result<Option<one_time_purchases::Model>, ApplyError> {
     let find = || {
         one_time_purchases::Entity::find()
             .filter(one_time_purchases::Column::StripePaymentIntentId.eq(payment_intent))
@@ -844,7 +848,7 @@ async fn reverse_purchase<C: ConnectionTrait>(
     conn: &C,
     row: one_time_purchases::Model,
     status: &str,
-) -> Result<Outcome, SyncError> {
+) -> Result<Outcome, ApplyError> {
     if purchase_rank(&row.status) >= purchase_rank(status) {
         return Ok(Outcome::PurchaseUnchanged(
             row.stripe_checkout_session_id.unwrap_or_default(),
@@ -876,7 +880,7 @@ async fn reverse_purchase<C: ConnectionTrait>(
 async fn restore_disputed<C: ConnectionTrait>(
     conn: &C,
     payment_intent: &str,
-) -> Result<Outcome, SyncError> {
+) -> Result<Outcome, ApplyError> {
     let restored = one_time_purchases::Entity::update_many()
         .col_expr(one_time_purchases::Column::Status, Expr::value("paid"))
         .col_expr(
@@ -901,10 +905,10 @@ async fn restore_disputed<C: ConnectionTrait>(
 /// Takes back the purchase paid by `payment_intent` (`refunded` or `reversed`).
 async fn reverse_payment<C: ConnectionTrait>(
     conn: &C,
-    ctx: SyncContext<'_>,
+    ctx: ApplyContext<'_>,
     payment_intent: &str,
     status: &str,
-) -> Result<Outcome, SyncError> {
+) -> Result<Outcome, ApplyError> {
     match purchase_for_payment(conn, ctx, payment_intent).await? {
         Some(row) => reverse_purchase(conn, row, status).await,
         // A payment that is not a one-time purchase (e.g. a subscription invoice).

@@ -3,15 +3,13 @@
 //! as delivering them once in order — on SQLite, on PostgreSQL, and with two app
 //! instances sharing one PostgreSQL. And checkout under injected Stripe faults.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use billing_starter::db::entities::{one_time_purchases, subscriptions, users, webhook_events};
-use common::{
+use crate::common::{
     billing::{returned_error, World},
     TestApp, TestDb,
 };
+use billing_starter::db::entities::{one_time_purchases, subscriptions, users, webhook_events};
 use futures_util::StreamExt;
 use rand::seq::SliceRandom;
 use reqwest::StatusCode;
@@ -222,7 +220,7 @@ async fn chaos_run(source: &TestDb, chaos_dbs: Vec<TestDb>, two_instances: bool)
     let reference = TestApp::spawn_with_stripe(
         reference_db.url(),
         &world.emulator.base_url,
-        &[("STRIPE_WEBHOOK_SECRET", common::billing::SECRET)],
+        &[("STRIPE_WEBHOOK_SECRET", crate::common::billing::SECRET)],
     )
     .await;
     add_users(&reference.db).await;
@@ -243,7 +241,7 @@ async fn chaos_run(source: &TestDb, chaos_dbs: Vec<TestDb>, two_instances: bool)
                 TestApp::spawn_with_stripe(
                     db.url(),
                     &world.emulator.base_url,
-                    &[("STRIPE_WEBHOOK_SECRET", common::billing::SECRET)],
+                    &[("STRIPE_WEBHOOK_SECRET", crate::common::billing::SECRET)],
                 )
                 .await,
             );
@@ -282,7 +280,7 @@ async fn duplicated_shuffled_concurrent_deliveries_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn duplicated_shuffled_concurrent_deliveries_on_postgres_one_and_two_instances() {
     let (Some(one), Some(two)) = (TestDb::postgres().await, TestDb::postgres().await) else {
-        eprintln!("note: {} not set; skipped", common::POSTGRES_URL_VAR);
+        eprintln!("note: {} not set; skipped", crate::common::POSTGRES_URL_VAR);
         return;
     };
     let source = TestDb::sqlite();

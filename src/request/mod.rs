@@ -1,0 +1,136 @@
+//! What a server function reads from its request: the shared state, the
+//! session, the signed-in user, the client's address and its abuse limits.
+//! Every helper returns a typed [`FnError`]; [`error::run`] answers it once.
+
+pub mod error;
+
+use axum::http::StatusCode;
+use leptos::prelude::*;
+
+pub use self::error::{run, FnError};
+use crate::{auth, db::entities::users, state::AppState, views::PricingView};
+
+pub fn state() -> AppState {
+    expect_context::<AppState>()
+}
+
+/// The client's address for abuse limits: the peer, or behind `TRUSTED_PROXIES`
+/// the client their `X-Forwarded-For` names.
+pub async fn client_ip() -> Option<std::net::IpAddr> {
+    let peer = leptos_axum::extract::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .await
+        .ok()?
+        .0
+        .ip();
+    let parts = use_context::<axum::http::request::Parts>();
+    let forwarded_for = parts.as_ref().and_then(|parts| {
+        parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|value| value.to_str().ok())
+    });
+    Some(crate::limits::client_ip(
+        peer,
+        forwarded_for,
+        &state().config.trusted_proxies,
+    ))
+}
+
+/// Counts one use of `rule` by `key`: refused with `message` once used up.
+pub async fn limit(
+    rule: crate::limits::Rule,
+    key: crate::limits::Key,
+    message: &'static str,
+) -> Result<(), FnError> {
+    let now = chrono::Utc::now().timestamp();
+    match crate::limits::hit(&state().db, rule, &key, now).await {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            tracing::warn!(rule = rule.name, "request limited");
+            Err(FnError::Limited {
+                message,
+                retry_after: rule.window_secs - now.rem_euclid(rule.window_secs),
+            })
+        }
+        Err(crate::limits::LimitError::BadKey) => Err(FnError::User(
+            StatusCode::BAD_REQUEST,
+            "This request is not valid.",
+        )),
+        Err(err) => Err(FnError::internal("rate limit", err)),
+    }
+}
+
+/// Counts one action of `user` that calls Stripe (checkout, portal, cancel,
+/// resume, the success page's read): a click storm spends our Stripe rate limit.
+pub async fn limit_stripe_actions(user: &users::Model) -> Result<(), FnError> {
+    limit(
+        crate::limits::STRIPE_ACTIONS_PER_USER,
+        crate::limits::Key::User(user.id),
+        "Too many billing requests. Wait a minute and try again.",
+    )
+    .await
+}
+
+pub async fn session() -> Result<tower_sessions::Session, FnError> {
+    leptos_axum::extract::<tower_sessions::Session>()
+        .await
+        .map_err(|err| FnError::internal("session extraction", err))
+}
+
+/// The signed-in user, looked up at most once per request: a page's header and its
+/// body both ask. Provided fresh for every request by the router's context.
+#[derive(Clone, Default)]
+pub struct RequestUser(std::sync::Arc<tokio::sync::OnceCell<Option<users::Model>>>);
+
+/// The signed-in visitor of a page request and their pricing view, as the page
+/// cache read them (`server::page_cache`), so the page shows exactly what the
+/// cache keeps its template under. Put in the request's extensions.
+#[derive(Clone)]
+pub struct KnownViewer(std::sync::Arc<(users::Model, PricingView)>);
+
+impl KnownViewer {
+    pub fn new(user: users::Model, pricing: PricingView) -> Self {
+        KnownViewer(std::sync::Arc::new((user, pricing)))
+    }
+
+    pub fn user(&self) -> &users::Model {
+        &self.0 .0
+    }
+
+    pub fn pricing(&self) -> &PricingView {
+        &self.0 .1
+    }
+}
+
+/// The page cache's reading of this request's viewer, if it made one.
+pub fn known_viewer() -> Option<KnownViewer> {
+    use_context::<axum::http::request::Parts>()?
+        .extensions
+        .get::<KnownViewer>()
+        .cloned()
+}
+
+/// The signed-in user, from the server-side session only.
+pub async fn current_user() -> Result<Option<users::Model>, FnError> {
+    if let Some(viewer) = known_viewer() {
+        return Ok(Some(viewer.user().clone()));
+    }
+    let lookup = || async {
+        let session = session().await?;
+        auth::current_user(&session, &state().db)
+            .await
+            .map_err(|err| FnError::internal("session lookup", err))
+    };
+    match use_context::<RequestUser>() {
+        Some(cached) => cached.0.get_or_try_init(lookup).await.cloned(),
+        None => lookup().await,
+    }
+}
+
+/// The signed-in user, or a 401 with a readable message.
+pub async fn require_user() -> Result<users::Model, FnError> {
+    current_user().await?.ok_or(FnError::User(
+        StatusCode::UNAUTHORIZED,
+        "Please sign in first.",
+    ))
+}

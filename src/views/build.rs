@@ -1,0 +1,264 @@
+//! The pages' views, computed on the server from the billing state: the
+//! pricing grid, the billing page, and the words for dates and statuses. The
+//! billing service does the actions; this is only how their state reads.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::{BillingView, CheckoutReturn, InvoiceView, PlanCard, PricingView, PurchaseView};
+use crate::{
+    billing::{
+        access::Notice,
+        context::Billing,
+        service::{self, CheckoutOutcome, ServiceError},
+    },
+    catalog::{display, money, BillingType, Interval},
+    db::entities::{invoices, one_time_purchases, users},
+    state::AppState,
+};
+
+fn date(at: DateTime<Utc>) -> String {
+    at.format("%B %-d, %Y").to_string()
+}
+
+fn status_word(status: &str) -> String {
+    match status {
+        "past_due" => "Past due".to_owned(),
+        other => {
+            let mut chars = other.chars();
+            chars
+                .next()
+                .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
+                .unwrap_or_default()
+                .replace('_', " ")
+        }
+    }
+}
+
+/// The pricing grid for this visitor, both intervals computed on the server.
+pub async fn pricing(
+    state: &AppState,
+    user: Option<&users::Model>,
+) -> Result<PricingView, ServiceError> {
+    if user.is_none() {
+        if let Some(view) = state.public_pricing.get() {
+            return Ok(view.clone());
+        }
+    }
+    let holdings = match user {
+        None => display::Holdings::default(),
+        Some(user) => {
+            let access = service::access_for(&state.billing, user.id).await?;
+            display::Holdings {
+                signed_in: true,
+                subscription: access
+                    .subscription
+                    .as_ref()
+                    .and_then(|s| Some((s.plan_id.clone(), s.interval?))),
+                owned: access.owned.clone(),
+            }
+        }
+    };
+    let offer = |plan: &crate::catalog::Plan, interval: Interval| {
+        let price_interval = match plan.billing {
+            BillingType::OneTime => Interval::OneTime,
+            _ => interval,
+        };
+        crate::views::CardOffer {
+            price: plan
+                .price(price_interval)
+                .map(|price| display::price_display(plan, price)),
+            cta: display::call_to_action(plan, interval, &holdings),
+        }
+    };
+    let view = PricingView {
+        signed_in: user.is_some(),
+        has_yearly: state
+            .billing
+            .catalog
+            .prices()
+            .any(|(_, price)| price.interval == Interval::Year),
+        cards: state
+            .billing
+            .catalog
+            .plans
+            .iter()
+            .map(|plan| PlanCard {
+                id: plan.id.clone(),
+                name: plan.name.clone(),
+                description: plan.description.clone(),
+                billing: plan.billing,
+                features: plan.features.clone(),
+                popular: plan.popular,
+                monthly: offer(plan, Interval::Month),
+                yearly: offer(plan, Interval::Year),
+            })
+            .collect(),
+    };
+    if user.is_none() {
+        let _ = state.public_pricing.set(view.clone());
+    }
+    Ok(view)
+}
+
+/// The toast for a return from Checkout.
+pub fn checkout_return(outcome: CheckoutOutcome) -> CheckoutReturn {
+    let (success, message) = match outcome {
+        CheckoutOutcome::Complete => (true, "Payment successful. Thank you!"),
+        CheckoutOutcome::NotCompleted => (
+            false,
+            "That checkout was not completed; you have not been charged.",
+        ),
+        CheckoutOutcome::NotYours => (
+            false,
+            "That checkout session does not belong to your account.",
+        ),
+        // The webhook will still deliver it; the page says so.
+        CheckoutOutcome::Pending => (true, "Payment received; your plan will update in a moment."),
+    };
+    CheckoutReturn {
+        success,
+        message: message.to_owned(),
+    }
+}
+
+/// The billing page: the plan in force from the access policy, purchases and
+/// invoices from the mirror (a page view never calls Stripe).
+pub async fn billing_page(
+    billing: &Billing,
+    user: &users::Model,
+    checkout: Option<CheckoutReturn>,
+) -> Result<BillingView, ServiceError> {
+    let access = service::access_for(billing, user.id).await?;
+    let plan = access
+        .plan_id
+        .as_deref()
+        .and_then(|id| billing.catalog.plan(id));
+    let sub = access.subscription.as_ref();
+    let mut view = BillingView {
+        plan_id: plan.map(|p| p.id.clone()).unwrap_or_default(),
+        plan_name: plan
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| "No plan".into()),
+        status: sub.map(|s| status_word(&s.status)),
+        interval: sub.and_then(|s| match s.interval? {
+            Interval::Month => Some("Monthly".to_owned()),
+            Interval::Year => Some("Yearly".to_owned()),
+            Interval::OneTime => None,
+        }),
+        renews_on: sub.and_then(|s| s.renews_on).map(date),
+        ends_on: None,
+        trial_ends_on: None,
+        past_due_until: None,
+        can_cancel: sub.is_some_and(|s| !s.cancel_at_period_end),
+        can_resume: sub.is_some_and(|s| s.cancel_at_period_end),
+        has_customer: user.stripe_customer_id.is_some(),
+        purchases: Vec::new(),
+        invoices: Vec::new(),
+        duplicate_subscriptions: Vec::new(),
+        checkout,
+    };
+    if let Some((_, ids)) = service::live_subscriptions_beyond_one(&billing.db, Some(user.id))
+        .await?
+        .into_iter()
+        .next()
+    {
+        view.duplicate_subscriptions = ids;
+    }
+    match access.notice {
+        Some(Notice::EndsOn(at)) => view.ends_on = Some(date(at)),
+        Some(Notice::TrialEndsOn(at)) => view.trial_ends_on = Some(date(at)),
+        Some(Notice::PaymentFailed { grace_until }) => {
+            view.past_due_until = Some(date(grace_until))
+        }
+        None => {}
+    }
+
+    view.purchases = one_time_purchases::Entity::find()
+        .filter(one_time_purchases::Column::UserId.eq(user.id))
+        .order_by_desc(one_time_purchases::Column::CreatedAt)
+        .all(&billing.db)
+        .await?
+        .into_iter()
+        .map(|row| PurchaseView {
+            name: row
+                .plan_id
+                .as_deref()
+                .and_then(|id| billing.catalog.plan(id))
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| "One-time purchase".into()),
+            amount: money::format(row.amount_total, &row.currency, true),
+            date: date(row.created_at),
+            status: status_word(&row.status),
+        })
+        .collect();
+
+    // The customer id may have been linked just now (by the checkout sync).
+    let customer = users::Entity::find_by_id(user.id)
+        .one(&billing.db)
+        .await?
+        .and_then(|u| u.stripe_customer_id);
+    view.has_customer = customer.is_some();
+    // From the mirror the invoice events keep (`billing::apply`): a page view
+    // never calls Stripe, so viewing cannot spend the account's rate limit.
+    let mut owned = Condition::any().add(invoices::Column::UserId.eq(user.id));
+    if let Some(customer) = &customer {
+        owned = owned.add(invoices::Column::StripeCustomerId.eq(customer.as_str()));
+    }
+    view.invoices = invoices::Entity::find()
+        .filter(owned)
+        .filter(invoices::Column::Status.ne("draft"))
+        .order_by_desc(invoices::Column::StripeCreated)
+        .limit(24)
+        .all(&billing.db)
+        .await?
+        .into_iter()
+        .map(|inv| InvoiceView {
+            number: inv.number.unwrap_or(inv.stripe_invoice_id),
+            amount: money::format(inv.amount_total, &inv.currency, true),
+            date: chrono::TimeZone::timestamp_opt(&Utc, inv.stripe_created, 0)
+                .single()
+                .map(date)
+                .unwrap_or_default(),
+            status: status_word(&inv.status),
+            hosted_url: inv.hosted_invoice_url,
+            pdf_url: inv.invoice_pdf,
+        })
+        .collect();
+    Ok(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_read_as_words() {
+        for (status, word) in [
+            ("active", "Active"),
+            ("trialing", "Trialing"),
+            ("past_due", "Past due"),
+            ("incomplete_expired", "Incomplete expired"),
+            ("paid", "Paid"),
+            ("", ""),
+        ] {
+            assert_eq!(status_word(status), word);
+        }
+    }
+
+    #[test]
+    fn dates_read_as_month_day_year() {
+        let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 3, 7, 23, 59, 0).unwrap();
+        assert_eq!(date(at), "March 7, 2026");
+    }
+
+    #[test]
+    fn every_checkout_outcome_has_its_toast() {
+        assert!(checkout_return(CheckoutOutcome::Complete).success);
+        assert!(checkout_return(CheckoutOutcome::Pending).success);
+        assert!(!checkout_return(CheckoutOutcome::NotCompleted).success);
+        let not_yours = checkout_return(CheckoutOutcome::NotYours);
+        assert!(!not_yours.success);
+        assert!(not_yours.message.contains("does not belong"));
+    }
+}
