@@ -115,8 +115,6 @@ pub struct Ga4Config {
     pub endpoint: String,
 }
 
-pub const DEFAULT_GA4_ENDPOINT: &str = "https://www.google-analytics.com/mp/collect";
-
 impl Config {
     /// `path` (which may carry a query) on the app's public URL.
     pub fn absolute_url(&self, path: &str) -> String {
@@ -143,14 +141,40 @@ impl ConfigError {
     }
 }
 
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/app.db?mode=rwc";
-pub const DEFAULT_EMULATOR_API_BASE: &str = "http://127.0.0.1:12111/";
+/// Every default of the configuration, in one place. `.env.example` states the
+/// same values (checked by `env_example_names_every_variable_with_its_default`).
+pub mod defaults {
+    pub const APP_URL: &str = "http://localhost:3000";
+    pub const PROJECT_NAME: &str = "Billing Starter";
+    pub const DATABASE_URL: &str = "sqlite://data/app.db?mode=rwc";
+    pub const LEPTOS_SITE_ADDR: &str = "127.0.0.1:3000";
+    pub const LEPTOS_SITE_ROOT: &str = "target/site";
+    pub const CATALOG_PATH: &str = "plans.toml";
+    pub const REQUEST_BODY_LIMIT: usize = 1024 * 1024;
+    pub const CHECKOUT_SUCCESS_PATH: &str = "/dashboard/billing?checkout_status=success";
+    pub const CHECKOUT_CANCEL_PATH: &str = "/dashboard/billing?checkout_status=canceled";
+    pub const STRIPE_WEBHOOK_PATH: &str = "/api/stripe/webhooks";
+    pub const CUSTOMER_PORTAL_RETURN_PATH: &str = "/dashboard/billing";
+    /// Without a secret key in development: the emulator here.
+    pub const STRIPE_API_BASE_EMULATOR: &str = "http://127.0.0.1:12111/";
+    pub const STRIPE_EMULATOR_SNAPSHOT: &str = "data/stripe-emulator.json";
+    pub const PAST_DUE_GRACE_DAYS: u32 = 7;
+    pub const GA4_ENDPOINT: &str = "https://www.google-analytics.com/mp/collect";
+    /// Generous enough for a team signing up from one office (or a test suite
+    /// from one machine); a flood is still cut to this many per window, and the
+    /// hashing queue sheds what arrives at once.
+    pub const SIGN_UP_LIMIT_PER_IP: u32 = 40;
+    pub const STRIPE_TIMEOUT_SECS: u64 = 10;
+    pub const SHUTDOWN_GRACE_SECS: u64 = 30;
+    pub const MAX_CONNECTIONS: usize = 1024;
+    pub const RUST_LOG: &str = "info,sqlx=warn,sea_orm=warn";
+}
+
 /// The secret key the app presents to the emulator (any `sk_test_` key works).
 pub const EMULATOR_SECRET_KEY: &str = "sk_test_emulator";
 
 /// Signing secret shared by the app and its in-process emulator when none is set.
 pub const EMULATOR_WEBHOOK_SECRET: &str = "whsec_emulator_local";
-const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// The variables exactly as the environment spells them. Kept private and without
 /// `Debug` because it holds secrets as plain strings until validation wraps them.
@@ -243,41 +267,41 @@ impl RawEnv {
 
         let app_url = parse_http_url(
             "APP_URL",
-            self.app_url.as_deref().unwrap_or("http://localhost:3000"),
+            self.app_url.as_deref().unwrap_or(defaults::APP_URL),
         )?;
 
         let paths = Paths {
             checkout_success: path_var(
                 "CHECKOUT_SUCCESS_PATH",
                 self.checkout_success_path,
-                "/dashboard/billing?checkout_status=success",
+                defaults::CHECKOUT_SUCCESS_PATH,
             )?,
             checkout_cancel: path_var(
                 "CHECKOUT_CANCEL_PATH",
                 self.checkout_cancel_path,
-                "/dashboard/billing?checkout_status=canceled",
+                defaults::CHECKOUT_CANCEL_PATH,
             )?,
             stripe_webhook: path_var(
                 "STRIPE_WEBHOOK_PATH",
                 self.stripe_webhook_path,
-                "/api/stripe/webhooks",
+                defaults::STRIPE_WEBHOOK_PATH,
             )?,
             customer_portal_return: path_var(
                 "CUSTOMER_PORTAL_RETURN_PATH",
                 self.customer_portal_return_path,
-                "/dashboard/billing",
+                defaults::CUSTOMER_PORTAL_RETURN_PATH,
             )?,
         };
 
         let listen_addr = self
             .leptos_site_addr
             .as_deref()
-            .unwrap_or("127.0.0.1:3000")
+            .unwrap_or(defaults::LEPTOS_SITE_ADDR)
             .parse()
             .map_err(|err| ConfigError::invalid("LEPTOS_SITE_ADDR", format!("{err}")))?;
 
         let request_body_limit = match self.request_body_limit {
-            None => DEFAULT_BODY_LIMIT,
+            None => defaults::REQUEST_BODY_LIMIT,
             Some(value) => value
                 .trim()
                 .parse::<usize>()
@@ -292,7 +316,7 @@ impl RawEnv {
         };
 
         let past_due_grace_days = match self.past_due_grace_days {
-            None => 7,
+            None => defaults::PAST_DUE_GRACE_DAYS,
             Some(value) => value
                 .trim()
                 .parse::<u32>()
@@ -313,7 +337,7 @@ impl RawEnv {
                 api_secret: SecretString::from(secret),
                 endpoint: self
                     .ga4_endpoint
-                    .unwrap_or_else(|| DEFAULT_GA4_ENDPOINT.to_owned()),
+                    .unwrap_or_else(|| defaults::GA4_ENDPOINT.to_owned()),
             }),
             (Some(_), None) => {
                 return Err(ConfigError::invalid(
@@ -346,11 +370,21 @@ impl RawEnv {
                 .map(std::time::Duration::from_secs)
                 .ok_or_else(|| ConfigError::invalid(var, format!("expected 1 to {max} seconds"))),
         };
-        let stripe_timeout = seconds("STRIPE_TIMEOUT_SECS", self.stripe_timeout_secs, 10, 120)?;
-        let shutdown_grace = seconds("SHUTDOWN_GRACE_SECS", self.shutdown_grace_secs, 30, 600)?;
+        let stripe_timeout = seconds(
+            "STRIPE_TIMEOUT_SECS",
+            self.stripe_timeout_secs,
+            defaults::STRIPE_TIMEOUT_SECS,
+            120,
+        )?;
+        let shutdown_grace = seconds(
+            "SHUTDOWN_GRACE_SECS",
+            self.shutdown_grace_secs,
+            defaults::SHUTDOWN_GRACE_SECS,
+            600,
+        )?;
 
         let sign_ups_per_ip = match self.sign_up_limit_per_ip {
-            None => crate::limits::DEFAULT_SIGN_UPS_PER_IP,
+            None => defaults::SIGN_UP_LIMIT_PER_IP,
             Some(value) => value
                 .trim()
                 .parse::<u32>()
@@ -362,7 +396,7 @@ impl RawEnv {
         };
 
         let max_connections = match self.max_connections {
-            None => 1024,
+            None => defaults::MAX_CONNECTIONS,
             Some(value) => value
                 .trim()
                 .parse::<usize>()
@@ -386,18 +420,18 @@ impl RawEnv {
             app_url,
             project_name: self
                 .project_name
-                .unwrap_or_else(|| "Billing Starter".to_owned()),
+                .unwrap_or_else(|| defaults::PROJECT_NAME.to_owned()),
             database_url: self
                 .database_url
-                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+                .unwrap_or_else(|| defaults::DATABASE_URL.to_owned()),
             listen_addr,
             catalog_path: self
                 .catalog_path
-                .unwrap_or_else(|| "plans.toml".to_owned())
+                .unwrap_or_else(|| defaults::CATALOG_PATH.to_owned())
                 .into(),
             site_root: self
                 .leptos_site_root
-                .unwrap_or_else(|| "target/site".to_owned())
+                .unwrap_or_else(|| defaults::LEPTOS_SITE_ROOT.to_owned())
                 .into(),
             request_body_limit,
             paths,
@@ -456,7 +490,9 @@ fn stripe_config(
             backend: StripeBackend::Emulator {
                 api_base: match api_base {
                     Some(base) => base,
-                    None => Url::parse(DEFAULT_EMULATOR_API_BASE).expect("constant URL parses"),
+                    None => {
+                        Url::parse(defaults::STRIPE_API_BASE_EMULATOR).expect("constant URL parses")
+                    }
                 },
             },
             secret_key: None,
@@ -605,6 +641,130 @@ pub fn expose(secret: &SecretString) -> &str {
 mod tests {
     use super::*;
 
+    /// The variables `from_vars` reads: `RawEnv`'s fields, as serde asks for
+    /// them (a probe deserializer records the field list and stops).
+    fn raw_env_variables() -> Vec<String> {
+        use serde::de::{value::Error, Error as _, Visitor};
+        struct Probe<'a>(&'a mut Vec<&'static str>);
+        impl<'de> serde::Deserializer<'de> for Probe<'_> {
+            type Error = Error;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+                Err(Error::custom("only structs are probed"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Error> {
+                self.0.extend_from_slice(fields);
+                Err(Error::custom("probed"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+                enum identifier ignored_any
+            }
+        }
+        let mut fields = Vec::new();
+        let _ = RawEnv::deserialize(Probe(&mut fields));
+        fields.iter().map(|f| f.to_ascii_uppercase()).collect()
+    }
+
+    /// Variables read straight from the process environment anywhere in `src/`.
+    fn variables_read_elsewhere() -> Vec<String> {
+        fn walk(dir: &std::path::Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for call in ["env::var(\"", "env::var_os(\""] {
+                        for (at, _) in text.match_indices(call) {
+                            let rest = &text[at + call.len()..];
+                            found.push(rest[..rest.find('"').unwrap()].to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut found,
+        );
+        // tracing-subscriber reads the log filter itself.
+        found.push("RUST_LOG".to_owned());
+        found
+    }
+
+    #[test]
+    fn env_example_names_every_variable_with_its_default() {
+        let example =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example")).unwrap();
+        // `NAME=value` lines, commented out or not.
+        let stated: std::collections::HashMap<&str, &str> = example
+            .lines()
+            .filter_map(|line| {
+                let (name, value) = line.trim_start_matches('#').trim().split_once('=')?;
+                let is_name = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+                is_name.then_some((name, value))
+            })
+            .collect();
+        let read = [raw_env_variables(), variables_read_elsewhere()].concat();
+        assert!(read.len() > 20, "the probe found the variables: {read:?}");
+        for name in &read {
+            assert!(
+                stated.contains_key(name.as_str()),
+                "{name} is read but not in .env.example"
+            );
+        }
+        let body_limit = defaults::REQUEST_BODY_LIMIT.to_string();
+        let grace = defaults::PAST_DUE_GRACE_DAYS.to_string();
+        let sign_ups = defaults::SIGN_UP_LIMIT_PER_IP.to_string();
+        let timeout = defaults::STRIPE_TIMEOUT_SECS.to_string();
+        let shutdown = defaults::SHUTDOWN_GRACE_SECS.to_string();
+        let connections = defaults::MAX_CONNECTIONS.to_string();
+        for (name, default) in [
+            ("APP_ENV", "development"),
+            ("APP_URL", defaults::APP_URL),
+            ("PROJECT_NAME", defaults::PROJECT_NAME),
+            ("DATABASE_URL", defaults::DATABASE_URL),
+            ("LEPTOS_SITE_ADDR", defaults::LEPTOS_SITE_ADDR),
+            ("LEPTOS_SITE_ROOT", defaults::LEPTOS_SITE_ROOT),
+            ("CATALOG_PATH", defaults::CATALOG_PATH),
+            ("REQUEST_BODY_LIMIT", body_limit.as_str()),
+            ("CHECKOUT_SUCCESS_PATH", defaults::CHECKOUT_SUCCESS_PATH),
+            ("CHECKOUT_CANCEL_PATH", defaults::CHECKOUT_CANCEL_PATH),
+            ("STRIPE_WEBHOOK_PATH", defaults::STRIPE_WEBHOOK_PATH),
+            (
+                "CUSTOMER_PORTAL_RETURN_PATH",
+                defaults::CUSTOMER_PORTAL_RETURN_PATH,
+            ),
+            (
+                "STRIPE_EMULATOR_SNAPSHOT",
+                defaults::STRIPE_EMULATOR_SNAPSHOT,
+            ),
+            ("PAST_DUE_GRACE_DAYS", grace.as_str()),
+            ("GA4_ENDPOINT", defaults::GA4_ENDPOINT),
+            ("SIGN_UP_LIMIT_PER_IP", sign_ups.as_str()),
+            ("STRIPE_TIMEOUT_SECS", timeout.as_str()),
+            ("SHUTDOWN_GRACE_SECS", shutdown.as_str()),
+            ("MAX_CONNECTIONS", connections.as_str()),
+            ("RUST_LOG", defaults::RUST_LOG),
+        ] {
+            assert_eq!(
+                stated.get(name).copied(),
+                Some(default),
+                "{name} in .env.example is not the default"
+            );
+        }
+    }
+
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
@@ -687,7 +847,7 @@ mod tests {
         let config = Config::from_vars(vars(&[])).unwrap();
         assert_eq!(config.app_env, AppEnv::Development);
         assert_eq!(config.app_url.as_str(), "http://localhost:3000/");
-        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(config.database_url, defaults::DATABASE_URL);
         assert_eq!(
             config.paths.checkout_success,
             "/dashboard/billing?checkout_status=success"
@@ -699,7 +859,7 @@ mod tests {
         assert_eq!(config.paths.stripe_webhook, "/api/stripe/webhooks");
         assert_eq!(config.paths.customer_portal_return, "/dashboard/billing");
         assert_eq!(config.listen_addr, "127.0.0.1:3000".parse().unwrap());
-        assert_eq!(config.request_body_limit, DEFAULT_BODY_LIMIT);
+        assert_eq!(config.request_body_limit, defaults::REQUEST_BODY_LIMIT);
     }
 
     #[test]
@@ -709,7 +869,7 @@ mod tests {
         assert_eq!(
             config.stripe.backend,
             StripeBackend::Emulator {
-                api_base: Url::parse(DEFAULT_EMULATOR_API_BASE).unwrap()
+                api_base: Url::parse(defaults::STRIPE_API_BASE_EMULATOR).unwrap()
             }
         );
         // Empty values copied from .env.example count as unset.

@@ -34,7 +34,7 @@ pub const SIGN_IN_PER_IP: Rule = Rule {
     window_secs: 60,
 };
 /// Creating accounts from one client: each costs a password hash and a row.
-/// `hits` is `SIGN_UP_LIMIT_PER_IP` (default [`DEFAULT_SIGN_UPS_PER_IP`]).
+/// `hits` is `SIGN_UP_LIMIT_PER_IP` (default `config::defaults::SIGN_UP_LIMIT_PER_IP`).
 pub fn sign_up_per_ip(hits: u32) -> Rule {
     Rule {
         name: "sign_up_ip",
@@ -42,10 +42,6 @@ pub fn sign_up_per_ip(hits: u32) -> Rule {
         window_secs: 600,
     }
 }
-/// Generous enough for a team signing up from one office (or a test suite
-/// from one machine); a flood is still cut to this many per window, and the
-/// hashing queue sheds what arrives at once.
-pub const DEFAULT_SIGN_UPS_PER_IP: u32 = 40;
 /// Checkout, portal, cancel and resume clicks of one user: each is a Stripe call
 /// made with the account's rate limit (a double click is two; a storm of 50 is
 /// still answered, one a second is the sustained rate).

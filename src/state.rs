@@ -75,6 +75,16 @@ impl AppState {
     }
 }
 
+impl SharedState {
+    /// The pricing grid for this visitor (`None`: signed out, the shared one).
+    pub async fn pricing_view(
+        &self,
+        user: Option<&crate::db::entities::users::Model>,
+    ) -> Result<PricingView, crate::billing::service::ServiceError> {
+        crate::views::build::pricing(&self.billing, &self.public_pricing, user).await
+    }
+}
+
 /// Leptos' options from our own config, so the binary runs the same with or without
 /// cargo-leptos' environment variables (tests spawn it directly).
 fn leptos_options(config: &Config) -> LeptosOptions {

@@ -27,7 +27,7 @@ pub async fn load_pricing() -> Result<PricingView, ServerFnError> {
             return Ok(viewer.pricing().clone());
         }
         let user = request::current_user().await?;
-        Ok(crate::views::build::pricing(&request::state(), user.as_ref()).await?)
+        Ok(request::state().pricing_view(user.as_ref()).await?)
     })
     .await
 }

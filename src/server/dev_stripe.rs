@@ -48,7 +48,7 @@ pub async fn start_if_needed(
     };
     let snapshot = std::env::var("STRIPE_EMULATOR_SNAPSHOT")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("data/stripe-emulator.json"));
+        .unwrap_or_else(|_| PathBuf::from(crate::config::defaults::STRIPE_EMULATOR_SNAPSHOT));
     if let Some(dir) = snapshot.parent().filter(|d| !d.as_os_str().is_empty()) {
         let _ = std::fs::create_dir_all(dir);
     }

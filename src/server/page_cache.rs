@@ -183,7 +183,9 @@ impl PageCache {
             .await
             .inspect_err(|err| tracing::warn!(error = %err, "session lookup for the page cache"))
             .ok()??;
-        let view = crate::views::build::pricing(&self.state, Some(&user))
+        let view = self
+            .state
+            .pricing_view(Some(&user))
             .await
             .inspect_err(|err| tracing::warn!(error = %err, "pricing view for the page cache"))
             .ok()?;

@@ -13,7 +13,7 @@ use crate::config::AppEnv;
 /// Installs the global subscriber. `RUST_LOG` overrides the default filter.
 pub fn init(app_env: AppEnv) {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+        .unwrap_or_else(|_| EnvFilter::new(crate::config::defaults::RUST_LOG));
     let registry = tracing_subscriber::registry().with(filter);
     // `try_init` so tests that build several apps in one process don't panic.
     let _ = match app_env {

@@ -14,7 +14,6 @@ use crate::{
     },
     catalog::{display, money, BillingType, Interval},
     db::entities::{invoices, one_time_purchases, users},
-    state::AppState,
 };
 
 fn date(at: DateTime<Utc>) -> String {
@@ -37,18 +36,19 @@ fn status_word(status: &str) -> String {
 
 /// The pricing grid for this visitor, both intervals computed on the server.
 pub async fn pricing(
-    state: &AppState,
+    billing: &Billing,
+    public: &std::sync::OnceLock<PricingView>,
     user: Option<&users::Model>,
 ) -> Result<PricingView, ServiceError> {
     if user.is_none() {
-        if let Some(view) = state.public_pricing.get() {
+        if let Some(view) = public.get() {
             return Ok(view.clone());
         }
     }
     let holdings = match user {
         None => display::Holdings::default(),
         Some(user) => {
-            let access = service::access_for(&state.billing, user.id).await?;
+            let access = service::access_for(billing, user.id).await?;
             display::Holdings {
                 signed_in: true,
                 subscription: access
@@ -73,13 +73,11 @@ pub async fn pricing(
     };
     let view = PricingView {
         signed_in: user.is_some(),
-        has_yearly: state
-            .billing
+        has_yearly: billing
             .catalog
             .prices()
             .any(|(_, price)| price.interval == Interval::Year),
-        cards: state
-            .billing
+        cards: billing
             .catalog
             .plans
             .iter()
@@ -96,7 +94,7 @@ pub async fn pricing(
             .collect(),
     };
     if user.is_none() {
-        let _ = state.public_pricing.set(view.clone());
+        let _ = public.set(view.clone());
     }
     Ok(view)
 }

@@ -10,6 +10,7 @@ mod accounts;
 mod billing;
 mod catalog;
 mod chaos;
+mod docs;
 mod doctor;
 mod migrations;
 mod server;
