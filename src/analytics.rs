@@ -9,7 +9,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::{
-    billing::objects::{BillingEvent, CheckoutSessionState, StripeObject},
+    billing::objects::{BillingEvent, CheckoutSessionState, EventKind, StripeObject},
     catalog::Catalog,
     config::Ga4Config,
 };
@@ -19,9 +19,9 @@ pub fn purchase_payload(event: &BillingEvent, catalog: &Catalog) -> Option<serde
     let StripeObject::CheckoutSession(session) = &event.object else {
         return None;
     };
-    let completed = match event.kind.as_str() {
-        "checkout.session.completed" => session.payment_status == "paid",
-        "checkout.session.async_payment_succeeded" => true,
+    let completed = match event.kind {
+        EventKind::CheckoutSessionCompleted => session.payment_status == "paid",
+        EventKind::CheckoutSessionAsyncPaymentSucceeded => true,
         _ => false,
     };
     if !completed {

@@ -10,7 +10,7 @@ use crate::{
     },
     config::{AppEnv, Config, KeyMode, StripeBackend},
     gateway::{api_version, StripeGateway},
-    webhooks::{signature, HANDLED_EVENTS},
+    webhooks::{handled_event_types, signature},
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,9 +149,7 @@ pub async fn webhook_endpoint(stripe: &StripeGateway, config: &Config) -> Check 
                     .flatten()
                     .filter_map(Value::as_str)
                     .collect();
-                let missing: Vec<&str> = HANDLED_EVENTS
-                    .iter()
-                    .copied()
+                let missing: Vec<&str> = handled_event_types()
                     .filter(|e| !enabled.contains(&"*") && !enabled.contains(e))
                     .collect();
                 let version = endpoint["api_version"]

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::catalog::{BillingType, Catalog, Interval, Limit};
+use crate::{
+    catalog::{BillingType, Catalog, Interval, Limit},
+    db::entities::one_time_purchases::PurchaseStatus,
+};
 
 /// A subscription row as the policy needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,8 +30,7 @@ pub struct SubscriptionFacts {
 pub struct PurchaseFacts {
     pub plan_id: Option<String>,
     pub quantity: i32,
-    /// pending | paid | failed | refunded | reversed
-    pub status: String,
+    pub status: PurchaseStatus,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -164,7 +166,7 @@ pub fn evaluate(
     let owned: Vec<String> = snapshot
         .purchases
         .iter()
-        .filter(|p| p.status == "paid")
+        .filter(|p| p.status == PurchaseStatus::Paid)
         .filter_map(|p| p.plan_id.clone())
         .fold(Vec::new(), |mut owned, id| {
             if !owned.contains(&id) {
@@ -184,7 +186,7 @@ pub fn evaluate(
     let credits: u64 = snapshot
         .purchases
         .iter()
-        .filter(|p| p.status == "paid")
+        .filter(|p| p.status == PurchaseStatus::Paid)
         .filter_map(|p| {
             let plan = catalog.plan(p.plan_id.as_deref()?)?;
             match plan.limits.get("credits")? {
@@ -387,17 +389,17 @@ mod tests {
 
     #[test]
     fn packs_are_owned_and_credit_by_quantity_until_refunded() {
-        let purchase = |status: &str, quantity| PurchaseFacts {
+        let purchase = |status, quantity| PurchaseFacts {
             plan_id: Some("standard_pack".into()),
             quantity,
-            status: status.into(),
+            status,
         };
         let snapshot = BillingSnapshot {
             subscriptions: vec![],
             purchases: vec![
-                purchase("paid", 2),
-                purchase("refunded", 1),
-                purchase("pending", 1),
+                purchase(PurchaseStatus::Paid, 2),
+                purchase(PurchaseStatus::Refunded, 1),
+                purchase(PurchaseStatus::Pending, 1),
             ],
         };
         let access = evaluate(&snapshot, &catalog(), at(START), &Policy::default());
@@ -409,7 +411,10 @@ mod tests {
 
         let refunded = BillingSnapshot {
             subscriptions: vec![],
-            purchases: vec![purchase("refunded", 1), purchase("reversed", 1)],
+            purchases: vec![
+                purchase(PurchaseStatus::Refunded, 1),
+                purchase(PurchaseStatus::Reversed, 1),
+            ],
         };
         let access = evaluate(&refunded, &catalog(), at(START), &Policy::default());
         assert!(access.owned.is_empty());

@@ -30,12 +30,17 @@ use super::{
     freshness::{self, Decision, Source, Stamp},
     objects::{
         invoice_status_rank, is_terminal_status, BillingEvent, ChargeState, CheckoutMode,
-        CheckoutSessionState, DisputeState, InvoiceState, StripeObject, SubscriptionState,
+        CheckoutSessionState, DisputeState, EventKind, InvoiceState, StripeObject,
+        SubscriptionState,
     },
 };
 use crate::{
     catalog::{BillingType, Catalog, Interval},
-    db::entities::{deleted_customers, invoices, one_time_purchases, subscriptions, users},
+    db::entities::{
+        deleted_customers, invoices,
+        one_time_purchases::{self, PurchaseStatus},
+        subscriptions, users,
+    },
     gateway::{catalog::PriceDirectory, GatewayError, StripeGateway},
 };
 
@@ -233,7 +238,7 @@ pub async fn apply_event<C: ConnectionTrait>(
             vec![upsert_subscription(conn, ctx, sub, event.created, Source::Event).await?]
         }
         StripeObject::CheckoutSession(session) => {
-            apply_checkout_session(conn, ctx, session, &event.kind, event.created).await?
+            apply_checkout_session(conn, ctx, session, Some(event.kind), event.created).await?
         }
         StripeObject::Invoice(invoice) => {
             let mut outcomes = Vec::new();
@@ -258,25 +263,25 @@ pub async fn apply_event<C: ConnectionTrait>(
             refunded: true,
             payment_intent_id: Some(pi),
             ..
-        }) => vec![reverse_payment(conn, ctx, pi, "refunded").await?],
+        }) => vec![reverse_payment(conn, ctx, pi, PurchaseStatus::Refunded).await?],
         // Won: the money came back, and so does the pack.
         StripeObject::Dispute(DisputeState {
             payment_intent_id: Some(pi),
             status,
             ..
-        }) if event.kind == "charge.dispute.closed" && status == "won" => {
+        }) if event.kind == EventKind::ChargeDisputeClosed && status == "won" => {
             vec![restore_disputed(conn, pi).await?]
         }
         // Closed otherwise (lost): the reversal at `created` stands.
-        StripeObject::Dispute(_) if event.kind == "charge.dispute.closed" => {
+        StripeObject::Dispute(_) if event.kind == EventKind::ChargeDisputeClosed => {
             vec![Outcome::Nothing]
         }
         StripeObject::Dispute(DisputeState {
             payment_intent_id: Some(pi),
             ..
-        }) => vec![reverse_payment(conn, ctx, pi, "reversed").await?],
+        }) => vec![reverse_payment(conn, ctx, pi, PurchaseStatus::Reversed).await?],
         StripeObject::Charge(_) | StripeObject::Dispute(_) => vec![Outcome::Nothing],
-        StripeObject::Customer(customer) if event.kind == "customer.deleted" => {
+        StripeObject::Customer(customer) if event.kind == EventKind::CustomerDeleted => {
             forget_customer(conn, &customer.id).await?;
             vec![Outcome::CustomerUnlinked(customer.id.clone())]
         }
@@ -303,10 +308,9 @@ async fn checkout_session_for_user<C: ConnectionTrait>(
     if !ours {
         return Err(ApplyError::NotYours(session_id.to_owned()));
     }
-    let kind = "checkout.session.retrieved";
     // Read after the session was created: its `created` is a Stripe time the
     // state is no older than.
-    apply_checkout_session(conn, ctx, session, kind, session.created).await
+    apply_checkout_session(conn, ctx, session, None, session.created).await
 }
 
 /// A Stripe time that a state read from the API is no older than: the caller's
@@ -650,20 +654,12 @@ async fn upsert_subscription<C: ConnectionTrait>(
     })
 }
 
-/// Status order of a one-time purchase: a status never moves backwards.
-fn purchase_rank(status: &str) -> u8 {
-    match status {
-        "pending" => 0,
-        "paid" | "failed" => 1,
-        _ => 2, // refunded, reversed
-    }
-}
-
 async fn apply_checkout_session<C: ConnectionTrait>(
     conn: &C,
     ctx: ApplyContext<'_>,
     session: &CheckoutSessionState,
-    kind: &str,
+    // The event that brought it; `None` when it was read from the API.
+    kind: Option<EventKind>,
     // A Stripe time any subscription read here is no older than.
     observed_at: i64,
 ) -> Result<Vec<Outcome>, ApplyError> {
@@ -733,17 +729,17 @@ async fn upsert_purchase<C: ConnectionTrait>(
     conn: &C,
     ctx: ApplyContext<'_>,
     session: &CheckoutSessionState,
-    kind: &str,
+    kind: Option<EventKind>,
 ) -> Result<Outcome, ApplyError> {
     let status = match (
         kind,
         session.status.as_str(),
         session.payment_status.as_str(),
     ) {
-        ("checkout.session.async_payment_failed", _, _) => "failed",
-        (_, "complete", "paid" | "no_payment_required") => "paid",
-        (_, "complete", _) => "pending",
-        (_, "expired", _) => "failed",
+        (Some(EventKind::CheckoutSessionAsyncPaymentFailed), _, _) => PurchaseStatus::Failed,
+        (_, "complete", "paid" | "no_payment_required") => PurchaseStatus::Paid,
+        (_, "complete", _) => PurchaseStatus::Pending,
+        (_, "expired", _) => PurchaseStatus::Failed,
         // An open session is nothing yet.
         _ => return Ok(Outcome::Nothing),
     };
@@ -753,7 +749,7 @@ async fn upsert_purchase<C: ConnectionTrait>(
         .await?;
     let at = Utc::now();
     if let Some(row) = existing {
-        if purchase_rank(status) <= purchase_rank(&row.status) {
+        if status.rank() <= row.status.rank() {
             return Ok(Outcome::PurchaseUnchanged(session.id.clone()));
         }
         one_time_purchases::Entity::update_many()
@@ -773,7 +769,7 @@ async fn upsert_purchase<C: ConnectionTrait>(
             .await?;
         return Ok(Outcome::PurchaseWritten(session.id.clone()));
     }
-    if status == "failed" && session.status == "expired" {
+    if status == PurchaseStatus::Failed && session.status == "expired" {
         // Nothing was bought; there is nothing to record.
         return Ok(Outcome::Nothing);
     }
@@ -799,7 +795,7 @@ async fn upsert_purchase<C: ConnectionTrait>(
         quantity: Set(1),
         amount_total: Set(session.amount_total),
         currency: Set(session.currency.clone()),
-        status: Set(status.to_owned()),
+        status: Set(status),
         refunded_at: Set(None),
         reversed_at: Set(None),
         stripe_state_at: Set(session.created),
@@ -840,22 +836,28 @@ async fn purchase_for_payment<C: ConnectionTrait>(
     let Some(session) = ctx.reads.session_for_payment(payment_intent)? else {
         return Ok(None);
     };
-    upsert_purchase(conn, ctx, &session, "checkout.session.completed").await?;
+    upsert_purchase(
+        conn,
+        ctx,
+        &session,
+        Some(EventKind::CheckoutSessionCompleted),
+    )
+    .await?;
     Ok(find().await?)
 }
 
 async fn reverse_purchase<C: ConnectionTrait>(
     conn: &C,
     row: one_time_purchases::Model,
-    status: &str,
+    status: PurchaseStatus,
 ) -> Result<Outcome, ApplyError> {
-    if purchase_rank(&row.status) >= purchase_rank(status) {
+    if row.status.rank() >= status.rank() {
         return Ok(Outcome::PurchaseUnchanged(
             row.stripe_checkout_session_id.unwrap_or_default(),
         ));
     }
     let at = Utc::now();
-    let column = if status == "refunded" {
+    let column = if status == PurchaseStatus::Refunded {
         one_time_purchases::Column::RefundedAt
     } else {
         one_time_purchases::Column::ReversedAt
@@ -882,7 +884,10 @@ async fn restore_disputed<C: ConnectionTrait>(
     payment_intent: &str,
 ) -> Result<Outcome, ApplyError> {
     let restored = one_time_purchases::Entity::update_many()
-        .col_expr(one_time_purchases::Column::Status, Expr::value("paid"))
+        .col_expr(
+            one_time_purchases::Column::Status,
+            Expr::value(PurchaseStatus::Paid),
+        )
         .col_expr(
             one_time_purchases::Column::ReversedAt,
             Expr::value(None::<DateTime<Utc>>),
@@ -892,7 +897,7 @@ async fn restore_disputed<C: ConnectionTrait>(
             Expr::value(Utc::now()),
         )
         .filter(one_time_purchases::Column::StripePaymentIntentId.eq(payment_intent))
-        .filter(one_time_purchases::Column::Status.eq("reversed"))
+        .filter(one_time_purchases::Column::Status.eq(PurchaseStatus::Reversed))
         .exec(conn)
         .await?;
     Ok(if restored.rows_affected > 0 {
@@ -907,24 +912,11 @@ async fn reverse_payment<C: ConnectionTrait>(
     conn: &C,
     ctx: ApplyContext<'_>,
     payment_intent: &str,
-    status: &str,
+    status: PurchaseStatus,
 ) -> Result<Outcome, ApplyError> {
     match purchase_for_payment(conn, ctx, payment_intent).await? {
         Some(row) => reverse_purchase(conn, row, status).await,
         // A payment that is not a one-time purchase (e.g. a subscription invoice).
         None => Ok(Outcome::Nothing),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::purchase_rank;
-
-    #[test]
-    fn purchase_status_only_moves_forward() {
-        assert!(purchase_rank("pending") < purchase_rank("paid"));
-        assert_eq!(purchase_rank("paid"), purchase_rank("failed"));
-        assert!(purchase_rank("paid") < purchase_rank("refunded"));
-        assert_eq!(purchase_rank("refunded"), purchase_rank("reversed"));
     }
 }

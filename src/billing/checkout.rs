@@ -228,7 +228,7 @@ mod tests {
             purchases: vec![PurchaseFacts {
                 plan_id: Some("standard_pack".into()),
                 quantity: 1,
-                status: "paid".into(),
+                status: crate::db::entities::one_time_purchases::PurchaseStatus::Paid,
             }],
         });
         assert_eq!(

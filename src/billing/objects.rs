@@ -148,12 +148,98 @@ pub enum StripeObject {
     Customer(CustomerState),
 }
 
+/// Declares [`EventKind`] from one table: each variant beside Stripe's name for
+/// it, so the list of handled types, the parser and the names cannot disagree.
+macro_rules! event_kinds {
+    ($($variant:ident => $name:literal,)*) => {
+        /// Every event type the app acts on.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum EventKind {
+            $($variant,)*
+        }
+
+        impl EventKind {
+            /// All of them; `doctor` checks the endpoint is sent each.
+            pub const ALL: &'static [EventKind] = &[$(EventKind::$variant,)*];
+
+            /// Stripe's name (`checkout.session.completed`, …).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventKind::$variant => $name,)*
+                }
+            }
+
+            /// `None`: a type the app does not act on.
+            pub fn parse(name: &str) -> Option<Self> {
+                match name {
+                    $($name => Some(EventKind::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+event_kinds! {
+    CheckoutSessionCompleted => "checkout.session.completed",
+    CheckoutSessionAsyncPaymentSucceeded => "checkout.session.async_payment_succeeded",
+    CheckoutSessionAsyncPaymentFailed => "checkout.session.async_payment_failed",
+    CheckoutSessionExpired => "checkout.session.expired",
+    SubscriptionCreated => "customer.subscription.created",
+    SubscriptionUpdated => "customer.subscription.updated",
+    SubscriptionDeleted => "customer.subscription.deleted",
+    SubscriptionTrialWillEnd => "customer.subscription.trial_will_end",
+    InvoiceCreated => "invoice.created",
+    InvoiceFinalized => "invoice.finalized",
+    InvoiceUpdated => "invoice.updated",
+    InvoiceVoided => "invoice.voided",
+    InvoiceMarkedUncollectible => "invoice.marked_uncollectible",
+    InvoicePaid => "invoice.paid",
+    InvoicePaymentSucceeded => "invoice.payment_succeeded",
+    InvoicePaymentFailed => "invoice.payment_failed",
+    InvoicePaymentActionRequired => "invoice.payment_action_required",
+    ChargeRefunded => "charge.refunded",
+    ChargeDisputeCreated => "charge.dispute.created",
+    ChargeDisputeClosed => "charge.dispute.closed",
+    CustomerDeleted => "customer.deleted",
+    CustomerUpdated => "customer.updated",
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A verified, parsed webhook event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BillingEvent {
     pub id: String,
-    pub kind: String,
+    pub kind: EventKind,
     /// Unix seconds, Stripe's clock: the freshness of `object`.
     pub created: i64,
     pub object: StripeObject,
+}
+
+#[cfg(test)]
+mod event_kind_tests {
+    use super::EventKind;
+
+    #[test]
+    fn every_kind_parses_back_from_its_name_and_no_other_does() {
+        let mut names = std::collections::HashSet::new();
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(*kind));
+            assert!(names.insert(kind.as_str()), "{kind} listed twice");
+        }
+        assert_eq!(names.len(), 22);
+        for other in [
+            "customer.created",
+            "customer.subscription.paused",
+            "invoice",
+            "",
+        ] {
+            assert_eq!(EventKind::parse(other), None, "{other}");
+        }
+    }
 }

@@ -3,7 +3,9 @@
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
 use super::access::{BillingSnapshot, PurchaseFacts, SubscriptionFacts};
-use crate::catalog::Interval;
+use sea_orm::ActiveEnum;
+
+use crate::{catalog::Interval, db::entities::one_time_purchases::PurchaseStatus};
 
 pub fn interval_from_stripe(word: Option<&str>) -> Option<Interval> {
     match word? {
@@ -64,7 +66,7 @@ pub async fn load<C: ConnectionTrait>(conn: &C, user_id: i64) -> Result<BillingS
             snapshot.purchases.push(PurchaseFacts {
                 plan_id,
                 quantity: row.try_get("", "quantity")?,
-                status,
+                status: PurchaseStatus::try_from_value(&status)?,
             });
         }
     }

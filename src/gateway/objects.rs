@@ -8,7 +8,7 @@ use stripe_types::miniserde_helpers::FromValueOpt;
 
 use crate::billing::objects::{
     BillingEvent, ChargeState, CheckoutMode, CheckoutSessionState, CustomerState, DisputeState,
-    InvoiceState, StripeObject, SubscriptionState,
+    EventKind, InvoiceState, StripeObject, SubscriptionState,
 };
 
 /// Metadata keys our checkout writes (the guide's names).
@@ -27,33 +27,49 @@ pub enum EventParseError {
 pub fn parse_event(body: &str) -> Result<Option<BillingEvent>, EventParseError> {
     let event: stripe_shared::Event =
         miniserde::json::from_str(body).map_err(|_| EventParseError::Envelope)?;
-    let kind = event.type_.as_str().to_owned();
+    let Some(kind) = EventKind::parse(event.type_.as_str()) else {
+        return Ok(None);
+    };
     let object = event.data.object;
-    let mismatch = || EventParseError::Object(kind.clone(), super::api_version());
-    let parsed = match kind.split('.').collect::<Vec<_>>().as_slice() {
-        ["customer", "subscription", ..] => StripeObject::Subscription(subscription(
+    let mismatch = || EventParseError::Object(kind.to_string(), super::api_version());
+    use EventKind::*;
+    let parsed = match kind {
+        SubscriptionCreated
+        | SubscriptionUpdated
+        | SubscriptionDeleted
+        | SubscriptionTrialWillEnd => StripeObject::Subscription(subscription(
             &stripe_shared::Subscription::from_value(object).ok_or_else(mismatch)?,
         )),
-        ["checkout", "session", ..] => StripeObject::CheckoutSession(checkout_session(
+        CheckoutSessionCompleted
+        | CheckoutSessionAsyncPaymentSucceeded
+        | CheckoutSessionAsyncPaymentFailed
+        | CheckoutSessionExpired => StripeObject::CheckoutSession(checkout_session(
             &stripe_shared::CheckoutSession::from_value(object).ok_or_else(mismatch)?,
         )),
-        ["invoice", ..] => StripeObject::Invoice(invoice(
+        InvoiceCreated
+        | InvoiceFinalized
+        | InvoiceUpdated
+        | InvoiceVoided
+        | InvoiceMarkedUncollectible
+        | InvoicePaid
+        | InvoicePaymentSucceeded
+        | InvoicePaymentFailed
+        | InvoicePaymentActionRequired => StripeObject::Invoice(invoice(
             &stripe_shared::Invoice::from_value(object).ok_or_else(mismatch)?,
         )),
-        ["charge", "refunded"] => StripeObject::Charge(charge(
+        ChargeRefunded => StripeObject::Charge(charge(
             &stripe_shared::Charge::from_value(object).ok_or_else(mismatch)?,
         )),
-        ["charge", "dispute", ..] => StripeObject::Dispute(dispute(
+        ChargeDisputeCreated | ChargeDisputeClosed => StripeObject::Dispute(dispute(
             &stripe_shared::Dispute::from_value(object).ok_or_else(mismatch)?,
         )),
-        ["customer", "deleted" | "updated"] => {
+        CustomerDeleted | CustomerUpdated => {
             let customer = stripe_shared::Customer::from_value(object).ok_or_else(mismatch)?;
             StripeObject::Customer(CustomerState {
                 id: customer.id.to_string(),
                 email: customer.email,
             })
         }
-        _ => return Ok(None),
     };
     Ok(Some(BillingEvent {
         id: event.id.to_string(),

@@ -187,7 +187,7 @@ pub async fn billing_page(
                 .unwrap_or_else(|| "One-time purchase".into()),
             amount: money::format(row.amount_total, &row.currency, true),
             date: date(row.created_at),
-            status: status_word(&row.status),
+            status: status_word(&sea_orm::ActiveEnum::to_value(&row.status)),
         })
         .collect();
 

@@ -25,8 +25,11 @@ use crate::{
         apply::{self, ApplyContext, ApplyError},
         objects::BillingEvent,
     },
-    db::entities::webhook_events,
+    db::entities::webhook_events::{self, EventStatus},
 };
+
+/// Events taken again by a delivery or a replay: they were never applied.
+const RETAKEN: [EventStatus; 2] = [EventStatus::Failed, EventStatus::Received];
 
 /// The fields of an event envelope the inbox needs; the object itself stays raw.
 #[derive(Debug, Deserialize)]
@@ -71,7 +74,7 @@ pub enum InboxError {
 fn new_row(
     envelope: &Envelope,
     payload: &[u8],
-    status: &str,
+    status: EventStatus,
     attempts: i32,
 ) -> webhook_events::ActiveModel {
     let now = Utc::now();
@@ -86,7 +89,7 @@ fn new_row(
             .unwrap_or(now)),
         received_at: Set(now),
         processed_at: Set(None),
-        status: Set(status.to_owned()),
+        status: Set(status),
         attempts: Set(attempts),
         last_error: Set(None),
         payload: Set(String::from_utf8_lossy(payload).into_owned()),
@@ -115,7 +118,10 @@ async fn insert_if_absent<C: ConnectionTrait>(
 /// attempt.
 async fn mark_replayed<C: ConnectionTrait>(conn: &C, event_id: &str) -> Result<(), DbErr> {
     webhook_events::Entity::update_many()
-        .col_expr(webhook_events::Column::Status, Expr::value("processed"))
+        .col_expr(
+            webhook_events::Column::Status,
+            Expr::value(EventStatus::Processed),
+        )
         .col_expr(webhook_events::Column::ProcessedAt, Expr::value(Utc::now()))
         .col_expr(
             webhook_events::Column::LastError,
@@ -138,7 +144,7 @@ pub async fn record_ignored(
     payload: &[u8],
 ) -> Result<Recorded, DbErr> {
     Ok(
-        if insert_if_absent(db, new_row(envelope, payload, "ignored", 0)).await? {
+        if insert_if_absent(db, new_row(envelope, payload, EventStatus::Ignored, 0)).await? {
             Recorded::Ignored
         } else {
             Recorded::Duplicate
@@ -236,13 +242,16 @@ async fn claim<C: ConnectionTrait>(
     envelope: &Envelope,
     payload: &[u8],
 ) -> Result<bool, DbErr> {
-    let mut row = new_row(envelope, payload, "processed", 1);
+    let mut row = new_row(envelope, payload, EventStatus::Processed, 1);
     row.processed_at = Set(Some(Utc::now()));
     if insert_if_absent(conn, row).await? {
         return Ok(true);
     }
     let retried = webhook_events::Entity::update_many()
-        .col_expr(webhook_events::Column::Status, Expr::value("processed"))
+        .col_expr(
+            webhook_events::Column::Status,
+            Expr::value(EventStatus::Processed),
+        )
         .col_expr(webhook_events::Column::ProcessedAt, Expr::value(Utc::now()))
         .col_expr(
             webhook_events::Column::LastError,
@@ -253,7 +262,7 @@ async fn claim<C: ConnectionTrait>(
             Expr::col(webhook_events::Column::Attempts).add(1),
         )
         .filter(webhook_events::Column::StripeEventId.eq(envelope.id.as_str()))
-        .filter(webhook_events::Column::Status.is_in(["failed", "received"]))
+        .filter(webhook_events::Column::Status.is_in(RETAKEN))
         .exec(conn)
         .await?;
     Ok(retried.rows_affected > 0)
@@ -265,12 +274,12 @@ async fn record_failure(
     payload: &[u8],
     error: &str,
 ) -> Result<(), DbErr> {
-    let mut row = new_row(envelope, payload, "failed", 1);
+    let mut row = new_row(envelope, payload, EventStatus::Failed, 1);
     row.last_error = Set(Some(error.to_owned()));
     webhook_events::Entity::insert(row)
         .on_conflict(
             OnConflict::column(webhook_events::Column::StripeEventId)
-                .value(webhook_events::Column::Status, "failed")
+                .value(webhook_events::Column::Status, EventStatus::Failed)
                 .value(
                     webhook_events::Column::Attempts,
                     Expr::col((webhook_events::Entity, webhook_events::Column::Attempts)).add(1),
@@ -298,7 +307,7 @@ pub async fn stored(
         }
         None => {
             query
-                .filter(webhook_events::Column::Status.is_in(["failed", "received"]))
+                .filter(webhook_events::Column::Status.is_in(RETAKEN))
                 .all(db)
                 .await
         }
@@ -321,7 +330,10 @@ pub async fn replay(
     .await;
     if let Err(err) = &result {
         webhook_events::Entity::update_many()
-            .col_expr(webhook_events::Column::Status, Expr::value("failed"))
+            .col_expr(
+                webhook_events::Column::Status,
+                Expr::value(EventStatus::Failed),
+            )
             .col_expr(
                 webhook_events::Column::LastError,
                 Expr::value(err.to_string()),

@@ -3,7 +3,11 @@
 //! the checkout success page sharing the webhook's write path.
 
 use crate::common::{billing::World, TestDb};
-use billing_starter::db::entities::{one_time_purchases, subscriptions, users, webhook_events};
+use billing_starter::db::entities::{
+    one_time_purchases::{self, PurchaseStatus},
+    subscriptions, users,
+    webhook_events::{self, EventStatus},
+};
 use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{json, Value};
@@ -219,7 +223,7 @@ async fn failure_then_retry(db: TestDb) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((failed.status.as_str(), failed.attempts), ("failed", 1));
+    assert_eq!((failed.status, failed.attempts), (EventStatus::Failed, 1));
     assert!(failed.last_error.is_some());
     assert_eq!(
         subscription_rows(&world).await.len(),
@@ -236,7 +240,7 @@ async fn failure_then_retry(db: TestDb) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((done.status.as_str(), done.attempts), ("processed", 2));
+    assert_eq!((done.status, done.attempts), (EventStatus::Processed, 2));
     assert_eq!(done.last_error, None);
     let rows = subscription_rows(&world).await;
     assert_eq!(rows.len(), 1, "created from Stripe's copy");
@@ -433,7 +437,7 @@ async fn one_time_pack_is_granted_once_and_refunds_reverse_it() {
         .await
         .unwrap();
     assert_eq!(purchases.len(), 1);
-    assert_eq!(purchases[0].status, "paid");
+    assert_eq!(purchases[0].status, PurchaseStatus::Paid);
     assert_eq!(purchases[0].plan_id.as_deref(), Some("standard_pack"));
     assert_eq!(purchases[0].amount_total, 2900);
 
@@ -487,7 +491,8 @@ async fn one_time_pack_is_granted_once_and_refunds_reverse_it() {
         .unwrap();
     assert_eq!(purchases.len(), 1);
     assert_eq!(
-        purchases[0].status, "refunded",
+        purchases[0].status,
+        PurchaseStatus::Refunded,
         "a late completion does not re-grant"
     );
     world.stop().await;
@@ -700,7 +705,7 @@ async fn reconcile_and_replay() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((row.status.as_str(), row.attempts), ("processed", 2));
+    assert_eq!((row.status, row.attempts), (EventStatus::Processed, 2));
     assert!(
         billing_starter::operations::replay(&world.app.state.billing, None)
             .await
@@ -1229,7 +1234,7 @@ async fn a_won_dispute_restores_the_pack() {
             .unwrap()
             .status
     };
-    assert_eq!(status_now().await, "reversed");
+    assert_eq!(status_now().await, PurchaseStatus::Reversed);
     world
         .control(
             &format!("disputes/{}/close", dispute["id"].as_str().unwrap()),
@@ -1242,7 +1247,7 @@ async fn a_won_dispute_restores_the_pack() {
             .await,
         StatusCode::OK
     );
-    assert_eq!(status_now().await, "paid");
+    assert_eq!(status_now().await, PurchaseStatus::Paid);
     world.stop().await;
     db.cleanup().await;
 }

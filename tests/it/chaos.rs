@@ -13,7 +13,7 @@ use billing_starter::db::entities::{one_time_purchases, subscriptions, users, we
 use futures_util::StreamExt;
 use rand::seq::SliceRandom;
 use reqwest::StatusCode;
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use sea_orm::{ActiveEnum, ActiveValue::Set, DatabaseConnection, EntityTrait};
 use serde_json::{json, Value};
 
 const CUSTOMERS: usize = 120;
@@ -175,7 +175,7 @@ async fn billing_state(db: &DatabaseConnection) -> Value {
                 json!([
                     r.user_id,
                     r.plan_id,
-                    r.status,
+                    r.status.to_value(),
                     r.amount_total,
                     r.stripe_payment_intent_id
                 ]),
@@ -194,7 +194,7 @@ async fn billing_state(db: &DatabaseConnection) -> Value {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| (e.stripe_event_id, e.status))
+        .map(|e| (e.stripe_event_id, e.status.to_value()))
         .collect();
     json!({"subscriptions": subs, "purchases": purchases, "customers": customers, "events": events})
 }

@@ -99,9 +99,8 @@ fn endpoint_form(app_url: &str, api_version: &str) -> Vec<(String, String)> {
         ("api_version".to_owned(), api_version.to_owned()),
     ];
     form.extend(
-        billing_starter::webhooks::HANDLED_EVENTS
-            .iter()
-            .map(|e| ("enabled_events[]".to_owned(), (*e).to_owned())),
+        billing_starter::webhooks::handled_event_types()
+            .map(|e| ("enabled_events[]".to_owned(), e.to_owned())),
     );
     form
 }

@@ -140,7 +140,7 @@ async fn entities_round_trip_and_uniqueness_holds() {
             quantity: Set(1),
             amount_total: Set(2900),
             currency: Set("usd".into()),
-            status: Set("paid".into()),
+            status: Set(one_time_purchases::PurchaseStatus::Paid),
             refunded_at: Set(None),
             reversed_at: Set(None),
             stripe_state_at: Set(1_795_000_000),
@@ -179,7 +179,7 @@ async fn entities_round_trip_and_uniqueness_holds() {
             vec![PurchaseFacts {
                 plan_id: Some("standard_pack".into()),
                 quantity: 1,
-                status: "paid".into(),
+                status: billing_starter::db::entities::one_time_purchases::PurchaseStatus::Paid,
             }]
         );
         let carol = users::Entity::find()
@@ -208,7 +208,7 @@ async fn entities_round_trip_and_uniqueness_holds() {
             stripe_created_at: Set(at(13)),
             received_at: Set(at(13)),
             processed_at: Set(None),
-            status: Set("received".into()),
+            status: Set(webhook_events::EventStatus::Received),
             attempts: Set(0),
             last_error: Set(None),
             payload: Set("{\"id\":\"evt_1\"}".repeat(2000)),

@@ -2,7 +2,10 @@
 //! the status codes Stripe's retry logic depends on.
 
 use crate::common::{TestApp, TestDb};
-use billing_starter::{db::entities::webhook_events, webhooks::signature};
+use billing_starter::{
+    db::entities::webhook_events::{self, EventStatus},
+    webhooks::signature,
+};
 use reqwest::StatusCode;
 use sea_orm::{EntityTrait, PaginatorTrait};
 
@@ -69,13 +72,14 @@ async fn exercise(db: TestDb) {
     assert_eq!(rows.len(), 2);
     let first = rows.iter().find(|r| r.stripe_event_id == "evt_1").unwrap();
     assert_eq!(
-        (first.event_type.as_str(), first.status.as_str()),
-        ("customer.created", "ignored")
+        (first.event_type.as_str(), first.status),
+        ("customer.created", EventStatus::Ignored)
     );
     assert_eq!(first.payload, body, "the raw body is kept for replay");
     let unknown = rows.iter().find(|r| r.stripe_event_id == "evt_2").unwrap();
     assert_eq!(
-        unknown.status, "ignored",
+        unknown.status,
+        EventStatus::Ignored,
         "unknown types are recorded as ignored, with 200"
     );
 
@@ -162,7 +166,7 @@ async fn exercise(db: TestDb) {
         .into_iter()
         .find(|r| r.stripe_event_id == "evt_live")
         .unwrap();
-    assert_eq!(live_row.status, "ignored");
+    assert_eq!(live_row.status, EventStatus::Ignored);
 
     // Storage failure: 500, so Stripe retries.
     app.db.clone().close().await.unwrap();

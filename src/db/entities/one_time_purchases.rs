@@ -18,13 +18,56 @@ pub struct Model {
     /// Minor currency units, as Stripe sends them.
     pub amount_total: i64,
     pub currency: String,
-    /// pending | paid | failed | refunded | reversed
-    pub status: String,
+    pub status: PurchaseStatus,
     pub refunded_at: Option<DateTimeUtc>,
     pub reversed_at: Option<DateTimeUtc>,
     pub stripe_state_at: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+}
+
+/// A purchase's state; it only moves forward (see [`PurchaseStatus::rank`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum PurchaseStatus {
+    /// Checkout completed, payment not yet confirmed (delayed methods).
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "paid")]
+    Paid,
+    #[sea_orm(string_value = "failed")]
+    Failed,
+    /// Fully refunded: the grant is taken back.
+    #[sea_orm(string_value = "refunded")]
+    Refunded,
+    /// Disputed: the grant is taken back (given again if the dispute is won).
+    #[sea_orm(string_value = "reversed")]
+    Reversed,
+}
+
+impl PurchaseStatus {
+    /// pending → paid/failed → refunded/reversed: a state never moves to a
+    /// lower rank.
+    pub fn rank(self) -> u8 {
+        match self {
+            PurchaseStatus::Pending => 0,
+            PurchaseStatus::Paid | PurchaseStatus::Failed => 1,
+            PurchaseStatus::Refunded | PurchaseStatus::Reversed => 2,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PurchaseStatus::*;
+
+    #[test]
+    fn purchase_status_only_moves_forward() {
+        assert!(Pending.rank() < Paid.rank());
+        assert_eq!(Paid.rank(), Failed.rank());
+        assert!(Paid.rank() < Refunded.rank());
+        assert_eq!(Refunded.rank(), Reversed.rank());
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
