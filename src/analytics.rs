@@ -67,7 +67,9 @@ pub fn send_in_background(config: &Ga4Config, body: serde_json::Value) {
         config.measurement_id,
         config.api_secret.expose_secret()
     );
-    tokio::spawn(async move {
+    use tracing::Instrument;
+    // The task keeps the webhook's span (event id and type) for its log lines.
+    let task = async move {
         let result = reqwest::Client::new()
             .post(&url)
             .timeout(std::time::Duration::from_secs(5))
@@ -86,5 +88,6 @@ pub fn send_in_background(config: &Ga4Config, body: serde_json::Value) {
                 tracing::warn!(error = %err.without_url(), "GA4 purchase event not sent");
             }
         }
-    });
+    };
+    tokio::spawn(task.in_current_span());
 }

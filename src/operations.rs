@@ -36,6 +36,7 @@ pub struct Replayed {
 }
 
 /// Re-applies one stored event, or every event that failed or was never applied.
+#[tracing::instrument(skip(billing))]
 pub async fn replay(billing: &Billing, event_id: Option<&str>) -> Result<Vec<Replayed>, OpsError> {
     let rows = inbox::stored(&billing.db, event_id).await?;
     if let (Some(id), true) = (event_id, rows.is_empty()) {
@@ -108,6 +109,7 @@ fn describe(local: Option<&subscriptions::Model>, remote: &SubscriptionState) ->
 /// One subscription at a time: each is read from Stripe and at once written
 /// under its lock (by the freshness rule), so a webhook that lands meanwhile is
 /// never reverted by a read older than it.
+#[tracing::instrument(skip_all)]
 pub async fn reconcile(billing: &Billing) -> Result<Vec<Drift>, OpsError> {
     let local = subscriptions::Entity::find().all(&billing.db).await?;
     let prices = billing.price_directory();

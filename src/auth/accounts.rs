@@ -199,7 +199,9 @@ impl HashQueue {
             .acquire()
             .await
             .map_err(|err| AccountError::Hashing(err.to_string()))?;
-        tokio::task::spawn_blocking(work)
+        // The blocking thread logs inside the request's span.
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(work))
             .await
             .map_err(|err| AccountError::Hashing(err.to_string()))?
     }

@@ -120,6 +120,7 @@ async fn price_id(billing: &Billing, lookup_key: &str) -> Result<String, Service
 /// The user's Stripe customer, created at most once: the database keeps one id
 /// per user (unique), and the create call's idempotency key is derived from the
 /// user, so racing requests get the same customer from Stripe.
+#[tracing::instrument(skip_all, fields(user = user.id))]
 pub async fn ensure_customer(
     billing: &Billing,
     user: &users::Model,
@@ -257,6 +258,7 @@ fn with_query(path: &str, extra: &str) -> String {
 
 /// A click on a plan: the free plan, a new Checkout Session, or a plan change in
 /// the portal for a user who already has a subscription.
+#[tracing::instrument(skip_all, fields(user = user.id, plan = plan_id, ?interval))]
 pub async fn start_checkout(
     billing: &Billing,
     user: &users::Model,
@@ -320,7 +322,7 @@ pub async fn start_checkout(
                 // heard, or not yet): forget it and check out with a new one,
                 // rather than failing this user's every checkout from now on.
                 Err(err) if err.is_missing_customer() => {
-                    tracing::warn!(user = user.id, customer = %request.customer_id, "linked Stripe customer no longer exists; creating a new one");
+                    tracing::warn!(customer = %request.customer_id, "linked Stripe customer no longer exists; creating a new one");
                     {
                         let _turn = crate::db::write_turn(&billing.db).await;
                         apply::forget_customer(&billing.db, &request.customer_id).await?;
@@ -342,7 +344,7 @@ pub async fn start_checkout(
             } else {
                 session
             };
-            tracing::info!(user = user.id, plan = %plan.id, session = %session.id, "checkout session created");
+            tracing::info!(session = %session.id, "checkout session created");
             Ok(Next::Stripe(session.url))
         }
     }
@@ -393,6 +395,7 @@ pub async fn portal_configuration(billing: &Billing) -> Result<String, ServiceEr
 
 /// A portal session for the user's own customer (optionally straight to
 /// confirming a plan change).
+#[tracing::instrument(skip_all, fields(user = user.id, change = change.is_some()))]
 pub async fn portal(
     billing: &Billing,
     user: &users::Model,
@@ -411,6 +414,7 @@ pub async fn portal(
 
 /// In-app "Cancel at period end" / "Resume" for the user's own subscription; the
 /// answer from Stripe is written through the one write path.
+#[tracing::instrument(skip_all, fields(user = user.id, cancel))]
 pub async fn set_cancel_at_period_end(
     billing: &Billing,
     user: &users::Model,

@@ -61,8 +61,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
         // (issue 7's memory budget).
         .max_connections(if backend == "sqlite" { 4 } else { 16 })
         .acquire_timeout(Duration::from_secs(5))
-        // Statements are traced by our own spans; sqlx's per-statement logs would
-        // drown the request logs.
+        // Our logs are per request and per unit of work (the request span, the
+        // webhook and billing-action spans); sqlx's per-statement logs would drown them.
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|opts| {
             // WAL lets readers proceed during a write; the busy timeout turns write

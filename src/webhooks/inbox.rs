@@ -177,7 +177,7 @@ pub async fn process(
     loop {
         match process_once(db, ctx, envelope, payload, event).await {
             Err(err) if attempt < 3 && is_transient(&err) => {
-                tracing::info!(event = %envelope.id, error = %err, "transaction conflict; re-running");
+                tracing::info!(error = %err, "transaction conflict; re-running");
                 attempt += 1;
             }
             // Deciding needs Stripe: the transaction is rolled back, the read
@@ -208,7 +208,7 @@ async fn record_failure_logged(
     err: &InboxError,
 ) {
     if let Err(store_err) = record_failure(db, envelope, payload, &err.to_string()).await {
-        tracing::error!(event = %envelope.id, error = %store_err, "could not record the failure");
+        tracing::error!(error = %store_err, "could not record the failure");
     }
 }
 
@@ -227,7 +227,7 @@ async fn process_once(
             return Ok(Recorded::Duplicate);
         }
         let outcomes = apply::apply_event(&tx, ctx, event).await?;
-        tracing::debug!(event = %envelope.id, ?outcomes, "event applied");
+        tracing::debug!(?outcomes, "event applied");
         tx.commit().await?;
         Ok::<_, InboxError>(Recorded::Processed)
     }

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::{
-    api::Ctx,
     billing::clocks,
+    context::Ctx,
     store::{DeliveryMode, Faults, Store},
     webhooks, Emulator,
 };

@@ -16,8 +16,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{
-    api::Ctx,
     billing::{self, checkout::PayOutcome},
+    context::Ctx,
     Emulator,
 };
 

@@ -9,12 +9,14 @@
 
 pub mod api;
 pub mod billing;
+pub mod context;
 pub mod control;
 pub mod error;
 pub mod form;
 pub mod hosted;
 pub mod objects;
 pub mod params;
+pub mod resources;
 pub mod store;
 pub mod webhooks;
 

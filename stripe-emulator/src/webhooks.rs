@@ -12,7 +12,7 @@ use sha2::Sha256;
 use tokio::sync::mpsc;
 
 use crate::{
-    api::{new_id, wall_clock, Ctx},
+    context::{new_id, wall_clock, Ctx},
     error::ApiError,
     form, objects, params,
     store::{DeliveryRecord, Store},

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::{attach_card, price_of, product_name, subscriptions, Card, Charge};
 use crate::{
-    api::{new_id, paginate, Ctx},
+    context::{new_id, paginate, Ctx},
     error::ApiError,
     form, objects, params, str_of,
 };

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::subscriptions;
 use crate::{
-    api::{new_id, Ctx},
+    context::{new_id, Ctx},
     error::ApiError,
     form, objects, params, str_of,
 };

@@ -12,7 +12,7 @@ use chrono::{DateTime, Months};
 use serde_json::{json, Value};
 
 use crate::{
-    api::{new_id, Ctx},
+    context::{new_id, Ctx},
     error::ApiError,
     objects, str_of,
 };

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::{
-    api::{list_filtered, new_id, Ctx},
+    context::{list_filtered, new_id, Ctx},
     error::ApiError,
     form, objects, params,
 };

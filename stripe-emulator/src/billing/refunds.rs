@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::{
-    api::{new_id, Ctx},
+    context::{new_id, Ctx},
     error::ApiError,
     form, params,
 };

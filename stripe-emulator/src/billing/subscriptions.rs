@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::{add_interval, card_of, charge, price_of, product_name, Charge};
 use crate::{
-    api::{new_id, paginate, Ctx},
+    context::{new_id, paginate, Ctx},
     error::ApiError,
     form, objects, params, str_of,
 };

@@ -2,320 +2,14 @@
 //! and its hosted pages (as a customer's browser would), with every webhook
 //! verified and parsed by async-stripe's own webhook code.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
-use axum::{extract::State, http::HeaderMap, routing::post, Router};
 use serde_json::{json, Value};
-use stripe_emulator::{EmulatorConfig, ForwardTarget, RetryPolicy, Running};
+use stripe_emulator::EmulatorConfig;
 
-const SECRET: &str = "whsec_scenario_tests";
+mod harness;
 
-#[derive(Default)]
-struct Received {
-    types: Vec<String>,
-    objects: Vec<Value>,
-    problems: Vec<String>,
-}
-
-struct Harness {
-    emulator: Running,
-    stripe: stripe::Client,
-    http: reqwest::Client,
-    received: Arc<Mutex<Received>>,
-}
-
-async fn receive(
-    State(received): State<Arc<Mutex<Received>>>,
-    headers: HeaderMap,
-    body: String,
-) -> axum::http::StatusCode {
-    let signature = headers
-        .get("stripe-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let mut received = received.lock().unwrap();
-    match stripe_webhook::Webhook::construct_event(&body, signature, SECRET) {
-        Ok(event) => {
-            if matches!(event.data.object, stripe_webhook::EventObject::Unknown(_))
-                && !body.contains("\"type\":\"test_helpers")
-                && !body.contains("payment_method.attached")
-                && !body.contains("billing_portal.configuration")
-                && !body.contains("refund.created")
-            {
-                received.problems.push(format!(
-                    "unparsed known event: {}",
-                    &body[..body.len().min(200)]
-                ));
-            }
-            let value: Value = serde_json::from_str(&body).unwrap();
-            received
-                .types
-                .push(value["type"].as_str().unwrap_or_default().to_owned());
-            received.objects.push(value);
-            axum::http::StatusCode::OK
-        }
-        Err(err) => {
-            received
-                .problems
-                .push(format!("{err:?}: {}", &body[..body.len().min(300)]));
-            axum::http::StatusCode::BAD_REQUEST
-        }
-    }
-}
-
-impl Harness {
-    async fn start() -> Self {
-        let received = Arc::new(Mutex::new(Received::default()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let app = Router::new()
-            .route("/hook", post(receive))
-            .with_state(received.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let emulator = stripe_emulator::start(
-            listener,
-            EmulatorConfig {
-                forward_to: Some(ForwardTarget {
-                    url: hook_url,
-                    secret: SECRET.into(),
-                }),
-                retry: RetryPolicy {
-                    max_attempts: 3,
-                    base_delay: Duration::from_millis(50),
-                },
-                snapshot: None,
-            },
-        )
-        .await
-        .unwrap();
-        let stripe = stripe::ClientBuilder::new("sk_test_scenarios")
-            .url(emulator.base_url.clone())
-            .build()
-            .unwrap();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        Self {
-            emulator,
-            stripe,
-            http,
-            received,
-        }
-    }
-
-    async fn api(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        form: &[(&str, &str)],
-    ) -> (u16, Value) {
-        let url = format!("{}v1/{path}", self.emulator.base_url);
-        let request = self
-            .http
-            .request(method.clone(), &url)
-            .bearer_auth("sk_test_scenarios");
-        let request = if method == reqwest::Method::GET {
-            request.query(form)
-        } else {
-            request.form(form)
-        };
-        let response = request.send().await.unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Value {
-        let (status, body) = self.api(reqwest::Method::POST, path, form).await;
-        assert_eq!(status, 200, "POST {path}: {body}");
-        body
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let (status, body) = self.api(reqwest::Method::GET, path, &[]).await;
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
-    }
-
-    /// Products and prices like the starter's catalog: Premium monthly/yearly, a one-time pack.
-    async fn catalog(&self) -> (String, String, String) {
-        let premium = self.post("products", &[("name", "Premium")]).await;
-        let pack = self.post("products", &[("name", "Standard Pack")]).await;
-        let premium = premium["id"].as_str().unwrap();
-        let monthly = self
-            .post(
-                "prices",
-                &[
-                    ("product", premium),
-                    ("currency", "usd"),
-                    ("unit_amount", "4900"),
-                    ("recurring[interval]", "month"),
-                    ("lookup_key", "premium_monthly"),
-                ],
-            )
-            .await;
-        let yearly = self
-            .post(
-                "prices",
-                &[
-                    ("product", premium),
-                    ("currency", "usd"),
-                    ("unit_amount", "49000"),
-                    ("recurring[interval]", "year"),
-                    ("lookup_key", "premium_yearly"),
-                ],
-            )
-            .await;
-        let one_time = self
-            .post(
-                "prices",
-                &[
-                    ("product", pack["id"].as_str().unwrap()),
-                    ("currency", "usd"),
-                    ("unit_amount", "2900"),
-                    ("lookup_key", "standard_pack"),
-                ],
-            )
-            .await;
-        for price in [&monthly, &yearly, &one_time] {
-            let _: stripe_shared::Price =
-                serde_json::from_value(price.clone()).expect("price parses in async-stripe");
-        }
-        (
-            monthly["id"].as_str().unwrap().into(),
-            yearly["id"].as_str().unwrap().into(),
-            one_time["id"].as_str().unwrap().into(),
-        )
-    }
-
-    async fn customer(&self, email: &str, clock: Option<&str>) -> String {
-        let mut create = stripe_core::customer::CreateCustomer::new().email(email);
-        if let Some(clock) = clock {
-            create = create.test_clock(clock);
-        }
-        create
-            .send(&self.stripe)
-            .await
-            .expect("customer via async-stripe")
-            .id
-            .to_string()
-    }
-
-    async fn checkout(
-        &self,
-        customer: &str,
-        price: &str,
-        mode: stripe_shared::CheckoutSessionMode,
-    ) -> stripe_shared::CheckoutSession {
-        stripe_checkout::checkout_session::CreateCheckoutSession::new()
-            .mode(mode)
-            .customer(customer)
-            .client_reference_id("user_42")
-            .line_items(vec![
-                stripe_checkout::checkout_session::CreateCheckoutSessionLineItems {
-                    price: Some(price.into()),
-                    quantity: Some(1),
-                    ..Default::default()
-                },
-            ])
-            .success_url(
-                "http://app.test/billing?checkout_status=success&session_id={CHECKOUT_SESSION_ID}",
-            )
-            .cancel_url("http://app.test/billing?checkout_status=canceled")
-            .send(&self.stripe)
-            .await
-            .expect("checkout session via async-stripe")
-    }
-
-    /// Submits the hosted Checkout page with `card`; returns (status, Location, body).
-    async fn pay(
-        &self,
-        session: &stripe_shared::CheckoutSession,
-        card: &str,
-    ) -> (u16, String, String) {
-        let url = session.url.clone().expect("open session has a url");
-        let page = self.http.get(&url).send().await.unwrap();
-        assert_eq!(page.status(), 200);
-        let response = self
-            .http
-            .post(&url)
-            .form(&[("card_number", card), ("email", "buyer@example.com")])
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let location = response
-            .headers()
-            .get("location")
-            .map(|l| l.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        (status, location, response.text().await.unwrap())
-    }
-
-    /// A customer subscribed to `price` through the hosted Checkout page with 4242;
-    /// returns the customer and subscription ids.
-    async fn subscribed(&self, email: &str, clock: Option<&str>, price: &str) -> (String, String) {
-        let customer = self.customer(email, clock).await;
-        let session = self
-            .checkout(
-                &customer,
-                price,
-                stripe_shared::CheckoutSessionMode::Subscription,
-            )
-            .await;
-        let (status, _, _) = self.pay(&session, "4242424242424242").await;
-        assert_eq!(status, 303, "4242 completes checkout");
-        let subscription = self.get(&format!("checkout/sessions/{}", session.id)).await
-            ["subscription"]
-            .as_str()
-            .expect("subscription set")
-            .to_owned();
-        (customer, subscription)
-    }
-
-    async fn subscription(&self, id: &str) -> stripe_shared::Subscription {
-        stripe_billing::subscription::RetrieveSubscription::new(id)
-            .send(&self.stripe)
-            .await
-            .expect("subscription via async-stripe")
-    }
-
-    /// Waits until the webhook receiver saw `kind` at least `count` times.
-    async fn wait_for(&self, kind: &str, count: usize) {
-        for _ in 0..200 {
-            if self
-                .received
-                .lock()
-                .unwrap()
-                .types
-                .iter()
-                .filter(|t| *t == kind)
-                .count()
-                >= count
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!(
-            "never received {count} × {kind}; got {:?}",
-            self.received.lock().unwrap().types
-        );
-    }
-
-    fn assert_events_clean(&self) {
-        let received = self.received.lock().unwrap();
-        assert!(
-            received.problems.is_empty(),
-            "webhook problems: {:#?}",
-            received.problems
-        );
-    }
-}
+use harness::*;
 
 #[tokio::test]
 async fn subscription_checkout_with_4242_creates_an_active_subscription_and_its_events() {
@@ -690,7 +384,7 @@ async fn portal_plan_change_then_cancel_at_period_end_then_period_end() {
     assert_eq!(sub.status, stripe_shared::SubscriptionStatus::Active);
 
     let period_end = sub.items.data[0].current_period_end;
-    let now = stripe_emulator::api::wall_clock();
+    let now = stripe_emulator::context::wall_clock();
     let advanced = h
         .http
         .post(format!("{}_emulator/advance", h.emulator.base_url))
@@ -914,7 +608,7 @@ async fn idempotency_keys_and_unknown_parameters_behave_like_stripe() {
 
 #[tokio::test]
 async fn every_object_type_has_the_specs_required_fields() {
-    let spec: Value = serde_json::from_str(include_str!("required_fields.json")).unwrap();
+    let spec: Value = serde_json::from_str(include_str!("../required_fields.json")).unwrap();
     let h = Harness::start().await;
     let (monthly, _, pack) = h.catalog().await;
     let customer = h.customer("shape@example.com", None).await;
@@ -1268,16 +962,6 @@ async fn snapshots_keep_state_across_restarts() {
     }
     second.stop().await;
     std::fs::remove_dir_all(dir).ok();
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "stripe-emulator-test-{}-{}",
-        std::process::id(),
-        stripe_emulator::api::new_id("d")
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[tokio::test]
