@@ -81,14 +81,27 @@ const MAX_CONFLICT_RETRIES: usize = 3;
 /// SQLite's busy snapshot when another connection wrote after this read):
 /// running it again is the documented remedy.
 pub fn is_transient(err: &DbErr) -> bool {
-    let text = err.to_string();
-    [
-        "deadlock detected",
-        "could not serialize access",
-        "database is locked",
-    ]
-    .iter()
-    .any(|needle| text.contains(needle))
+    use sea_orm::{sqlx, RuntimeErr};
+    let (DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err))) = err
+    else {
+        return false;
+    };
+    let sqlx::Error::Database(err) = &**err else {
+        return false;
+    };
+    err.code().is_some_and(|code| is_transient_code(&code))
+}
+
+/// PostgreSQL's SQLSTATE `40P01` (deadlock detected) and `40001` (could not
+/// serialize access); SQLite's extended result codes whose primary code is
+/// `SQLITE_BUSY` (5: busy, busy snapshot, …) or `SQLITE_LOCKED` (6).
+fn is_transient_code(code: &str) -> bool {
+    match code {
+        "40P01" | "40001" => true,
+        sqlite => sqlite
+            .parse::<i32>()
+            .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6)),
+    }
 }
 
 impl StripeReads {
@@ -918,5 +931,19 @@ async fn reverse_payment<C: ConnectionTrait>(
         Some(row) => reverse_purchase(conn, row, status).await,
         // A payment that is not a one-time purchase (e.g. a subscription invoice).
         None => Ok(Outcome::Nothing),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn transient_conflicts_are_known_by_their_codes() {
+        for code in ["40P01", "40001", "5", "517", "261", "6", "262"] {
+            assert!(super::is_transient_code(code), "{code}");
+        }
+        // Unique violations, constraint failures, syntax errors, I/O errors.
+        for code in ["23505", "2067", "1555", "19", "1", "42601", "10", ""] {
+            assert!(!super::is_transient_code(code), "{code}");
+        }
     }
 }
