@@ -1,4 +1,4 @@
-import { test, expect, Page, APIRequestContext } from '@playwright/test';
+import { test, expect, Page, APIRequestContext } from './fixtures';
 import { emulatorPort } from '../playwright.config';
 
 // Visitor → paying user, through the app and the emulator's hosted pages, with

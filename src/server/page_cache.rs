@@ -39,7 +39,7 @@ use axum::{
 };
 
 use super::SESSION_COOKIE;
-use crate::{request::KnownViewer, state::AppState, views::PricingView};
+use crate::{request::KnownViewer, security::SecurityHeaders, state::AppState, views::PricingView};
 
 /// The public pages worth keeping, by path and query exactly as requested.
 const PUBLIC_PAGES: [&str; 6] = [
@@ -113,32 +113,12 @@ impl PageCache {
 
     fn hit(&self, key: &str) -> Option<Response> {
         let pages = self.pages.read().unwrap_or_else(|p| p.into_inner());
-        self.answer(pages.get(key)?, None)
+        answer(pages.get(key)?, None, &self.state.security)
     }
 
     fn viewer_hit(&self, key: &ViewerKey, email: &str) -> Option<Response> {
         let pages = self.viewer_pages.read().unwrap_or_else(|p| p.into_inner());
-        self.answer(pages.get(key)?, Some(email))
-    }
-
-    /// A kept page with a fresh nonce (and the visitor's email) filled in.
-    fn answer(&self, kept: &Kept, email: Option<&str>) -> Option<Response> {
-        if !kept.fresh() {
-            return None;
-        }
-        let nonce = leptos::nonce::Nonce::new();
-        let mut body = kept.template.replace(NONCE_SLOT, &nonce);
-        if let Some(email) = email {
-            // Escaped exactly as the render escaped it where it was cut out.
-            body = body.replace(EMAIL_SLOT, &html_escape::encode_text(email));
-        }
-        let csp = HeaderValue::from_str(&self.state.security.page_csp(&nonce)).ok()?;
-        let mut response = Body::from(body).into_response();
-        *response.headers_mut() = kept.headers.clone();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, csp);
-        Some(response)
+        answer(pages.get(key)?, Some(email), &self.state.security)
     }
 
     /// Keeps `response` if it is a plain public page; returns it either way.
@@ -191,6 +171,31 @@ impl PageCache {
             .ok()?;
         Some(KnownViewer::new(user, view))
     }
+}
+
+/// Says that a response came from a kept template (`hit`); renders carry no
+/// such header. Lets an operator (and the tests) tell a hit from a render.
+pub const CACHE_STATUS: &str = "x-page-cache";
+
+/// A kept page with a fresh nonce (and the visitor's email) filled in; `None`
+/// once it is older than the TTL.
+fn answer(kept: &Kept, email: Option<&str>, security: &SecurityHeaders) -> Option<Response> {
+    if !kept.fresh() {
+        return None;
+    }
+    let nonce = leptos::nonce::Nonce::new();
+    let mut body = kept.template.replace(NONCE_SLOT, &nonce);
+    if let Some(email) = email {
+        // Escaped exactly as the render escaped it where it was cut out.
+        body = body.replace(EMAIL_SLOT, &html_escape::encode_text(email));
+    }
+    let csp = HeaderValue::from_str(&security.page_csp(&nonce)).ok()?;
+    let mut response = Body::from(body).into_response();
+    *response.headers_mut() = kept.headers.clone();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    headers.insert(CACHE_STATUS, HeaderValue::from_static("hit"));
+    Some(response)
 }
 
 /// Reads `response` and, if it is a plain page, makes it a template: the nonce,
@@ -266,7 +271,7 @@ pub async fn mark_sessions(request: Request, next: Next) -> Response {
         .is_some_and(|session| session.id().is_some());
     let mut response = next.run(request).await;
     let sets_cookie = response.headers().contains_key(header::SET_COOKIE);
-    if sets_cookie || (has_session && !super::security::is_static_asset(&response)) {
+    if sets_cookie || (has_session && !crate::security::is_static_asset(&response)) {
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, PRIVATE);
@@ -413,5 +418,114 @@ mod tests {
             .body(Body::empty())
             .unwrap();
         assert_eq!(cacheable(&post), None);
+    }
+
+    /// A rendered page as the app answers it: the nonce in the CSP and the body.
+    fn rendered(status: StatusCode, body: &str, extra: &[(header::HeaderName, &str)]) -> Response {
+        let mut response = Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+            .header(
+                header::CONTENT_SECURITY_POLICY,
+                "script-src 'nonce-n0nc3' 'strict-dynamic'",
+            );
+        for (name, value) in extra {
+            response = response.header(name, *value);
+        }
+        response.body(Body::from(body.to_owned())).unwrap()
+    }
+
+    async fn body_of(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), MAX_PAGE_BYTES)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    fn security() -> SecurityHeaders {
+        SecurityHeaders {
+            hsts: false,
+            form_action: vec![],
+            connect: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_kept_page_is_the_render_with_a_new_nonce_and_the_visitors_email() {
+        let html = r#"<script nonce="n0nc3"></script><span>a&amp;b@example.com</span>"#;
+        let (passed_on, kept) =
+            template_of(rendered(StatusCode::OK, html, &[]), Some("a&b@example.com")).await;
+        assert_eq!(
+            body_of(passed_on).await,
+            html,
+            "the render goes out unchanged"
+        );
+        let kept = kept.expect("kept");
+        assert!(!kept.template.contains("n0nc3") && !kept.template.contains("example.com"));
+
+        let hit = answer(&kept, Some("c<d@example.com"), &security()).unwrap();
+        assert_eq!(hit.headers()[CACHE_STATUS], "hit");
+        let csp = hit.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let nonce = nonce_of(&csp).unwrap().to_owned();
+        assert_ne!(nonce, "n0nc3", "every answer gets a fresh nonce");
+        assert_eq!(
+            body_of(hit).await,
+            format!(r#"<script nonce="{nonce}"></script><span>c&lt;d@example.com</span>"#),
+            "the same bytes as a render for that visitor"
+        );
+
+        // Past its TTL a kept page answers nothing: the request renders.
+        let stale = Kept {
+            at: Instant::now() - TTL,
+            ..kept
+        };
+        assert!(answer(&stale, Some("x@example.com"), &security()).is_none());
+    }
+
+    #[tokio::test]
+    async fn only_plain_successful_pages_are_kept() {
+        let page = r#"<script nonce="n0nc3"></script><p>ada@example.com</p>"#;
+        let refusals: Vec<(&str, Response, Option<&str>)> = vec![
+            ("a 404", rendered(StatusCode::NOT_FOUND, page, &[]), None),
+            (
+                "a response setting a cookie",
+                rendered(StatusCode::OK, page, &[(header::SET_COOKIE, "a=b")]),
+                None,
+            ),
+            (
+                "an error shown on the page",
+                rendered(StatusCode::OK, r#"<p class="form-error">x</p>"#, &[]),
+                None,
+            ),
+            (
+                "the email twice",
+                rendered(StatusCode::OK, &format!("{page}{page}"), &[]),
+                Some("ada@example.com"),
+            ),
+            (
+                "the email absent",
+                rendered(StatusCode::OK, page, &[]),
+                Some("bob@example.com"),
+            ),
+            (
+                "no nonce in the CSP",
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .body(Body::from(page))
+                    .unwrap(),
+                None,
+            ),
+        ];
+        for (what, response, email) in refusals {
+            let (passed_on, kept) = template_of(response, email).await;
+            assert!(kept.is_none(), "{what} is not kept");
+            assert!(
+                !body_of(passed_on).await.is_empty(),
+                "{what} still goes out"
+            );
+        }
     }
 }

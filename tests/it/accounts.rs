@@ -66,6 +66,11 @@ async fn sign_up_then_sign_in_with_clear_errors() {
             1,
             "{a:?} {b:?}"
         );
+        let loser = if a.is_ok() { &b } else { &a };
+        assert!(
+            matches!(loser, Err(AccountError::EmailTaken)),
+            "the loser is told the email is taken: {loser:?}"
+        );
         db.close().await.unwrap();
     })
     .await;

@@ -149,12 +149,36 @@ async fn entities_round_trip_and_uniqueness_holds() {
             ..Default::default()
         };
         let stored = purchase.clone().insert(&db).await.unwrap();
+        let read = one_time_purchases::Entity::find_by_id(stored.id)
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read, stored);
+        // Read back as written, not only as the insert echoed it.
         assert_eq!(
-            one_time_purchases::Entity::find_by_id(stored.id)
-                .one(&db)
-                .await
-                .unwrap(),
-            Some(stored)
+            (read.status, read.amount_total, read.created_at),
+            (one_time_purchases::PurchaseStatus::Paid, 2900, at(12))
+        );
+        assert_eq!(
+            (
+                subscription.status.as_str(),
+                subscription.current_period_end
+            ),
+            ("active", Some(at(11)))
+        );
+        // One row per Stripe subscription and per Checkout Session.
+        let mut again = subscriptions::ActiveModel::from(subscription.clone());
+        again.id = sea_orm::ActiveValue::NotSet;
+        assert!(
+            again.insert(&db).await.is_err(),
+            "stripe_subscription_id is unique"
+        );
+        let mut again = purchase.clone();
+        again.stripe_payment_intent_id = Set(Some("pi_2".into()));
+        assert!(
+            again.insert(&db).await.is_err(),
+            "stripe_checkout_session_id is unique"
         );
         // What the access policy reads: both tables in one query.
         let snapshot = billing_starter::billing::snapshot::load(&db, user.id)

@@ -63,6 +63,7 @@ async fn pages_are_server_rendered_with_a_nonced_csp() {
     assert!(!csp.contains("unsafe-inline"), "{csp}");
 
     assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
     assert_eq!(
         headers[header::REFERRER_POLICY],
         "strict-origin-when-cross-origin"

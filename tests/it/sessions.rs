@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use crate::common::on_each_backend;
 use billing_starter::auth::session_store::SeaOrmSessionStore;
+use sea_orm::{EntityTrait, PaginatorTrait};
 use time::{Duration, OffsetDateTime};
 use tower_sessions::{
     session::{Id, Record},
@@ -51,7 +52,20 @@ async fn sessions_round_trip_expire_and_are_deleted() {
         let mut expired = record(-1);
         store.create(&mut expired).await.unwrap();
         assert_eq!(store.load(&expired.id).await.unwrap(), None);
+        let rows = || async {
+            billing_starter::db::entities::sessions::Entity::find()
+                .count(&db)
+                .await
+                .unwrap()
+        };
+        assert_eq!(rows().await, 3, "the expired row is stored until swept");
         store.delete_expired().await.unwrap();
+        assert_eq!(rows().await, 2, "the sweep removed the expired row only");
+        // The scheduled sweep (operations::sweep) removes what expires later.
+        let mut later = record(-1);
+        store.create(&mut later).await.unwrap();
+        let (sessions, _) = billing_starter::operations::sweep(&db).await.unwrap();
+        assert_eq!((sessions, rows().await), (1, 2));
         assert_eq!(
             store.load(&live.id).await.unwrap(),
             Some(live.clone()),

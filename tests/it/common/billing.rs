@@ -152,6 +152,12 @@ impl World {
 
     /// A page as `browser` gets it.
     pub async fn page(&self, browser: &Browser, path: &str) -> String {
+        self.page_from(browser, path).await.1
+    }
+
+    /// A page and whether the page cache answered it from a kept template
+    /// (`x-page-cache: hit`) rather than rendering it.
+    pub async fn page_from(&self, browser: &Browser, path: &str) -> (bool, String) {
         let response = self
             .http
             .get(self.app.url(path))
@@ -160,7 +166,11 @@ impl World {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
-        response.text().await.unwrap()
+        let hit = response
+            .headers()
+            .get("x-page-cache")
+            .is_some_and(|v| v == "hit");
+        (hit, response.text().await.unwrap())
     }
 
     /// Starts checkout and returns the hosted page's URL.

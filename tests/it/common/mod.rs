@@ -46,11 +46,21 @@ impl TestDb {
         TestDb::Sqlite { _dir: dir, url }
     }
 
-    /// `None` when no PostgreSQL server is configured for tests.
+    /// `None` when no PostgreSQL server is configured for tests. In CI
+    /// (`CI=true`) an unset URL fails the test instead: the PostgreSQL halves
+    /// must not pass by being skipped.
     pub async fn postgres() -> Option<Self> {
-        let admin_url = std::env::var(POSTGRES_URL_VAR)
+        let Some(admin_url) = std::env::var(POSTGRES_URL_VAR)
             .ok()
-            .filter(|url| !url.is_empty())?;
+            .filter(|url| !url.is_empty())
+        else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but {POSTGRES_URL_VAR} is not set: the PostgreSQL half of this test \
+                 would be skipped"
+            );
+            return None;
+        };
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "billing_test_{}_{}_{}",
