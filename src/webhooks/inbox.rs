@@ -163,8 +163,8 @@ fn is_transient(err: &InboxError) -> bool {
     }
 }
 
-/// Claims, applies and marks the event in one transaction (re-run up to three
-/// times when the database aborts it for a concurrent conflict).
+/// Claims, applies and marks the event in one transaction (re-run, after a
+/// short wait, when the database aborts it for a concurrent conflict).
 pub async fn process(
     db: &DatabaseConnection,
     ctx: ApplyContext<'_>,
@@ -172,13 +172,14 @@ pub async fn process(
     payload: &[u8],
     event: &BillingEvent,
 ) -> Result<Recorded, InboxError> {
-    let mut attempt = 1;
+    let mut conflicts = 0;
     let mut reads_left = apply::MAX_READ_ROUNDS;
     loop {
         match process_once(db, ctx, envelope, payload, event).await {
-            Err(err) if attempt < 3 && is_transient(&err) => {
+            Err(err) if conflicts < apply::MAX_CONFLICT_RETRIES && is_transient(&err) => {
                 tracing::info!(error = %err, "transaction conflict; re-running");
-                attempt += 1;
+                apply::conflict_backoff(conflicts).await;
+                conflicts += 1;
             }
             // Deciding needs Stripe: the transaction is rolled back, the read
             // made with nothing held, and the event processed again from the start.
