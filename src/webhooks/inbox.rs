@@ -269,6 +269,21 @@ async fn claim<C: ConnectionTrait>(
     Ok(retried.rows_affected > 0)
 }
 
+/// Stores a handled event whose object did not parse (another API version)
+/// as failed, with the reason, unless its id is stored already: it can be read
+/// and, once the app parses it, replayed.
+pub async fn record_unreadable(
+    db: &DatabaseConnection,
+    envelope: &Envelope,
+    payload: &[u8],
+    error: &str,
+) -> Result<(), DbErr> {
+    let mut row = new_row(envelope, payload, EventStatus::Failed, 1);
+    row.last_error = Set(Some(error.to_owned()));
+    insert_if_absent(db, row).await?;
+    Ok(())
+}
+
 async fn record_failure(
     db: &DatabaseConnection,
     envelope: &Envelope,

@@ -160,7 +160,10 @@ async fn process(
         Ok(None) | Err(gateway::objects::EventParseError::Envelope) => {
             return Err(WebhookError::Malformed)
         }
-        Err(err) => return Err(WebhookError::Unparsable(err)),
+        Err(err) => {
+            inbox::record_unreadable(&billing.db, envelope, body, &err.to_string()).await?;
+            return Err(WebhookError::Unparsable(err));
+        }
     };
     let prices = billing.price_directory();
     let reads = crate::billing::apply::StripeReads::default();

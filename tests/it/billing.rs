@@ -635,8 +635,36 @@ async fn checkout_server_function_rules() {
     db.cleanup().await;
 }
 
+/// The server binary run as an operator runs it, against the test's database
+/// and emulator; its exit code and output.
+async fn operator_command(world: &World, db: &TestDb, args: &[&str]) -> (i32, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_billing-starter"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", db.url())
+        .env("STRIPE_SECRET_KEY", "sk_test_operator")
+        .env("STRIPE_API_BASE", &world.emulator.base_url)
+        .env(
+            "CATALOG_PATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/plans.toml"),
+        )
+        .env("RUST_LOG", "warn")
+        .current_dir(std::env::temp_dir());
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
 /// `reconcile` finds and fixes drift (events that never arrived) through the same
-/// upsert; `webhooks replay --failed` re-applies events that failed.
+/// upsert; `webhooks replay` re-applies an event that failed. Both through the
+/// binary as well as through `operations`.
 #[tokio::test]
 async fn reconcile_and_replay() {
     let db = TestDb::sqlite();
@@ -669,15 +697,18 @@ async fn reconcile_and_replay() {
             &[("cancel_at_period_end", "true")],
         )
         .await;
-    let drift = billing_starter::operations::reconcile(&world.app.state.billing)
-        .await
-        .unwrap();
-    assert_eq!(drift.len(), 1, "{drift:?}");
+    // Through the binary, as an operator runs it.
+    let (code, output) = operator_command(&world, &db, &["reconcile"]).await;
+    assert_eq!(code, 0, "{output}");
     assert!(
-        drift[0]
-            .change
-            .contains("cancel_at_period_end false → true"),
-        "{drift:?}"
+        output.contains(&format!(
+            "fixed   {sub_id}: cancel_at_period_end false → true"
+        )),
+        "{output}"
+    );
+    assert!(
+        output.contains("1 subscription(s) differed from Stripe"),
+        "{output}"
     );
     assert!(subscription_rows(&world).await[0].cancel_at_period_end);
     assert!(
@@ -707,11 +738,14 @@ async fn reconcile_and_replay() {
     world
         .control("faults", json!({"rate": 0.0, "kinds": [], "hang_ms": 0}))
         .await;
-    let replayed = billing_starter::operations::replay(&world.app.state.billing, None)
-        .await
-        .unwrap();
-    assert_eq!(replayed.len(), 1);
-    assert!(replayed[0].result.is_ok(), "{replayed:?}");
+    let (code, output) =
+        operator_command(&world, &db, &["webhooks", "replay", "evt_replay_me"]).await;
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("ok      evt_replay_me invoice.paid"),
+        "{output}"
+    );
+    assert!(output.contains("1 replayed, 0 failed"), "{output}");
     assert_eq!(
         subscription_rows(&world).await.len(),
         1,

@@ -20,6 +20,38 @@ fn event(id: &str, kind: &str) -> String {
     .to_string()
 }
 
+/// A `customer.subscription.updated` event around Stripe's example subscription
+/// (the emulator's template), as our pinned version sends it and as 2024-06-20
+/// did: no `billing_mode`, and the period on the subscription, not its items.
+fn subscription_event_in_two_versions(id: &str) -> (String, String) {
+    let templates: serde_json::Value =
+        serde_json::from_str(include_str!("../../stripe-emulator/src/templates.json")).unwrap();
+    let current = templates["subscription"].clone();
+    let mut older = current.clone();
+    let object = older.as_object_mut().unwrap();
+    object.remove("billing_mode");
+    let item = object["items"]["data"][0].as_object_mut().unwrap();
+    let (start, end) = (
+        item.remove("current_period_start").unwrap(),
+        item.remove("current_period_end").unwrap(),
+    );
+    object.insert("current_period_start".into(), start);
+    object.insert("current_period_end".into(), end);
+    let wrap = |object: serde_json::Value, version: &str| {
+        serde_json::json!({
+            "id": id, "object": "event", "type": "customer.subscription.updated",
+            "created": chrono::Utc::now().timestamp(), "api_version": version,
+            "livemode": false, "data": {"object": object}, "pending_webhooks": 1,
+            "request": {"id": null, "idempotency_key": null},
+        })
+        .to_string()
+    };
+    (
+        wrap(current, "2026-09-30.endive"),
+        wrap(older, "2024-06-20"),
+    )
+}
+
 async fn post(app: &TestApp, body: &str, signature: Option<String>) -> StatusCode {
     let mut request = app
         .client
@@ -122,6 +154,37 @@ async fn exercise(db: TestDb) {
         post(&app, &mismatched, signed(&mismatched, SECRET)).await,
         StatusCode::INTERNAL_SERVER_ERROR
     );
+    // A whole subscription as an endpoint pinned to 2024-06-20 sends it: the
+    // same object that parses under our version, in that version's shape.
+    let (current, older) = subscription_event_in_two_versions("evt_old_version");
+    assert!(
+        matches!(
+            billing_starter::gateway::objects::parse_event(&current),
+            Ok(Some(_))
+        ),
+        "the current shape parses"
+    );
+    assert_eq!(
+        post(&app, &older, signed(&older, SECRET)).await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "an older version's object is a 500 (Stripe retries)"
+    );
+    let stored = webhook_events::Entity::find()
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.stripe_event_id == "evt_old_version")
+        .expect("the failure is stored");
+    assert_eq!(stored.status, EventStatus::Failed);
+    assert_eq!(
+        billing_starter::db::entities::subscriptions::Entity::find()
+            .count(&app.db)
+            .await
+            .unwrap(),
+        0,
+        "nothing applied"
+    );
     // A live event reaching this test-mode set-up: stored, never applied, 200.
     let live = event("evt_live", "customer.subscription.updated")
         .replace("\"livemode\":false", "\"livemode\":true");
@@ -156,8 +219,9 @@ async fn exercise(db: TestDb) {
     );
     assert_eq!(
         webhook_events::Entity::find().count(&app.db).await.unwrap(),
-        3,
-        "nothing recorded from rejected requests (the live event is kept, ignored)"
+        5,
+        "nothing recorded from rejected signatures or bodies; the live event is kept \
+         as ignored, the two objects of another version as failed"
     );
     let live_row = webhook_events::Entity::find()
         .all(&app.db)
