@@ -245,6 +245,10 @@ async fn only_payable_session(
     Ok(session)
 }
 
+/// How long a Checkout Session's idempotency key holds (fixed windows from the
+/// epoch): a double click or a retry within it gets the same session.
+pub const CHECKOUT_KEY_WINDOW_SECS: i64 = 600;
+
 /// The Checkout Session's idempotency key: a double click or a retry within
 /// the ten-minute `window` gets the same session, for the same customer.
 fn checkout_key(user_id: i64, customer_id: &str, price_id: &str, window: i64) -> String {
@@ -295,7 +299,7 @@ pub async fn start_checkout(
             let back = format!("plan={}&billing_type={billing_type}", plan.id);
             let paths = &billing.config.paths;
             // A double click, or a retry within ten minutes, gets the same session.
-            let window = Utc::now().timestamp() / 600;
+            let window = Utc::now().timestamp() / CHECKOUT_KEY_WINDOW_SECS;
             let mut request = CheckoutRequest {
                 mode: if subscription {
                     super::objects::CheckoutMode::Subscription

@@ -275,8 +275,7 @@ async fn a_refused_plain_form_post_goes_back_with_its_message() {
 
 #[tokio::test]
 async fn sign_in_attempts_are_limited_per_email() {
-    crate::common::fresh_limit_window(billing_starter::limits::SIGN_IN_PER_EMAIL.window_secs, 15)
-        .await;
+    crate::common::fresh_window(billing_starter::limits::SIGN_IN_PER_EMAIL.window_secs, 15).await;
     let db = TestDb::sqlite();
     let app = TestApp::spawn(db.url(), &[]).await;
     let url = sign_in_url(&app).await;
@@ -743,8 +742,7 @@ async fn sign_up_floods_are_limited_and_shed() {
     app.stop().await.unwrap();
 
     // With the default limit, one client gets 429 after 40 sign-ups.
-    crate::common::fresh_limit_window(billing_starter::limits::sign_up_per_ip(40).window_secs, 60)
-        .await;
+    crate::common::fresh_window(billing_starter::limits::sign_up_per_ip(40).window_secs, 60).await;
     let db = TestDb::sqlite();
     let app = TestApp::spawn(db.url(), &[]).await;
     let mut statuses = Vec::new();
@@ -781,8 +779,7 @@ async fn sign_up_floods_are_limited_and_shed() {
 /// email that cannot be an address is never stored as a limiter key.
 #[tokio::test]
 async fn oversized_sign_in_emails_are_not_stored() {
-    crate::common::fresh_limit_window(billing_starter::limits::SIGN_IN_PER_IP.window_secs, 15)
-        .await;
+    crate::common::fresh_window(billing_starter::limits::SIGN_IN_PER_IP.window_secs, 15).await;
     let db = TestDb::sqlite();
     let app = TestApp::spawn(db.url(), &[("REQUEST_BODY_LIMIT", "2000000")]).await;
     let huge = "a".repeat(1 << 20);
@@ -832,8 +829,7 @@ async fn oversized_sign_in_emails_are_not_stored() {
 /// clients are limited apart); from anyone else the header is ignored.
 #[tokio::test]
 async fn forwarded_for_is_trusted_only_from_trusted_proxies() {
-    crate::common::fresh_limit_window(billing_starter::limits::SIGN_IN_PER_IP.window_secs, 15)
-        .await;
+    crate::common::fresh_window(billing_starter::limits::SIGN_IN_PER_IP.window_secs, 15).await;
     for (trusted, limited_apart) in [("127.0.0.1", true), ("10.0.0.0/8", false)] {
         let db = TestDb::sqlite();
         let app = TestApp::spawn(db.url(), &[("TRUSTED_PROXIES", trusted)]).await;
@@ -883,8 +879,7 @@ async fn forwarded_for_is_trusted_only_from_trusted_proxies() {
 /// share them (PostgreSQL, as deployed; skipped without it).
 #[tokio::test]
 async fn limits_hold_across_app_instances() {
-    crate::common::fresh_limit_window(billing_starter::limits::SIGN_IN_PER_EMAIL.window_secs, 15)
-        .await;
+    crate::common::fresh_window(billing_starter::limits::SIGN_IN_PER_EMAIL.window_secs, 15).await;
     let Some(db) = TestDb::postgres().await else {
         eprintln!("note: {} not set; skipped", crate::common::POSTGRES_URL_VAR);
         return;

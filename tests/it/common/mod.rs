@@ -20,10 +20,10 @@ pub fn script_nonce(html: &str) -> Option<&str> {
 }
 
 /// Waits, if need be, until at least `needed_secs` are left in the current
-/// window of a `window_secs` abuse limit: the limits count in fixed windows
-/// (aligned to the epoch), and a test that fills one across a boundary sees
-/// its counter reset half-way.
-pub async fn fresh_limit_window(window_secs: i64, needed_secs: i64) {
+/// fixed `window_secs` window (aligned to the epoch): abuse limits count in
+/// such windows, and checkout's idempotency key holds for one, so a test that
+/// crosses a boundary sees a counter reset or a new key half-way.
+pub async fn fresh_window(window_secs: i64, needed_secs: i64) {
     let now = chrono::Utc::now().timestamp();
     let left = window_secs - now.rem_euclid(window_secs);
     if left < needed_secs {
