@@ -98,6 +98,9 @@ async fn handle(
     if let Err(err) = authenticate(&headers) {
         return err.into_response();
     }
+    emulator
+        .api_requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let request_id = format!("req_{}", &new_id("x")[2..16]);
     let idempotency_key = headers
         .get("idempotency-key")

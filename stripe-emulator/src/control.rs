@@ -32,6 +32,7 @@ pub fn routes() -> Router<Arc<Emulator>> {
         .route("/_emulator/delivery", post(set_delivery))
         .route("/_emulator/delivery/flush", post(flush))
         .route("/_emulator/deliveries", get(deliveries))
+        .route("/_emulator/requests", get(requests))
         .route("/_emulator/charges/{id}/dispute", post(dispute))
         .route("/_emulator/disputes/{id}/close", post(close_dispute))
 }
@@ -133,6 +134,14 @@ async fn set_delivery(
 
 async fn flush(State(emulator): State<Arc<Emulator>>) -> Json<serde_json::Value> {
     Json(json!({"sent": webhooks::flush_held(&emulator)}))
+}
+
+/// How many `/v1` requests the emulator has served (faulted ones included).
+async fn requests(State(emulator): State<Arc<Emulator>>) -> Json<serde_json::Value> {
+    let count = emulator
+        .api_requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    Json(json!({ "count": count }))
 }
 
 async fn deliveries(State(emulator): State<Arc<Emulator>>) -> Json<serde_json::Value> {

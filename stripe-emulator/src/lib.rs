@@ -75,6 +75,8 @@ pub struct Emulator {
     outbox: mpsc::UnboundedSender<Outgoing>,
     /// Deliveries held back by the "hold" test control until flushed.
     pub(crate) held: Mutex<Vec<Outgoing>>,
+    /// Authenticated `/v1` requests served, for tests that count Stripe calls.
+    pub(crate) api_requests: std::sync::atomic::AtomicU64,
 }
 
 impl Emulator {
@@ -141,6 +143,7 @@ pub async fn start(listener: TcpListener, config: EmulatorConfig) -> std::io::Re
         base_url: base_url.clone(),
         outbox,
         held: Mutex::new(Vec::new()),
+        api_requests: std::sync::atomic::AtomicU64::new(0),
     });
     webhooks::spawn_deliverer(emulator.clone(), inbox);
 

@@ -241,6 +241,20 @@ impl World {
             .unwrap()
     }
 
+    /// How many Stripe API requests the emulator has served so far.
+    pub async fn stripe_requests(&self) -> u64 {
+        let counted: Value = self
+            .http
+            .get(format!("{}_emulator/requests", self.emulator.base_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        counted["count"].as_u64().unwrap()
+    }
+
     /// Every event the emulator has emitted, oldest first (the API lists newest
     /// first, 100 per page).
     pub async fn events(&self) -> Vec<Value> {
