@@ -278,10 +278,15 @@ pub async fn record_unreadable(
     payload: &[u8],
     error: &str,
 ) -> Result<(), DbErr> {
+    insert_if_absent(db, failed_row(envelope, payload, error)).await?;
+    Ok(())
+}
+
+/// A first failed attempt at `envelope`, with its error.
+fn failed_row(envelope: &Envelope, payload: &[u8], error: &str) -> webhook_events::ActiveModel {
     let mut row = new_row(envelope, payload, EventStatus::Failed, 1);
     row.last_error = Set(Some(error.to_owned()));
-    insert_if_absent(db, row).await?;
-    Ok(())
+    row
 }
 
 async fn record_failure(
@@ -290,9 +295,7 @@ async fn record_failure(
     payload: &[u8],
     error: &str,
 ) -> Result<(), DbErr> {
-    let mut row = new_row(envelope, payload, EventStatus::Failed, 1);
-    row.last_error = Set(Some(error.to_owned()));
-    webhook_events::Entity::insert(row)
+    webhook_events::Entity::insert(failed_row(envelope, payload, error))
         .on_conflict(
             OnConflict::column(webhook_events::Column::StripeEventId)
                 .value(webhook_events::Column::Status, EventStatus::Failed)
