@@ -295,18 +295,26 @@ async fn emulator_deliveries_verify_with_the_apps_verifier() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(recorded, 2, "both customer.created events recorded");
-    let log: serde_json::Value = stripe
-        .get(format!("{}_emulator/deliveries", emulator.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        log.as_array().unwrap().iter().all(|d| d["status"] == 200),
-        "{log}"
-    );
+    // The emulator logs a delivery once the app has answered it: poll for both
+    // entries rather than racing the log write (an empty log passed `all`).
+    let mut log = serde_json::Value::Null;
+    for _ in 0..100 {
+        log = stripe
+            .get(format!("{}_emulator/deliveries", emulator.base_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if log.as_array().is_some_and(|entries| entries.len() >= 2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let entries = log.as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{log}");
+    assert!(entries.iter().all(|d| d["status"] == 200), "{log}");
     emulator.stop().await;
     app.stop().await.unwrap();
 }
