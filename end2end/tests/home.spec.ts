@@ -31,6 +31,15 @@ test('a server function reaches the database through the hydrated page', async (
 
 });
 
+test('the site icon the pages name is served', async ({ page, request }) => {
+  await page.goto('/');
+  const href = await page.locator('link[rel="icon"]').getAttribute('href');
+  expect(href).toBe('/favicon.svg');
+  const icon = await request.get(href!);
+  expect(icon.status()).toBe(200);
+  expect(icon.headers()['content-type']).toContain('image/svg+xml');
+});
+
 test('unknown pages render a 404 inside the app shell', async ({ page }) => {
   const response = await page.goto('/definitely/not/here');
   expect(response?.status()).toBe(404);

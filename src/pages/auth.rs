@@ -151,6 +151,7 @@ pub fn SignUpPage() -> impl IntoView {
     let next = next_from_query();
     let login = format!("/login?next={}", super::encode_next(&next));
     view! {
+        <super::PageTitle text="Create account" />
         <section class="panel auth">
             <h1>"Create your account"</h1>
             <SignUpForm next />
@@ -178,6 +179,7 @@ pub fn LoginPage() -> impl IntoView {
     let next = next_from_query();
     let signup = format!("/signup?next={}", super::encode_next(&next));
     view! {
+        <super::PageTitle text="Sign in" />
         <section class="panel auth">
             <h1>"Sign in"</h1>
             <LoginForm next />

@@ -120,6 +120,7 @@ pub fn BillingPage() -> impl IntoView {
     };
 
     view! {
+        <super::PageTitle text="Billing" />
         <section class="billing">
             <h1>"Billing"</h1>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>

@@ -43,6 +43,7 @@ pub async fn load_gate() -> Result<GateView, ServerFnError> {
 pub fn GatedPage() -> impl IntoView {
     let gate = Resource::new_blocking(|| (), |_| load_gate());
     view! {
+        <super::PageTitle text="Your workspace" />
         <section class="app-area">
             <h1>"Your workspace"</h1>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>

@@ -6,6 +6,7 @@ use leptos::prelude::*;
 #[component]
 pub fn PrivacyPolicyPage() -> impl IntoView {
     view! {
+        <super::PageTitle text="Privacy policy" />
         <article class="panel legal">
             <h1>"Privacy policy"</h1>
             <p class="muted">"Placeholder: replace this page (src/pages/legal.rs) with your privacy policy."</p>
@@ -21,6 +22,7 @@ pub fn PrivacyPolicyPage() -> impl IntoView {
 #[component]
 pub fn TermsOfServicePage() -> impl IntoView {
     view! {
+        <super::PageTitle text="Terms of service" />
         <article class="panel legal">
             <h1>"Terms of service"</h1>
             <p class="muted">"Placeholder: replace this page (src/pages/legal.rs) with your terms."</p>

@@ -30,3 +30,9 @@ mod tests {
         );
     }
 }
+
+/// The document's `<title>` for a page: "Pricing — Billing Starter".
+#[leptos::component]
+pub fn PageTitle(text: &'static str) -> impl leptos::IntoView {
+    leptos::view! { <leptos_meta::Title text=format!("{text} — Billing Starter") /> }
+}

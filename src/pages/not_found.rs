@@ -10,6 +10,7 @@ pub fn NotFound() -> impl IntoView {
     }
 
     view! {
+        <super::PageTitle text="Page not found" />
         <section class="panel">
             <h1>"Page not found"</h1>
             <p>"There is nothing at this address."</p>

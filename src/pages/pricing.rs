@@ -75,6 +75,7 @@ pub fn PricingPage() -> impl IntoView {
     let pricing = OnceResource::new_blocking(load_pricing());
 
     view! {
+        <super::PageTitle text="Pricing" />
         <section class="pricing">
             <h1>"Pricing"</h1>
             <p class="lead">"Start free. Upgrade when you need more. Cancel any time."</p>

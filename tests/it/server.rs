@@ -139,6 +139,52 @@ async fn unknown_paths_get_a_rendered_404() {
     app.stop().await.unwrap();
 }
 
+/// Every page says what it is in its `<title>` (tabs, history and bookmarks
+/// read it), and names the site's icon so browsers do not ask for a missing
+/// `/favicon.ico`.
+#[tokio::test]
+async fn every_page_has_its_own_title_and_the_icon() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(db.url(), &[]).await;
+    for (path, title) in [
+        ("/", "Billing Starter"),
+        ("/pricing", "Pricing — Billing Starter"),
+        ("/signup", "Create account — Billing Starter"),
+        ("/login", "Sign in — Billing Starter"),
+        ("/dashboard/billing", "Billing — Billing Starter"),
+        ("/app", "Your workspace — Billing Starter"),
+        ("/privacy-policy", "Privacy policy — Billing Starter"),
+        ("/terms-of-service", "Terms of service — Billing Starter"),
+        ("/no/such/page", "Page not found — Billing Starter"),
+    ] {
+        let html = app
+            .client
+            .get(app.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let titles: Vec<&str> = html
+            .match_indices("<title>")
+            .map(|(at, _)| {
+                let rest = &html[at + "<title>".len()..];
+                &rest[..rest.find("</title>").unwrap()]
+            })
+            .collect();
+        assert_eq!(titles, [title], "{path}");
+        assert!(
+            html.contains(r#"<link rel="icon" href="/favicon.svg" type="image/svg+xml">"#),
+            "{path}"
+        );
+    }
+    assert!(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/public/favicon.svg")).exists()
+    );
+    app.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn request_bodies_over_the_limit_are_refused() {
     let db = TestDb::sqlite();
