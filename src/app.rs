@@ -84,6 +84,13 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/terms-of-service") view=TermsOfServicePage />
                 </Routes>
             </main>
+            <footer class="site-footer">
+                <span>"© Billing Starter"</span>
+                <nav aria-label="Legal">
+                    <A href="/terms-of-service">"Terms of service"</A>
+                    <A href="/privacy-policy">"Privacy policy"</A>
+                </nav>
+            </footer>
             // Last, so that every island before it is live when the mark appears.
             <HydrationMarker />
         </Router>

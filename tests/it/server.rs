@@ -141,9 +141,9 @@ async fn unknown_paths_get_a_rendered_404() {
 
 /// Every page says what it is in its `<title>` (tabs, history and bookmarks
 /// read it), and names the site's icon so browsers do not ask for a missing
-/// `/favicon.ico`.
+/// `/favicon.ico`; its footer links the legal pages.
 #[tokio::test]
-async fn every_page_has_its_own_title_and_the_icon() {
+async fn every_page_has_its_own_title_the_icon_and_the_footer() {
     let db = TestDb::sqlite();
     let app = TestApp::spawn(db.url(), &[]).await;
     for (path, title) in [
@@ -177,6 +177,14 @@ async fn every_page_has_its_own_title_and_the_icon() {
         assert!(
             html.contains(r#"<link rel="icon" href="/favicon.svg" type="image/svg+xml">"#),
             "{path}"
+        );
+        let footer = &html[html
+            .find(r#"<footer class="site-footer">"#)
+            .expect("a footer")..];
+        assert!(
+            footer.contains(r#"href="/terms-of-service""#)
+                && footer.contains(r#"href="/privacy-policy""#),
+            "{path}: the footer links the legal pages"
         );
     }
     assert!(
