@@ -224,7 +224,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let app = Application::build(config).await?;
     // After the bind: the emulator's first events queue on the app's socket.
-    let emulator = server::dev_stripe::start_if_needed(&app.state().config).await?;
+    let emulator = server::dev_stripe::start_if_needed(app.state().config()).await?;
     app.prepare_stripe().await?;
     app.run_until_stopped(server::shutdown_signal()).await?;
     if let Some(emulator) = emulator {

@@ -31,14 +31,11 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// What `AppState` shares; reached through `Deref` (`state.db`, `state.billing`, …).
+/// What `AppState` shares; reached through `Deref` (`state.billing`, `state.db()`, …).
 pub struct SharedState {
-    /// Billing's own context (catalog, gateway, prices, portal configuration).
+    /// Billing's own context (database, configuration, catalog, gateway, prices,
+    /// portal configuration).
     pub billing: Billing,
-    /// The same pool as `billing.db`, for sessions, accounts and limits.
-    pub db: DatabaseConnection,
-    /// The same configuration as `billing.config`.
-    pub config: Arc<Config>,
     /// Password hashing, bounded.
     pub hashing: HashQueue,
     /// The pricing grid for signed-out visitors: the same for all of them.
@@ -64,11 +61,9 @@ impl AppState {
     pub fn new(db: DatabaseConnection, config: Config) -> Result<Self, SetupError> {
         let config = Arc::new(config);
         Ok(Self(Arc::new(SharedState {
-            billing: Billing::new(db.clone(), config.clone())?,
-            db,
             leptos_options: leptos_options(&config),
             security: Arc::new(SecurityHeaders::from_config(&config)),
-            config,
+            billing: Billing::new(db, config)?,
             hashing: HashQueue::default(),
             public_pricing: OnceLock::new(),
         })))
@@ -76,6 +71,16 @@ impl AppState {
 }
 
 impl SharedState {
+    /// The one pool: billing's, also used for sessions, accounts and limits.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.billing.db
+    }
+
+    /// The configuration billing holds.
+    pub fn config(&self) -> &Config {
+        &self.billing.config
+    }
+
     /// The pricing grid for this visitor (`None`: signed out, the shared one).
     pub async fn pricing_view(
         &self,

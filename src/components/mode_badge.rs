@@ -17,7 +17,7 @@ fn mode_label() -> Option<&'static str> {
 
     // Absent only while Leptos walks the routes at start-up.
     let state = use_context::<crate::state::AppState>()?;
-    match state.config.stripe.backend {
+    match state.config().stripe.backend {
         StripeBackend::Emulator { .. } => Some("Test mode — emulator"),
         StripeBackend::Stripe {
             mode: KeyMode::Test,

@@ -41,7 +41,7 @@ mod limits {
         match request::client_ip().await {
             Some(ip) => {
                 request::limit(
-                    limits::sign_up_per_ip(request::state().config.sign_ups_per_ip),
+                    limits::sign_up_per_ip(request::state().config().sign_ups_per_ip),
                     Key::Ip(ip),
                     "Too many accounts created from your network. Try again in a few minutes.",
                 )
@@ -65,7 +65,7 @@ async fn signed_in(
         .map_err(|err| FnError::internal("session start", err))?;
     leptos_axum::redirect(&crate::auth::safe_next(
         next,
-        &request::state().config.app_url,
+        &request::state().config().app_url,
     ));
     Ok(())
 }
@@ -81,7 +81,7 @@ pub async fn sign_up(
         let state = request::state();
         limits::sign_up().await?;
         let user =
-            crate::auth::accounts::sign_up(&state.db, &state.hashing, &email, &password).await?;
+            crate::auth::accounts::sign_up(state.db(), &state.hashing, &email, &password).await?;
         tracing::info!(user = user.id, "signed up");
         signed_in(&user, next.as_deref()).await
     })
@@ -99,7 +99,7 @@ pub async fn sign_in(
         let state = request::state();
         limits::sign_in(&email).await?;
         let user =
-            crate::auth::accounts::sign_in(&state.db, &state.hashing, &email, &password).await?;
+            crate::auth::accounts::sign_in(state.db(), &state.hashing, &email, &password).await?;
         tracing::info!(user = user.id, "signed in");
         signed_in(&user, next.as_deref()).await
     })

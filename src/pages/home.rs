@@ -22,7 +22,7 @@ pub async fn check_server() -> Result<ServerStatus, ServerFnError> {
     use crate::request::{self, FnError};
     request::run(async {
         let state = request::state();
-        let database = crate::db::ping(&state.db).await.map_err(|err| {
+        let database = crate::db::ping(state.db()).await.map_err(|err| {
             tracing::warn!(error = %err, "status check: database unavailable");
             FnError::User(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -31,7 +31,7 @@ pub async fn check_server() -> Result<ServerStatus, ServerFnError> {
         })?;
         Ok(ServerStatus {
             database: database.to_string(),
-            stripe: state.config.stripe.describe(),
+            stripe: state.config().stripe.describe(),
         })
     })
     .await

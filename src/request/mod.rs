@@ -32,7 +32,7 @@ pub async fn client_ip() -> Option<std::net::IpAddr> {
     Some(crate::limits::client_ip(
         peer,
         forwarded_for,
-        &state().config.trusted_proxies,
+        &state().config().trusted_proxies,
     ))
 }
 
@@ -43,7 +43,7 @@ pub async fn limit(
     message: &'static str,
 ) -> Result<(), FnError> {
     let now = chrono::Utc::now().timestamp();
-    match crate::limits::hit(&state().db, rule, &key, now).await {
+    match crate::limits::hit(state().db(), rule, &key, now).await {
         Ok(true) => Ok(()),
         Ok(false) => {
             tracing::warn!(rule = rule.name, "request limited");
@@ -117,7 +117,7 @@ pub async fn current_user() -> Result<Option<users::Model>, FnError> {
     }
     let lookup = || async {
         let session = session().await?;
-        auth::current_user(&session, &state().db)
+        auth::current_user(&session, state().db())
             .await
             .map_err(|err| FnError::internal("session lookup", err))
     };

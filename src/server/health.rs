@@ -13,7 +13,7 @@ pub struct Health {
 }
 
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    match crate::db::ping(&state.db).await {
+    match crate::db::ping(state.db()).await {
         Ok(_) => (
             StatusCode::OK,
             Json(Health {

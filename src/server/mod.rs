@@ -110,7 +110,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let sweeper = tokio::spawn(sweep_forever(self.state.db.clone()));
+        let sweeper = tokio::spawn(sweep_forever(self.state.db().clone()));
         let addr = self.listener.local_addr()?;
         tracing::info!("listening on http://{addr}");
         let served = serve(self.listener, self.state, shutdown).await;
@@ -166,21 +166,21 @@ pub fn router(state: AppState) -> Router {
         move || shell(options.clone())
     };
 
-    let body_limit = state.config.request_body_limit;
+    let body_limit = state.config().request_body_limit;
     // Cookie holds only the session id: HttpOnly, SameSite=Lax (sent on top-level
     // returns from Stripe's hosted pages), Secure in production.
     let sessions = tower_sessions::SessionManagerLayer::new(
-        crate::auth::session_store::SeaOrmSessionStore::new(state.db.clone()),
+        crate::auth::session_store::SeaOrmSessionStore::new(state.db().clone()),
     )
     .with_name(SESSION_COOKIE)
     .with_http_only(true)
     .with_same_site(tower_sessions::cookie::SameSite::Lax)
-    .with_secure(state.config.app_env == crate::config::AppEnv::Production)
+    .with_secure(state.config().app_env == crate::config::AppEnv::Production)
     .with_expiry(tower_sessions::Expiry::OnInactivity(time::Duration::days(
         14,
     )));
 
-    let webhook_path = state.config.paths.stripe_webhook.clone();
+    let webhook_path = state.config().paths.stripe_webhook.clone();
     let app = Router::new()
         .route("/healthz", get(health::healthz))
         .route(&webhook_path, axum::routing::post(crate::webhooks::receive))
@@ -195,7 +195,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(axum::middleware::from_fn_with_state(
-            Arc::new(origin::OriginPolicy::from_config(&state.config)),
+            Arc::new(origin::OriginPolicy::from_config(state.config())),
             origin::refuse_cross_site,
         ))
         .layer(axum::middleware::from_fn_with_state(
@@ -255,8 +255,8 @@ pub async fn serve(
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use tower::ServiceExt;
 
-    let grace = state.config.shutdown_grace;
-    let connections = Arc::new(tokio::sync::Semaphore::new(state.config.max_connections));
+    let grace = state.config().shutdown_grace;
+    let connections = Arc::new(tokio::sync::Semaphore::new(state.config().max_connections));
     let app = router(state);
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder

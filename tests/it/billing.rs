@@ -656,28 +656,19 @@ async fn checkout_server_function_rules() {
 /// The server binary run as an operator runs it, against the test's database
 /// and emulator; its exit code and output.
 async fn operator_command(world: &World, db: &TestDb, args: &[&str]) -> (i32, String) {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_billing-starter"));
-    command
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", db.url())
-        .env("STRIPE_SECRET_KEY", "sk_test_operator")
-        .env("STRIPE_API_BASE", &world.emulator.base_url)
-        .env(
-            "CATALOG_PATH",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/plans.toml"),
-        )
-        .env("RUST_LOG", "warn")
-        .current_dir(std::env::temp_dir());
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned()
-            + &String::from_utf8_lossy(&output.stderr),
+    crate::common::run_binary(
+        args,
+        &[
+            ("DATABASE_URL", db.url()),
+            ("STRIPE_SECRET_KEY", "sk_test_operator"),
+            ("STRIPE_API_BASE", &world.emulator.base_url),
+            (
+                "CATALOG_PATH",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/plans.toml"),
+            ),
+        ],
     )
+    .await
 }
 
 /// `reconcile` finds and fixes drift (events that never arrived) through the same

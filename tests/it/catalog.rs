@@ -1,7 +1,4 @@
 //! The catalog diff applied to the Stripe emulator, through the real gateway and the CLI.
-
-use std::process::Command;
-
 use billing_starter::{
     catalog::{diff, load::parse, Catalog, Interval},
     config::Config,
@@ -100,38 +97,21 @@ async fn an_amount_change_creates_a_new_price_moves_the_key_and_archives_the_old
     emulator.stop().await;
 }
 
-/// Runs the binary off the async runtime: the emulator serving it lives on this
-/// test's runtime, so a blocking wait here would deadlock.
+/// The binary against `base_url` with `catalog`, on a database of its own.
 async fn cli(base_url: &str, catalog: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let (base_url, catalog) = (base_url.to_owned(), catalog.to_owned());
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || run_cli(&base_url, &catalog, &args))
-        .await
-        .unwrap()
-}
-
-fn run_cli(base_url: &str, catalog: &std::path::Path, args: &[String]) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_billing-starter"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("STRIPE_SECRET_KEY", "sk_test_cli")
-        .env("STRIPE_API_BASE", base_url)
-        .env("CATALOG_PATH", catalog)
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/cli.db?mode=rwc", dir.path().display()),
-        )
-        .env("RUST_LOG", "warn")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned()
-            + &String::from_utf8_lossy(&output.stderr),
+    let database = format!("sqlite://{}/cli.db?mode=rwc", dir.path().display());
+    let catalog = catalog.display().to_string();
+    crate::common::run_binary(
+        args,
+        &[
+            ("STRIPE_SECRET_KEY", "sk_test_cli"),
+            ("STRIPE_API_BASE", base_url),
+            ("CATALOG_PATH", &catalog),
+            ("DATABASE_URL", &database),
+        ],
     )
+    .await
 }
 
 #[tokio::test]

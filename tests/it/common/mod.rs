@@ -31,6 +31,32 @@ pub async fn fresh_window(window_secs: i64, needed_secs: i64) {
     }
 }
 
+/// Runs the server binary as an operator would, with only `PATH`, a quiet log
+/// filter and `env` in its environment, in a throw-away working directory;
+/// its exit code and its output (stdout, then stderr). Off the async runtime:
+/// the emulator it talks to lives on the test's runtime, so a blocking wait on
+/// a worker would deadlock.
+pub async fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_billing-starter"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied());
+    tokio::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let output = command.current_dir(dir.path()).output().unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    })
+    .await
+    .unwrap()
+}
+
 /// Set by `.ci/run` (and by developers who want both backends) to a PostgreSQL
 /// server where tests may create and drop databases.
 pub const POSTGRES_URL_VAR: &str = "TEST_POSTGRES_URL";
@@ -244,7 +270,7 @@ impl TestApp {
             );
         }
         let state = app.state().clone();
-        let db = state.db.clone();
+        let db = state.db().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
