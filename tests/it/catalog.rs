@@ -1,4 +1,5 @@
 //! The catalog diff applied to the Stripe emulator, through the real gateway and the CLI.
+
 use billing_starter::{
     catalog::{diff, load::parse, Catalog, Interval},
     config::Config,
