@@ -10,8 +10,10 @@ use leptos_router::{
 use crate::{
     components::mode_badge::ModeBadge,
     pages::{
+        account::{AccountDeletedPage, AccountPage},
         auth::{LoginPage, SignUpPage, UserMenu},
         billing::BillingPage,
+        email_links::{ConfirmEmailPage, ForgotPasswordPage, ResetPasswordPage, VerifyEmailPage},
         gated::GatedPage,
         home::HomePage,
         legal::{PrivacyPolicyPage, TermsOfServicePage},
@@ -77,6 +79,12 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=HomePage ssr=SsrMode::InOrder />
                     <Route path=path!("/signup") view=SignUpPage ssr=SsrMode::InOrder />
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/forgot-password") view=ForgotPasswordPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/reset-password") view=ResetPasswordPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/verify-email") view=VerifyEmailPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/confirm-email") view=ConfirmEmailPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/account/deleted") view=AccountDeletedPage ssr=SsrMode::InOrder />
                     <Route path=path!("/pricing") view=PricingPage ssr=SsrMode::InOrder />
                     <Route path=path!("/dashboard/billing") view=BillingPage ssr=SsrMode::InOrder />
                     <Route path=path!("/app") view=GatedPage ssr=SsrMode::InOrder />

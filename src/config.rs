@@ -104,6 +104,32 @@ pub struct Config {
     pub sign_ups_per_ip: u32,
     /// Open connections at most (`MAX_CONNECTIONS`); more wait to be accepted.
     pub max_connections: usize,
+    pub mail: MailConfig,
+}
+
+/// Outgoing mail (`mail`): where it goes and whom it is from.
+#[derive(Clone, Debug)]
+pub struct MailConfig {
+    /// `smtps://user:pass@host` (TLS from the start), `smtp://host:port?tls=required`
+    /// (STARTTLS), `smtp://host:port` (plain, for a relay on localhost); `None`
+    /// in development: mail is kept for `/dev/mail`.
+    pub smtp_url: Option<SecretString>,
+    /// The `From` of every message: `Name <address>` or an address.
+    pub from: String,
+    /// Checkout only for accounts whose email is verified (the Stripe
+    /// customer's email is the account's identity).
+    pub require_verified_email: bool,
+    /// How often the mail worker looks for due mail when nothing woke it.
+    pub poll_interval: std::time::Duration,
+    /// The wait after a failed attempt, doubled after each (at most an hour).
+    pub retry_base: std::time::Duration,
+}
+
+impl MailConfig {
+    /// Whether mail is kept in the database for `/dev/mail` instead of sent.
+    pub fn is_kept(&self) -> bool {
+        self.smtp_url.is_none()
+    }
 }
 
 /// GA4 Measurement Protocol settings (`GA4_MEASUREMENT_ID`, `GA4_API_SECRET`).
@@ -167,6 +193,10 @@ pub mod defaults {
     pub const STRIPE_TIMEOUT_SECS: u64 = 10;
     pub const SHUTDOWN_GRACE_SECS: u64 = 30;
     pub const MAX_CONNECTIONS: usize = 1024;
+    pub const MAIL_FROM: &str = "Billing Starter <no-reply@localhost>";
+    pub const REQUIRE_VERIFIED_EMAIL: bool = true;
+    pub const MAIL_POLL_MS: u64 = 1000;
+    pub const MAIL_RETRY_BASE_MS: u64 = 30_000;
     pub const RUST_LOG: &str = "info,sqlx=warn,sea_orm=warn";
 }
 
@@ -206,6 +236,11 @@ struct RawEnv {
     shutdown_grace_secs: Option<String>,
     sign_up_limit_per_ip: Option<String>,
     max_connections: Option<String>,
+    smtp_url: Option<String>,
+    mail_from: Option<String>,
+    require_verified_email: Option<String>,
+    mail_poll_ms: Option<String>,
+    mail_retry_base_ms: Option<String>,
 }
 
 impl Config {
@@ -415,6 +450,15 @@ impl RawEnv {
             self.stripe_api_base,
         )?;
 
+        let mail = mail_config(
+            app_env,
+            self.smtp_url,
+            self.mail_from,
+            self.require_verified_email,
+            self.mail_poll_ms,
+            self.mail_retry_base_ms,
+        )?;
+
         Ok(Config {
             app_env,
             app_url,
@@ -443,6 +487,7 @@ impl RawEnv {
             shutdown_grace,
             sign_ups_per_ip,
             max_connections,
+            mail,
         })
     }
 }
@@ -582,6 +627,77 @@ pub fn key_mode(key: &str, kinds: &[&str]) -> Option<KeyMode> {
         } else {
             None
         }
+    })
+}
+
+fn mail_config(
+    app_env: AppEnv,
+    smtp_url: Option<String>,
+    from: Option<String>,
+    require_verified_email: Option<String>,
+    poll_ms: Option<String>,
+    retry_base_ms: Option<String>,
+) -> Result<MailConfig, ConfigError> {
+    let production = app_env == AppEnv::Production;
+    let smtp_url = match smtp_url {
+        // Production never keeps mail in a table nobody reads.
+        None if production => return Err(ConfigError::MissingInProduction { var: "SMTP_URL" }),
+        None => None,
+        Some(value) => {
+            let url = Url::parse(value.trim())
+                .map_err(|err| ConfigError::invalid("SMTP_URL", err.to_string()))?;
+            if !matches!(url.scheme(), "smtp" | "smtps") || url.host_str().is_none() {
+                return Err(ConfigError::invalid(
+                    "SMTP_URL",
+                    "expected smtp://host:port or smtps://user:password@host",
+                ));
+            }
+            Some(SecretString::from(value.trim().to_owned()))
+        }
+    };
+    let from = match from {
+        None if production => return Err(ConfigError::MissingInProduction { var: "MAIL_FROM" }),
+        None => defaults::MAIL_FROM.to_owned(),
+        Some(from) => from.trim().to_owned(),
+    };
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(ConfigError::invalid(
+            "MAIL_FROM",
+            "expected `Name <address@example.com>` or an address",
+        ));
+    }
+    let require_verified_email = match require_verified_email.as_deref().map(str::trim) {
+        None => defaults::REQUIRE_VERIFIED_EMAIL,
+        Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        Some(_) => {
+            return Err(ConfigError::invalid(
+                "REQUIRE_VERIFIED_EMAIL",
+                "expected true or false",
+            ))
+        }
+    };
+    let millis = |var: &'static str, value: Option<String>, default: u64, max: u64| match value {
+        None => Ok(std::time::Duration::from_millis(default)),
+        Some(value) => value
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| (10..=max).contains(ms))
+            .map(std::time::Duration::from_millis)
+            .ok_or_else(|| ConfigError::invalid(var, format!("expected 10 to {max} milliseconds"))),
+    };
+    Ok(MailConfig {
+        smtp_url,
+        from,
+        require_verified_email,
+        poll_interval: millis("MAIL_POLL_MS", poll_ms, defaults::MAIL_POLL_MS, 60_000)?,
+        retry_base: millis(
+            "MAIL_RETRY_BASE_MS",
+            retry_base_ms,
+            defaults::MAIL_RETRY_BASE_MS,
+            3_600_000,
+        )?,
     })
 }
 
@@ -729,6 +845,9 @@ mod tests {
         let timeout = defaults::STRIPE_TIMEOUT_SECS.to_string();
         let shutdown = defaults::SHUTDOWN_GRACE_SECS.to_string();
         let connections = defaults::MAX_CONNECTIONS.to_string();
+        let poll = defaults::MAIL_POLL_MS.to_string();
+        let retry = defaults::MAIL_RETRY_BASE_MS.to_string();
+        let verified = defaults::REQUIRE_VERIFIED_EMAIL.to_string();
         for (name, default) in [
             ("APP_ENV", "development"),
             ("APP_URL", defaults::APP_URL),
@@ -756,6 +875,10 @@ mod tests {
             ("SHUTDOWN_GRACE_SECS", shutdown.as_str()),
             ("MAX_CONNECTIONS", connections.as_str()),
             ("RUST_LOG", defaults::RUST_LOG),
+            ("MAIL_FROM", defaults::MAIL_FROM),
+            ("REQUIRE_VERIFIED_EMAIL", verified.as_str()),
+            ("MAIL_POLL_MS", poll.as_str()),
+            ("MAIL_RETRY_BASE_MS", retry.as_str()),
         ] {
             assert_eq!(
                 stated.get(name).copied(),
@@ -779,6 +902,8 @@ mod tests {
             ("STRIPE_SECRET_KEY", "sk_live_abc"),
             ("STRIPE_PUBLISHABLE_KEY", "pk_live_abc"),
             ("STRIPE_WEBHOOK_SECRET", "whsec_one"),
+            ("SMTP_URL", "smtps://mailer:secret@smtp.example.com"),
+            ("MAIL_FROM", "Example <billing@example.com>"),
         ]
     }
 
@@ -919,7 +1044,25 @@ mod tests {
 
     #[test]
     fn production_names_the_missing_or_test_mode_variable() {
-        let cases: [(&str, Option<&str>, ConfigError); 4] = [
+        let cases: [(&str, Option<&str>, ConfigError); 7] = [
+            (
+                "SMTP_URL",
+                None,
+                ConfigError::MissingInProduction { var: "SMTP_URL" },
+            ),
+            (
+                "MAIL_FROM",
+                None,
+                ConfigError::MissingInProduction { var: "MAIL_FROM" },
+            ),
+            (
+                "SMTP_URL",
+                Some("http://smtp.example.com"),
+                ConfigError::Invalid {
+                    var: "SMTP_URL",
+                    reason: "expected smtp://host:port or smtps://user:password@host".into(),
+                },
+            ),
             (
                 "STRIPE_SECRET_KEY",
                 None,

@@ -29,6 +29,8 @@ pub mod gateway;
 #[cfg(feature = "ssr")]
 pub mod limits;
 #[cfg(feature = "ssr")]
+pub mod mail;
+#[cfg(feature = "ssr")]
 pub mod operations;
 #[cfg(feature = "ssr")]
 pub mod request;

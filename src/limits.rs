@@ -51,6 +51,29 @@ pub const STRIPE_ACTIONS_PER_USER: Rule = Rule {
     window_secs: 60,
 };
 
+/// Mail one address may be sent by request of anyone (reset links, and the
+/// confirmation of a new address): a stranger cannot flood an inbox.
+pub const MAIL_PER_EMAIL: Rule = Rule {
+    name: "mail_email",
+    hits: 3,
+    window_secs: 600,
+};
+
+/// Reset and "send it again" requests from one client.
+pub const MAIL_REQUESTS_PER_IP: Rule = Rule {
+    name: "mail_ip",
+    hits: 20,
+    window_secs: 600,
+};
+
+/// Account-settings actions of one user that hash a password or mail someone
+/// (change password or email, resend the verification link, delete).
+pub const ACCOUNT_ACTIONS_PER_USER: Rule = Rule {
+    name: "account_user",
+    hits: 10,
+    window_secs: 600,
+};
+
 /// The longest window of any rule: counters older than this are swept.
 const LONGEST_WINDOW_SECS: i64 = 600;
 

@@ -192,6 +192,8 @@ mod tests {
     fn production_sends_hsts_and_only_stripe_origins() {
         let headers = SecurityHeaders::from_config(&config(&[
             ("APP_ENV", "production"),
+            ("SMTP_URL", "smtps://u:p@smtp.example.com"),
+            ("MAIL_FROM", "billing@example.com"),
             ("STRIPE_SECRET_KEY", "sk_live_x"),
             ("STRIPE_PUBLISHABLE_KEY", "pk_live_x"),
             ("STRIPE_WEBHOOK_SECRET", "whsec_x"),

@@ -9,7 +9,7 @@ use argon2::{
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, SqlErr,
+    QueryFilter, SqlErr, TransactionTrait,
 };
 
 use crate::db::entities::users;
@@ -44,6 +44,14 @@ pub enum AccountError {
     /// Deliberately vague: saying which half was wrong helps attackers enumerate accounts.
     #[error("Wrong email or password.")]
     WrongCredentials,
+    /// Settings and deletion ask for the current password again.
+    #[error("Your current password is not right.")]
+    WrongPassword,
+    /// Used, expired, or never issued: one message, so a link reveals nothing.
+    #[error("This link has expired or was already used. Ask for a new one.")]
+    LinkInvalid,
+    #[error("This is already your email address.")]
+    SameEmail,
     #[error("account storage failed: {0}")]
     Database(#[from] DbErr),
     #[error("password hashing failed: {0}")]
@@ -61,7 +69,10 @@ impl AccountError {
             AccountError::InvalidEmail
             | AccountError::WeakPassword(_)
             | AccountError::EmailTaken
-            | AccountError::WrongCredentials => StatusCode::BAD_REQUEST,
+            | AccountError::WrongCredentials
+            | AccountError::WrongPassword
+            | AccountError::LinkInvalid
+            | AccountError::SameEmail => StatusCode::BAD_REQUEST,
             // Shed load: the client retries after `Retry-After`.
             AccountError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             AccountError::Database(_) | AccountError::Hashing(_) => {
@@ -207,7 +218,7 @@ impl HashQueue {
     }
 }
 
-async fn hash(queue: &HashQueue, password: String) -> Result<String, AccountError> {
+pub(crate) async fn hash(queue: &HashQueue, password: String) -> Result<String, AccountError> {
     queue
         .run(move || {
             let salt = SaltString::generate(&mut OsRng);
@@ -231,9 +242,35 @@ async fn verify(queue: &HashQueue, password: String, stored: String) -> Result<b
         .await
 }
 
+/// Whether `password` is `user`'s (settings and deletion ask again).
+pub async fn check_current_password(
+    hashing: &HashQueue,
+    user: &users::Model,
+    password: &str,
+) -> Result<(), AccountError> {
+    if password.len() > 4 * MAX_PASSWORD_LEN
+        || !verify(hashing, password.to_owned(), user.password_hash.clone()).await?
+    {
+        return Err(AccountError::WrongPassword);
+    }
+    Ok(())
+}
+
+/// A unique-index violation: another account holds the email.
+pub(crate) fn email_taken(err: DbErr) -> AccountError {
+    if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+        AccountError::EmailTaken
+    } else {
+        err.into()
+    }
+}
+
+/// Creates the account and, in the same transaction, the link that verifies
+/// its email and the mail carrying it.
 pub async fn sign_up(
     db: &DatabaseConnection,
     hashing: &HashQueue,
+    mailer: &crate::mail::Mailer,
     email: &str,
     password: &str,
 ) -> Result<users::Model, AccountError> {
@@ -241,24 +278,24 @@ pub async fn sign_up(
     check_password(password, &email)?;
     let password_hash = hash(hashing, password.to_owned()).await?;
     let now = Utc::now();
-    let inserted = users::ActiveModel {
+    let tx = db.begin().await?;
+    // The unique index decides between two simultaneous sign-ups.
+    let user = users::ActiveModel {
         email: Set(email),
         password_hash: Set(password_hash),
         stripe_customer_id: Set(None),
+        email_verified_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
     }
-    .insert(db)
-    .await;
-    match inserted {
-        Ok(user) => Ok(user),
-        // The unique index decides between two simultaneous sign-ups.
-        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            Err(AccountError::EmailTaken)
-        }
-        Err(err) => Err(err.into()),
-    }
+    .insert(&tx)
+    .await
+    .map_err(email_taken)?;
+    super::verification::send(&tx, mailer, &user).await?;
+    tx.commit().await?;
+    mailer.wake();
+    Ok(user)
 }
 
 pub async fn sign_in(

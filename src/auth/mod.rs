@@ -1,8 +1,14 @@
-//! Identity: server-side sessions (sign-up, sign-in and the `CurrentUser`
-//! extractor arrive with the sign-in issue and build on this store).
+//! Identity: accounts and their server-side sessions, and what a person does
+//! with their account by email link (verify, reset, change of address) or in
+//! its settings (password, sign out everywhere, deletion).
 
 pub mod accounts;
+pub mod deletion;
+pub mod recovery;
 pub mod session_store;
+pub mod settings;
+pub mod tokens;
+pub mod verification;
 
 use sea_orm::{DatabaseConnection, EntityTrait};
 use tower_sessions::Session;

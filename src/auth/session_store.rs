@@ -44,6 +44,33 @@ pub async fn user_of(db: &DatabaseConnection, id: &Id) -> Result<Option<users::M
         .await
 }
 
+/// Ends every stored session of `user_id` except `keep` (the session making the
+/// request, when it stays signed in); how many were ended. The user id is read
+/// from the session's JSON exactly as [`user_of`] reads it.
+pub async fn end_sessions_of<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    user_id: i64,
+    keep: Option<&Id>,
+) -> Result<u64, DbErr> {
+    let key = super::USER_ID_KEY;
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => format!(
+            "DELETE FROM sessions WHERE (data::jsonb ->> '{key}')::bigint = $1 AND id <> $2"
+        ),
+        _ => format!("DELETE FROM sessions WHERE json_extract(data, '$.{key}') = ? AND id <> ?"),
+    };
+    let keep = keep.map(|id| id.to_string()).unwrap_or_default();
+    let done = conn
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [user_id.into(), keep.into()],
+        ))
+        .await?;
+    Ok(done.rows_affected())
+}
+
 #[derive(Clone, Debug)]
 pub struct SeaOrmSessionStore {
     db: DatabaseConnection,

@@ -166,6 +166,10 @@ pub struct ApplyContext<'a> {
     pub prices: &'a PriceDirectory,
     /// Stripe's answers read for this write before its transaction began.
     pub reads: &'a StripeReads,
+    /// The webhook inbox mails what an event tells the person (`webhooks::notify`).
+    pub mail: &'a crate::mail::Mailer,
+    /// Where those mails link to.
+    pub billing_page: &'a str,
 }
 
 /// One write through the one write path (the webhook inbox has its own loop,

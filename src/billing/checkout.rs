@@ -32,6 +32,9 @@ pub enum CheckoutRefusal {
     AlreadyCurrent,
     #[error("You already own this pack.")]
     AlreadyOwned,
+    /// The Stripe customer's email is the account's identity: it must be proven first.
+    #[error("Confirm your email address first: open the link we sent you (your billing page can send it again).")]
+    EmailNotVerified,
 }
 
 fn word(interval: Interval) -> &'static str {

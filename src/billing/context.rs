@@ -36,6 +36,8 @@ pub struct Parts {
     prices: RwLock<PriceDirectory>,
     /// The portal configuration derived from the catalog, once found or created.
     pub portal_configuration: OnceLock<String>,
+    /// Billing events mail people (a failed payment, a trial ending).
+    pub mail: crate::mail::Mailer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,11 +55,12 @@ impl Billing {
         let stripe = StripeGateway::from_config(&config)?;
         Ok(Billing(Arc::new(Parts {
             db,
-            config,
             catalog,
             stripe,
             prices: RwLock::default(),
             portal_configuration: OnceLock::new(),
+            mail: crate::mail::Mailer::new(config.clone()),
+            config,
         })))
     }
 
@@ -79,6 +82,8 @@ impl Billing {
             catalog: &self.catalog,
             prices,
             reads,
+            mail: &self.mail,
+            billing_page: &self.config.paths.customer_portal_return,
         }
     }
 

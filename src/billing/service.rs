@@ -289,6 +289,9 @@ pub async fn start_checkout(
             price,
             subscription,
         } => {
+            if billing.config.mail.require_verified_email && user.email_verified_at.is_none() {
+                return Err(CheckoutRefusal::EmailNotVerified.into());
+            }
             let price_id = price_id(billing, &price.lookup_key).await?;
             let customer_id = ensure_customer(billing, user).await?;
             let billing_type = if subscription {

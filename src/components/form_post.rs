@@ -113,7 +113,7 @@ pub fn url_of<F: leptos::server_fn::ServerFn>() -> &'static str {
 /// A form posting to the server function at `action` (`url_of::<F>()`).
 #[component]
 pub fn PostForm(
-    action: &'static str,
+    #[prop(into)] action: String,
     submission: Submission,
     /// Recorded while this form is pending (`Submission::pending_for`).
     #[prop(optional, into)]
@@ -121,7 +121,7 @@ pub fn PostForm(
     #[prop(optional)] class: Option<&'static str>,
     children: Children,
 ) -> impl IntoView {
-    if let Some(message) = returned_failure(action) {
+    if let Some(message) = returned_failure(&action) {
         submission.outcome.set(Some(Outcome::Failed(message)));
     }
     let on_submit = move |ev: leptos::ev::SubmitEvent| {

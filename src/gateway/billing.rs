@@ -24,7 +24,8 @@ use stripe_billing::{
     },
     invoice::ListInvoice,
     subscription::{
-        ListSubscription, ListSubscriptionStatus, RetrieveSubscription, UpdateSubscription,
+        CancelSubscription, ListSubscription, ListSubscriptionStatus, RetrieveSubscription,
+        UpdateSubscription,
     },
 };
 use stripe_checkout::checkout_session::{
@@ -33,7 +34,7 @@ use stripe_checkout::checkout_session::{
     RetrieveCheckoutSession,
 };
 use stripe_client_core::StripeRequest;
-use stripe_core::customer::{CreateCustomer, SearchCustomer};
+use stripe_core::customer::{CreateCustomer, DeleteCustomer, SearchCustomer, UpdateCustomer};
 
 use super::{
     idempotent,
@@ -111,6 +112,45 @@ impl StripeGateway {
             })
             .await?;
         Ok(customer.id.to_string())
+    }
+
+    /// The customer's email follows the account's (a confirmed change of email).
+    pub async fn update_customer_email(
+        &self,
+        customer_id: &str,
+        email: &str,
+    ) -> Result<(), GatewayError> {
+        self.retrying("update customer", || async move {
+            UpdateCustomer::new(customer_id)
+                .email(email)
+                .send(self.client())
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Ends a subscription now (account deletion), without proration credit.
+    pub async fn cancel_subscription_now(&self, id: &str) -> Result<(), GatewayError> {
+        self.retrying("cancel subscription", || async move {
+            CancelSubscription::new(id).send(self.client()).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes the customer (account deletion); its invoices and payments stay
+    /// in Stripe's records. A customer already gone counts as deleted.
+    pub async fn delete_customer(&self, customer_id: &str) -> Result<(), GatewayError> {
+        let deleted = self
+            .retrying("delete customer", || async move {
+                DeleteCustomer::new(customer_id).send(self.client()).await
+            })
+            .await;
+        match deleted {
+            Err(err) if err.is_missing_customer() => Ok(()),
+            other => other.map(|_| ()),
+        }
     }
 
     /// A customer created earlier for this user whose id was lost locally (e.g. a

@@ -80,8 +80,14 @@ pub async fn sign_up(
     request::run(async {
         let state = request::state();
         limits::sign_up().await?;
-        let user =
-            crate::auth::accounts::sign_up(state.db(), &state.hashing, &email, &password).await?;
+        let user = crate::auth::accounts::sign_up(
+            state.db(),
+            &state.hashing,
+            &state.billing.mail,
+            &email,
+            &password,
+        )
+        .await?;
         tracing::info!(user = user.id, "signed up");
         signed_in(&user, next.as_deref()).await
     })
@@ -177,12 +183,18 @@ fn SignUpForm(next: String) -> impl IntoView {
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let next = next_from_query();
+    let notice = use_query_map().with_untracked(|q| {
+        q.get("notice")
+            .and_then(|code| super::account_forms::notice_text(&code))
+    });
     let signup = format!("/signup?next={}", super::encode_next(&next));
     view! {
         <super::PageTitle text="Sign in" />
         <section class="panel auth">
             <h1>"Sign in"</h1>
+            {notice.map(|text| view! { <p class="notice" role="status">{text}</p> })}
             <LoginForm next />
+            <p><A href="/forgot-password">"Forgot your password?"</A></p>
             <p>"No account yet? " <A href=signup>"Create one"</A></p>
         </section>
     }
@@ -218,7 +230,7 @@ pub fn UserMenu() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match user.await {
                         Ok(Some(email)) => view! {
-                            <span class="user-email">{email}</span>
+                            <A href="/account" attr:class="user-email">{email}</A>
                             <form method="post" action=sign_out_url>
                                 <button type="submit" class="button button-secondary">"Sign out"</button>
                             </form>

@@ -247,6 +247,9 @@ fn BillingDetails(view: BillingView) -> impl IntoView {
     };
     let duplicates = view.duplicate_subscriptions.len();
     view! {
+        {view.email_unverified.then(|| view! {
+            <super::account::VerifyNotice back="/dashboard/billing" />
+        })}
         {(duplicates > 1).then(|| view! {
             <div class="banner banner-warning" role="alert" data-testid="duplicate-subscriptions">
                 <p>

@@ -1,7 +1,10 @@
 //! The app's pages; each module holds a page and the server functions it calls.
 
+pub mod account;
+pub mod account_forms;
 pub mod auth;
 pub mod billing;
+pub mod email_links;
 pub mod gated;
 pub mod home;
 pub mod legal;

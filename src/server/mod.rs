@@ -1,5 +1,6 @@
 //! The axum server: start-up, router, middleware and the serve loop.
 
+pub mod dev_mail;
 pub mod dev_stripe;
 pub mod health;
 pub mod origin;
@@ -105,16 +106,26 @@ impl Application {
         Ok(())
     }
 
-    /// Serves, with the housekeeping sweep, until `shutdown` resolves (see [`serve`]).
+    /// Serves, with the housekeeping sweep and the mail worker, until `shutdown` resolves (see [`serve`]).
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweep_forever(self.state.db().clone()));
+        let mailer = self.state.billing.mail.clone();
+        let transport = crate::mail::worker::Transport::from_config(&mailer)
+            .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?;
+        let mail = tokio::spawn(crate::mail::worker::run(
+            self.state.db().clone(),
+            mailer,
+            transport,
+        ));
         let addr = self.listener.local_addr()?;
         tracing::info!("listening on http://{addr}");
         let served = serve(self.listener, self.state, shutdown).await;
         sweeper.abort();
+        // A send cut off here is sent again once its lease expires.
+        mail.abort();
         served
     }
 }
@@ -181,10 +192,13 @@ pub fn router(state: AppState) -> Router {
     )));
 
     let webhook_path = state.config().paths.stripe_webhook.clone();
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(health::healthz))
-        .route(&webhook_path, axum::routing::post(crate::webhooks::receive))
-        .leptos_routes_with_context(&state, routes, context.clone(), pages_shell);
+        .route(&webhook_path, axum::routing::post(crate::webhooks::receive));
+    if dev_mail::enabled(state.config()) {
+        app = app.route("/dev/mail", get(dev_mail::inbox));
+    }
+    let app = app.leptos_routes_with_context(&state, routes, context.clone(), pages_shell);
     static_files(app, &state, context)
         .layer(axum::middleware::from_fn(page_cache::mark_sessions))
         .layer(sessions)

@@ -151,6 +151,7 @@ pub async fn billing_page(
         can_cancel: sub.is_some_and(|s| !s.cancel_at_period_end),
         can_resume: sub.is_some_and(|s| s.cancel_at_period_end),
         has_customer: user.stripe_customer_id.is_some(),
+        email_unverified: user.email_verified_at.is_none(),
         purchases: Vec::new(),
         invoices: Vec::new(),
         duplicate_subscriptions: Vec::new(),

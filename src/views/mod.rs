@@ -78,6 +78,8 @@ pub struct BillingView {
     pub can_cancel: bool,
     pub can_resume: bool,
     pub has_customer: bool,
+    /// The account's email is not proven yet (Checkout may wait for it).
+    pub email_unverified: bool,
     pub purchases: Vec<PurchaseView>,
     pub invoices: Vec<InvoiceView>,
     /// Every live subscription's id when there is more than one (two checkouts
@@ -97,4 +99,19 @@ pub enum GateView {
         plan_name: String,
         limits: Vec<(String, String)>,
     },
+}
+
+/// What an account deletion did, in words (the page after it and its email).
+pub fn deletion_summary(subscriptions_cancelled: usize, customer_deleted: bool) -> String {
+    let subscriptions = match subscriptions_cancelled {
+        0 => "You had no active subscription.".to_owned(),
+        1 => "We cancelled your subscription in Stripe.".to_owned(),
+        n => format!("We cancelled your {n} subscriptions in Stripe."),
+    };
+    let customer = if customer_deleted {
+        " Your Stripe customer record and saved cards are deleted."
+    } else {
+        ""
+    };
+    format!("{subscriptions}{customer}")
 }

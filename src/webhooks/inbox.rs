@@ -229,7 +229,11 @@ async fn process_once(
         }
         let outcomes = apply::apply_event(&tx, ctx, event).await?;
         tracing::debug!(?outcomes, "event applied");
+        let mailed = super::notify::after_event(&tx, ctx.mail, ctx.billing_page, event).await?;
         tx.commit().await?;
+        if mailed {
+            ctx.mail.wake();
+        }
         Ok::<_, InboxError>(Recorded::Processed)
     }
     .await

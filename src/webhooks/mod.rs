@@ -11,6 +11,7 @@
 //! that records it (see `inbox`); a failure is stored and answered with 500.
 
 pub mod inbox;
+pub mod notify;
 pub mod signature;
 
 use axum::{

@@ -11,6 +11,7 @@ async fn sign_up_then_sign_in_with_clear_errors() {
         let user = accounts::sign_up(
             &db,
             &Default::default(),
+            &crate::common::mailer(),
             " Ada@Example.com",
             "correct horse battery",
         )
@@ -25,13 +26,21 @@ async fn sign_up_then_sign_in_with_clear_errors() {
         let again = accounts::sign_up(
             &db,
             &Default::default(),
+            &crate::common::mailer(),
             "ada@example.com",
             "another good passphrase",
         )
         .await;
         assert!(matches!(again, Err(AccountError::EmailTaken)), "{again:?}");
         assert!(matches!(
-            accounts::sign_up(&db, &Default::default(), "bob@example.com", "short").await,
+            accounts::sign_up(
+                &db,
+                &Default::default(),
+                &crate::common::mailer(),
+                "bob@example.com",
+                "short"
+            )
+            .await,
             Err(AccountError::WeakPassword(_))
         ));
 
@@ -57,9 +66,22 @@ async fn sign_up_then_sign_in_with_clear_errors() {
 
         // Two simultaneous sign-ups for one email: exactly one account.
         let hashing = accounts::HashQueue::default();
+        let mailer = crate::common::mailer();
         let (a, b) = tokio::join!(
-            accounts::sign_up(&db, &hashing, "race@example.com", "first good passphrase"),
-            accounts::sign_up(&db, &hashing, "race@example.com", "second good passphrase"),
+            accounts::sign_up(
+                &db,
+                &hashing,
+                &mailer,
+                "race@example.com",
+                "first good passphrase"
+            ),
+            accounts::sign_up(
+                &db,
+                &hashing,
+                &mailer,
+                "race@example.com",
+                "second good passphrase"
+            ),
         );
         assert_eq!(
             [a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(),

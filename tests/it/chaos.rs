@@ -135,6 +135,7 @@ async fn add_users(db: &DatabaseConnection) {
             email: Set(format!("load{i}@example.com")),
             password_hash: Set("not-a-login".into()),
             stripe_customer_id: Set(None),
+            email_verified_at: Set(Some(now)),
             created_at: Set(now),
             updated_at: Set(now),
         })

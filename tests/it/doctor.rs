@@ -236,6 +236,8 @@ fn configuration_checks_follow_app_env() {
         ("STRIPE_SECRET_KEY", "sk_live_x"),
         ("STRIPE_PUBLISHABLE_KEY", "pk_live_x"),
         ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+        ("SMTP_URL", "smtp://127.0.0.1:2525"),
+        ("MAIL_FROM", "billing@example.com"),
     ];
     let mut http = production.to_vec();
     http.push(("APP_URL", "http://billing.example.com"));

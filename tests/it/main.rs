@@ -31,6 +31,8 @@ mod docs;
 #[cfg(feature = "ssr")]
 mod doctor;
 #[cfg(feature = "ssr")]
+mod mail;
+#[cfg(feature = "ssr")]
 mod migrations;
 #[cfg(feature = "ssr")]
 mod server;

@@ -108,6 +108,9 @@ async fn production_sends_hsts_and_non_pages_are_locked_down() {
             ("STRIPE_SECRET_KEY", "sk_live_test_harness"),
             ("STRIPE_PUBLISHABLE_KEY", "pk_live_test_harness"),
             ("STRIPE_WEBHOOK_SECRET", "whsec_test_harness"),
+            // Nothing listens here: the test sends no mail.
+            ("SMTP_URL", "smtp://127.0.0.1:9"),
+            ("MAIL_FROM", "billing@example.com"),
         ],
     )
     .await;

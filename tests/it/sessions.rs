@@ -89,6 +89,7 @@ async fn a_live_session_finds_its_user_in_one_query() {
         let user = accounts::sign_up(
             &db,
             &Default::default(),
+            &crate::common::mailer(),
             "one-query@example.com",
             "correct horse battery",
         )

@@ -1,8 +1,10 @@
 //! sea-orm entities, one per table, matching the `migration` crate.
 
+pub mod account_tokens;
 pub mod deleted_customers;
 pub mod invoices;
 pub mod one_time_purchases;
+pub mod outbox;
 pub mod sessions;
 pub mod subscriptions;
 pub mod users;

@@ -10,6 +10,8 @@ pub struct Model {
     pub password_hash: String,
     #[sea_orm(unique)]
     pub stripe_customer_id: Option<String>,
+    /// When the user followed the link sent to `email`; `None` until then.
+    pub email_verified_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
@@ -21,6 +23,7 @@ impl std::fmt::Debug for Model {
             .field("id", &self.id)
             .field("email", &self.email)
             .field("stripe_customer_id", &self.stripe_customer_id)
+            .field("email_verified_at", &self.email_verified_at)
             .finish_non_exhaustive()
     }
 }

@@ -68,8 +68,48 @@ impl World {
         self.emulator.stop().await;
     }
 
-    /// Signs up over HTTP and keeps the session cookie.
+    /// Signs up over HTTP, keeps the session cookie, and follows the
+    /// verification link the sign-up mailed (Checkout needs a proven address).
     pub async fn sign_up(&self, email: &str) -> Browser {
+        let browser = self.sign_up_unverified(email).await;
+        let link = self.mail_link(email, "verify_email").await;
+        let page = self.get_page(Some(&browser), &link).await;
+        assert!(page.1.contains("is confirmed"), "{}", page.1);
+        browser
+    }
+
+    /// The link in the newest `kind` mail to `to`, read from the outbox (the
+    /// text every transport sends).
+    pub async fn mail_link(&self, to: &str, kind: &str) -> String {
+        use billing_starter::db::entities::outbox;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        let mail = outbox::Entity::find()
+            .filter(outbox::Column::Recipient.eq(to))
+            .filter(outbox::Column::Kind.eq(kind))
+            .order_by_desc(outbox::Column::Id)
+            .one(&self.app.db)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("a {kind} mail to {to}"));
+        mail.text_body
+            .lines()
+            .find(|line| line.starts_with(&self.app.base_url))
+            .unwrap_or_else(|| panic!("a link in {}", mail.text_body))
+            .to_owned()
+    }
+
+    /// GETs an absolute URL of the app as `browser` (or signed out): status and body.
+    pub async fn get_page(&self, browser: Option<&Browser>, url: &str) -> (StatusCode, String) {
+        let mut request = self.http.get(url);
+        if let Some(browser) = browser {
+            request = request.header("cookie", &browser.cookie);
+        }
+        let response = request.send().await.unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
+    /// Signs up over HTTP and keeps the session cookie; the email stays unproven.
+    pub async fn sign_up_unverified(&self, email: &str) -> Browser {
         let response = self
             .http
             .post(self.app.url("/api/sign_up"))

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod billing;
+pub mod smtp;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -55,6 +56,13 @@ pub async fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     })
     .await
     .unwrap()
+}
+
+/// A mailer with the default configuration (mail kept in the outbox), for
+/// tests that call account functions directly.
+pub fn mailer() -> billing_starter::mail::Mailer {
+    let config = Config::from_vars(Vec::<(String, String)>::new()).expect("default config");
+    billing_starter::mail::Mailer::new(std::sync::Arc::new(config))
 }
 
 /// Set by `.ci/run` (and by developers who want both backends) to a PostgreSQL
