@@ -1,4 +1,4 @@
-import { test, expect, Page, APIRequestContext } from './fixtures';
+import { test, expect, Page, APIRequestContext, verifyEmail } from './fixtures';
 import { emulatorPort } from '../playwright.config';
 
 // Visitor → paying user, through the app and the emulator's hosted pages, with
@@ -20,6 +20,9 @@ async function signUp(page: Page, email: string, next = '/pricing') {
   await page.getByLabel('Password (at least 10 characters)').fill(password);
   await page.getByRole('button', { name: 'Create account' }).click();
   await expect(page.getByRole('navigation', { name: 'Account' })).toContainText(email);
+  // Checkout needs a confirmed address: follow the link the sign-up mailed.
+  await verifyEmail(page, email);
+  await hydrated(page, next);
 }
 
 function card(page: Page, plan: string) {
@@ -168,10 +171,15 @@ test('a signed-out click goes to sign-in and resumes the same choice', async ({ 
   await card(page, 'premium').getByRole('link', { name: 'Go Premium Yearly' }).click();
   await expect(page).toHaveURL(/\/login\?next=/);
   await page.getByRole('link', { name: 'Create one' }).click();
-  await page.getByLabel('Email').fill(unique('resume'));
+  const email = unique('resume');
+  await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password (at least 10 characters)').fill(password);
   await page.getByRole('button', { name: 'Create account' }).click();
   await expect(page).toHaveURL(/\/pricing\?interval=yearly&plan=premium$/);
+  // The address is confirmed in another tab, as from a mail app.
+  const mailTab = await page.context().newPage();
+  await verifyEmail(mailTab, email);
+  await mailTab.close();
   const resume = page.getByRole('region', { name: 'Continue' });
   await expect(resume).toContainText('Continue with Premium?');
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
@@ -272,4 +280,26 @@ test('a failing renewal shows the past_due banner; a new card in the portal clea
     await expect(page.getByTestId('past-due-banner')).toHaveCount(0, { timeout: 1000 });
   }).toPass();
   await expect(page.getByTestId('plan-name')).toHaveText('Premium');
+});
+
+test('a subscriber deletes the account: subscription cancelled, Stripe customer deleted', async ({ page, request }) => {
+  const email = unique('delete');
+  await subscribed(page, email);
+  const [customer] = await customerOf(request, email);
+  await hydrated(page, '/account');
+  await page.getByLabel('Your password, to confirm').fill('not my password');
+  await page.getByRole('button', { name: 'Delete my account' }).click();
+  await expect(page.getByText('Your current password is not right.')).toBeVisible();
+  await page.getByLabel('Your password, to confirm').fill(password);
+  await page.getByRole('button', { name: 'Delete my account' }).click();
+  await expect(page).toHaveURL(/\/account\/deleted\?subscriptions=1&customer=1$/);
+  await expect(page.getByTestId('deletion-summary')).toHaveText(
+    'We cancelled your subscription in Stripe. Your Stripe customer record and saved cards are deleted.',
+  );
+  await expect(page.getByRole('navigation', { name: 'Account' }).getByRole('link', { name: 'Sign in' })).toBeVisible();
+  const deleted = await request.get(`${stripeApi}/v1/customers/${customer.id}`, { headers: auth });
+  const body = await deleted.json();
+  expect(body.deleted === true || deleted.status() === 404).toBeTruthy();
+  const subs = await stripeGet(request, `subscriptions?customer=${customer.id}&status=all`);
+  expect(subs.data.map((s: { status: string }) => s.status)).toEqual(['canceled']);
 });

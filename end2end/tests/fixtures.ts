@@ -45,3 +45,20 @@ export const test = base.extend<{ pageProblems: string[] }>({
     { auto: true },
   ],
 });
+
+/**
+ * Follows the newest link to `path` (e.g. `/verify-email`) mailed to `email`, as
+ * the person would: in development the app keeps its mail at /dev/mail.
+ */
+export async function followMailLink(page: Page, email: string, path: string) {
+  await page.goto('/dev/mail');
+  const mail = page.locator(`article[data-to="${email}"]`).filter({ has: page.locator(`a[href*="${path}?token="]`) }).first();
+  await mail.locator(`a[href*="${path}?token="]`).click();
+  await expect(page).toHaveURL(new RegExp(`${path}\\?token=`));
+}
+
+/** Confirms `email`'s address through the link its sign-up mailed. */
+export async function verifyEmail(page: Page, email: string) {
+  await followMailLink(page, email, '/verify-email');
+  await expect(page.getByTestId('link-outcome')).toHaveText(`Thank you: ${email} is confirmed.`);
+}

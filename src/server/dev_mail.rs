@@ -32,8 +32,20 @@ pub async fn inbox(State(state): State<AppState>) -> Response {
             page(&[], "")
         }
     };
-    // Holds live links with tokens: never kept by anything.
-    ([(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
+    (
+        [
+            // Holds live links with tokens: never kept by anything.
+            (header::CACHE_CONTROL, "no-store"),
+            // No script at all; the app's stylesheet and icon only.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'self'; img-src 'self'; \
+                 frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+            ),
+        ],
+        Html(body),
+    )
+        .into_response()
 }
 
 fn page(rows: &[outbox::Model], app_url: &str) -> String {

@@ -154,6 +154,21 @@ async fn every_page_has_its_own_title_the_icon_and_the_footer() {
         ("/pricing", "Pricing — Billing Starter"),
         ("/signup", "Create account — Billing Starter"),
         ("/login", "Sign in — Billing Starter"),
+        ("/forgot-password", "Forgot password — Billing Starter"),
+        (
+            "/reset-password?token=x",
+            "Choose a new password — Billing Starter",
+        ),
+        (
+            "/verify-email?token=x",
+            "Confirm your email — Billing Starter",
+        ),
+        (
+            "/confirm-email?token=x",
+            "Confirm your new email — Billing Starter",
+        ),
+        ("/account", "Account — Billing Starter"),
+        ("/account/deleted", "Account deleted — Billing Starter"),
         ("/dashboard/billing", "Billing — Billing Starter"),
         ("/app", "Your workspace — Billing Starter"),
         ("/privacy-policy", "Privacy policy — Billing Starter"),
