@@ -245,6 +245,37 @@ async fn reqwest_post(url: &str, body: &str, signature: &str) -> Result<u16, Str
         .map_err(|e| e.to_string())
 }
 
+/// The SMTP server in `SMTP_URL` answers and takes our credentials (lettre's
+/// connection test: EHLO, TLS and AUTH as configured, then QUIT; nothing sent).
+pub async fn mail(config: &Config) -> Check {
+    use lettre::{AsyncSmtpTransport, Tokio1Executor};
+    use secrecy::ExposeSecret;
+    let Some(url) = &config.mail.smtp_url else {
+        return check(
+            "mail",
+            Ok("no SMTP_URL: mail is kept in the database and shown at /dev/mail".into()),
+        );
+    };
+    let result = match AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret()) {
+        Err(err) => Err(format!("SMTP_URL is not usable: {err}")),
+        Ok(builder) => {
+            let transport: AsyncSmtpTransport<Tokio1Executor> = builder
+                .timeout(Some(std::time::Duration::from_secs(10)))
+                .build();
+            match transport.test_connection().await {
+                Ok(true) => Ok(format!(
+                    "the SMTP server accepts a connection; mail is sent as {}",
+                    config.mail.from
+                )),
+                Ok(false) => Err("the SMTP server did not accept a connection".into()),
+                // lettre's errors never print the URL's password.
+                Err(err) => Err(format!("the SMTP server is unreachable: {err}")),
+            }
+        }
+    };
+    check("mail", result)
+}
+
 /// Every check, in checklist order.
 pub async fn run(config: &Config, stripe: &StripeGateway, catalog_: &Catalog) -> Vec<Check> {
     vec![
@@ -254,5 +285,6 @@ pub async fn run(config: &Config, stripe: &StripeGateway, catalog_: &Catalog) ->
         webhook_endpoint(stripe, config).await,
         portal(stripe).await,
         round_trip(config).await,
+        mail(config).await,
     ]
 }

@@ -121,7 +121,24 @@ async fn doctor_is_green_on_a_correct_set_up_and_names_each_broken_item() {
 
     let checks = setup.doctor(&config).await;
     assert_eq!(failing(&checks), [], "{checks:#?}");
-    assert_eq!(checks.len(), 6);
+    assert_eq!(checks.len(), 7);
+
+    // Mail: a listening SMTP server passes; nothing listening fails, by name.
+    let sink = crate::common::smtp::SmtpSink::start().await;
+    let mut with_smtp = config.clone();
+    with_smtp.mail.smtp_url = Some(secrecy::SecretString::from(sink.url.clone()));
+    assert_eq!(failing(&setup.doctor(&with_smtp).await), []);
+    with_smtp.mail.smtp_url = Some(secrecy::SecretString::from(
+        "smtp://user:hunter2@127.0.0.1:9".to_owned(),
+    ));
+    let failed = failing(&setup.doctor(&with_smtp).await);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "mail");
+    assert!(failed[0].1.contains("unreachable"), "{failed:?}");
+    assert!(
+        !failed[0].1.contains("hunter2"),
+        "no password in the output"
+    );
 
     // A signing secret the app does not have: the round trip is rejected.
     let mut wrong_secret = config.clone();

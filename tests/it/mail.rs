@@ -131,6 +131,19 @@ async fn account_emails(db: TestDb) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("expired or was already used"), "{page}");
 
+    // Two clicks at once: one confirms, the other is refused.
+    world.sign_up_unverified("carol@example.com").await;
+    let carol_link = sink.wait_for("carol@example.com", 1).await[0]
+        .link(&base)
+        .unwrap();
+    let (a, b) = tokio::join!(
+        world.get_page(None, &carol_link),
+        world.get_page(None, &carol_link)
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::BAD_REQUEST]);
+
     // An expired link is refused.
     let bob = world.sign_up_unverified("bob@example.com").await;
     let bob_link = sink.wait_for("bob@example.com", 1).await[0]
