@@ -12,6 +12,7 @@ mod m20261129_000006_add_subscription_stamp_kind;
 mod m20261201_000007_create_rate_limits;
 mod m20261201_000008_create_invoices_and_deleted_customers;
 mod m20261201_000009_create_outbox_and_account_tokens;
+mod m20261201_000010_create_dispute_outcomes;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_create_rate_limits::Migration),
             Box::new(m20261201_000008_create_invoices_and_deleted_customers::Migration),
             Box::new(m20261201_000009_create_outbox_and_account_tokens::Migration),
+            Box::new(m20261201_000010_create_dispute_outcomes::Migration),
         ]
     }
 }

@@ -37,7 +37,7 @@ use super::{
 use crate::{
     catalog::{BillingType, Catalog, Interval},
     db::entities::{
-        deleted_customers, invoices,
+        deleted_customers, dispute_outcomes, invoices,
         one_time_purchases::{self, PurchaseStatus},
         subscriptions, users,
     },
@@ -291,22 +291,27 @@ pub async fn apply_event<C: ConnectionTrait>(
             payment_intent_id: Some(pi),
             ..
         }) => vec![reverse_payment(conn, ctx, pi, PurchaseStatus::Refunded).await?],
-        // Won: the money came back, and so does the pack.
-        StripeObject::Dispute(DisputeState {
-            payment_intent_id: Some(pi),
-            status,
-            ..
-        }) if event.kind == EventKind::ChargeDisputeClosed && status == "won" => {
-            vec![restore_disputed(conn, pi).await?]
-        }
-        // Closed otherwise (lost): the reversal at `created` stands.
-        StripeObject::Dispute(_) if event.kind == EventKind::ChargeDisputeClosed => {
-            vec![Outcome::Nothing]
+        // Won: the money came back, and so does the pack. The outcome is kept
+        // first, so the dispute's `created` arriving after this changes nothing.
+        StripeObject::Dispute(dispute) if event.kind == EventKind::ChargeDisputeClosed => {
+            record_dispute_outcome(conn, dispute).await?;
+            match &dispute.payment_intent_id {
+                Some(pi) if dispute.status == "won" => vec![restore_disputed(conn, pi).await?],
+                // Closed otherwise (lost): the reversal at `created` stands.
+                _ => vec![Outcome::Nothing],
+            }
         }
         StripeObject::Dispute(DisputeState {
+            id,
             payment_intent_id: Some(pi),
             ..
-        }) => vec![reverse_payment(conn, ctx, pi, PurchaseStatus::Reversed).await?],
+        }) => {
+            if dispute_was_won(conn, id).await? {
+                vec![Outcome::Nothing]
+            } else {
+                vec![reverse_payment(conn, ctx, pi, PurchaseStatus::Reversed).await?]
+            }
+        }
         StripeObject::Charge(_) | StripeObject::Dispute(_) => vec![Outcome::Nothing],
         StripeObject::Customer(customer) if event.kind == EventKind::CustomerDeleted => {
             forget_customer(conn, &customer.id).await?;
@@ -906,6 +911,33 @@ async fn reverse_purchase<C: ConnectionTrait>(
 /// stays refunded). Not yet order-independent: a `closed` (won) delivered before
 /// its `created` leaves the pack reversed (the `created` event's object shows
 /// the dispute as it was opened); Stripe sends them days apart.
+async fn record_dispute_outcome<C: ConnectionTrait>(
+    conn: &C,
+    dispute: &DisputeState,
+) -> Result<(), DbErr> {
+    dispute_outcomes::Entity::insert(dispute_outcomes::ActiveModel {
+        stripe_dispute_id: Set(dispute.id.clone()),
+        status: Set(dispute.status.clone()),
+        closed_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        OnConflict::column(dispute_outcomes::Column::StripeDisputeId)
+            .update_column(dispute_outcomes::Column::Status)
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether `dispute` is known to have closed in the merchant's favour.
+async fn dispute_was_won<C: ConnectionTrait>(conn: &C, dispute: &str) -> Result<bool, DbErr> {
+    Ok(dispute_outcomes::Entity::find_by_id(dispute.to_owned())
+        .one(conn)
+        .await?
+        .is_some_and(|outcome| outcome.status == "won"))
+}
+
 async fn restore_disputed<C: ConnectionTrait>(
     conn: &C,
     payment_intent: &str,

@@ -1327,6 +1327,35 @@ async fn a_won_dispute_restores_the_pack() {
         StatusCode::OK
     );
     assert_eq!(status_now().await, PurchaseStatus::Paid);
+
+    // The same events to a database that hears the dispute's close (won)
+    // before its creation: the pack stays with its buyer.
+    let fresh_db = TestDb::sqlite();
+    let fresh = crate::common::TestApp::spawn_with_stripe(
+        fresh_db.url(),
+        &world.emulator.base_url,
+        &[("STRIPE_WEBHOOK_SECRET", crate::common::billing::SECRET)],
+    )
+    .await;
+    for kind in [
+        "checkout.session.completed",
+        "charge.dispute.closed",
+        "charge.dispute.created",
+    ] {
+        let event = world.event(kind).await;
+        assert_eq!(
+            world.deliver_to(&fresh, &event).await,
+            StatusCode::OK,
+            "{kind}"
+        );
+    }
+    let row = one_time_purchases::Entity::find()
+        .one(&fresh.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, PurchaseStatus::Paid);
+    fresh.stop().await.unwrap();
     world.stop().await;
     db.cleanup().await;
 }

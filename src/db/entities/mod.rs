@@ -2,6 +2,7 @@
 
 pub mod account_tokens;
 pub mod deleted_customers;
+pub mod dispute_outcomes;
 pub mod invoices;
 pub mod one_time_purchases;
 pub mod outbox;
