@@ -15,9 +15,12 @@ BUDGET_KB="${BUNDLE_BUDGET_KB:-150}"
 # The islands on /pricing, as wasm-split names their loaders if they become lazy.
 PRICING_ISLANDS_RE='^(pricing_grid|hydration_marker)_loader_'
 
-cargo leptos build --release --split --frontend-only >/dev/null
-# `site-root` in Cargo.toml: inside the project, whatever CARGO_TARGET_DIR is.
-PKG="target/site/pkg"
+# Into a site of its own: the served one (`target/site`) keeps the front end that
+# matches the debug server beside it. A release wasm there crashed the debug
+# server's pricing grid on hydration (`RuntimeError: unreachable`).
+SITE="target/bundle-site"
+LEPTOS_SITE_ROOT="$SITE" cargo leptos build --release --split --frontend-only >/dev/null
+PKG="$SITE/pkg"
 
 gz() { gzip -9 -c "$1" | wc -c; }
 

@@ -276,8 +276,30 @@ pub async fn mail(config: &Config) -> Check {
     check("mail", result)
 }
 
+/// No user pays for two live subscriptions (two tabs that paid at once).
+pub async fn duplicate_subscriptions(db: &sea_orm::DatabaseConnection) -> Check {
+    let result = match crate::billing::service::live_subscriptions_beyond_one(db, None).await {
+        Err(err) => Err(format!("the database could not be read: {err}")),
+        Ok(found) if found.is_empty() => Ok("no user has more than one live subscription".into()),
+        Ok(found) => Err(found
+            .iter()
+            .map(|(user, ids)| format!("user {user} pays for {}", ids.join(" and ")))
+            .chain(std::iter::once(
+                "cancel the extra ones in the portal or the Stripe dashboard".to_owned(),
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")),
+    };
+    check("duplicate subscriptions", result)
+}
+
 /// Every check, in checklist order.
-pub async fn run(config: &Config, stripe: &StripeGateway, catalog_: &Catalog) -> Vec<Check> {
+pub async fn run(
+    config: &Config,
+    db: &sea_orm::DatabaseConnection,
+    stripe: &StripeGateway,
+    catalog_: &Catalog,
+) -> Vec<Check> {
     vec![
         keys(config),
         app_url(config),
@@ -286,5 +308,6 @@ pub async fn run(config: &Config, stripe: &StripeGateway, catalog_: &Catalog) ->
         portal(stripe).await,
         round_trip(config).await,
         mail(config).await,
+        duplicate_subscriptions(db).await,
     ]
 }

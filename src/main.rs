@@ -106,7 +106,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Doctor => {
             let catalog = catalog::load::load(&config.catalog_path)?;
             let stripe = StripeGateway::from_config(&config)?;
-            let checks = billing_starter::doctor::run(&config, &stripe, &catalog).await;
+            let db = db::connect(&config.database_url).await?;
+            db::migrate(&db).await?;
+            let checks = billing_starter::doctor::run(&config, &db, &stripe, &catalog).await;
             for check in &checks {
                 println!("{check}");
             }
@@ -186,7 +188,27 @@ async fn catalog_command(config: Config, action: CatalogAction) -> anyhow::Resul
             Ok(ExitCode::FAILURE)
         }
         CatalogAction::Apply { check: false } => {
-            stripe.apply_catalog(&changes).await?;
+            if let Err(err) = stripe.apply_catalog(&changes).await {
+                // Say what was done and what was not, from Stripe's state now;
+                // a re-run plans from that state and finishes the job.
+                println!("failed: {err}");
+                match stripe.remote_catalog(&catalog).await {
+                    Ok(remote) => {
+                        let left = diff::plan(&catalog, &remote);
+                        println!(
+                            "done: {} of {} changes; still to do:",
+                            changes.len().saturating_sub(left.len()),
+                            changes.len()
+                        );
+                        for change in &left {
+                            println!("  {change}");
+                        }
+                    }
+                    Err(read) => println!("Stripe could not be read back: {read}"),
+                }
+                println!("run `catalog apply` again to finish");
+                return Ok(ExitCode::FAILURE);
+            }
             let left = diff::plan(&catalog, &stripe.remote_catalog(&catalog).await?);
             anyhow::ensure!(
                 left.is_empty(),

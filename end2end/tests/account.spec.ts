@@ -34,6 +34,24 @@ test('sign up, open /dev/mail, follow the link: verified, and the billing page s
   await expect(page.getByTestId('account-email')).toHaveText(`${email} (confirmed)`);
 });
 
+test('before the address is confirmed, Checkout is refused with an error that stays until closed', async ({ page }) => {
+  const email = unique('unverified');
+  await signUp(page, email);
+  await hydrated(page, '/pricing');
+  await page.locator('article[data-plan="premium"]').getByRole('button', { name: 'Go Premium Monthly' }).click();
+  const toast = page.locator('.toast[data-kind="error"]');
+  await expect(toast).toContainText('Confirm your email address first');
+  // Longer than a success toast lives (5 s): errors stay.
+  await page.waitForTimeout(6000);
+  await expect(toast).toBeVisible();
+  await toast.getByRole('button', { name: 'Dismiss' }).click();
+  await expect(toast).toHaveCount(0);
+  await verifyEmail(page, email);
+  await hydrated(page, '/pricing');
+  await page.locator('article[data-plan="premium"]').getByRole('button', { name: 'Go Premium Monthly' }).click();
+  await expect(page).toHaveURL(/\/checkout\//);
+});
+
 test('forgot password, reset it from the mail, sign in with the new one', async ({ page }) => {
   const email = unique('reset');
   await signUp(page, email);

@@ -71,13 +71,19 @@ test('pricing toggle, then Premium monthly with 4242: success toast and Premium 
   const premium = card(page, 'premium');
   await expect(premium.locator('.badge')).toHaveText('Most popular');
   await expect(premium.locator('.price')).toHaveText('$49/month');
+  // Every card has a price (Free's is $0), and every feature list starts level.
+  await expect(card(page, 'free').locator('.price')).toHaveText('$0');
+  await expect(card(page, 'free').locator('.price-note')).toHaveText('Free forever');
+  await expect(card(page, 'standard_pack').locator('.price-note')).toHaveText('one-time payment');
+  const tops = await page.locator('.plan-card .features').evaluateAll((lists) => lists.map((l) => Math.round(l.getBoundingClientRect().top)));
+  expect(new Set(tops).size, `feature lists start at ${tops}`).toBe(1);
 
   const yearly = page.getByRole('radio', { name: 'Yearly' });
   await yearly.click();
   await expect(page).toHaveURL(/\?interval=yearly$/);
   await expect(yearly).toHaveAttribute('aria-checked', 'true');
   await expect(premium.locator('.price')).toHaveText('$490/year');
-  await expect(premium.locator('.per-month')).toHaveText('$40.83/month');
+  await expect(premium.locator('.price-note')).toHaveText('$40.83/month');
   await expect(premium.locator('.savings')).toHaveText('Save 17%');
   await expect(premium.getByRole('button')).toHaveText('Go Premium Yearly');
   // Keyboard: arrows move within the radio group.
@@ -103,6 +109,11 @@ test('pricing toggle, then Premium monthly with 4242: success toast and Premium 
   expect(html).toMatch(/data-testid="plan-name"[^>]*>Premium</);
   await expect(page.locator('.toast')).toContainText('Payment successful');
   await expect(page.getByTestId('plan-name')).toHaveText('Premium');
+  // Good news goes away by itself (after 5 s), and never sits over the page's controls.
+  const toastBox = await page.locator('.toast').boundingBox();
+  const planBox = await page.getByTestId('plan-name').boundingBox();
+  expect(toastBox!.y + toastBox!.height).toBeLessThanOrEqual(planBox!.y);
+  await expect(page.locator('.toast')).toHaveCount(0, { timeout: 8000 });
   // The query string is cleaned so a reload does not toast again.
   await expect(page).toHaveURL(/\/dashboard\/billing$/);
   await page.reload();

@@ -62,3 +62,17 @@ test('without Stripe keys the app runs its emulator and says so', async ({ page,
   const keys = (await prices.json()).data.map((p: { lookup_key: string }) => p.lookup_key).sort();
   expect(keys).toEqual(['premium_monthly', 'premium_yearly', 'standard_pack']);
 });
+
+test('the call to action has room, and the header links look like the rest of the header', async ({ page }) => {
+  await page.goto('/');
+  const cta = await page.getByRole('link', { name: 'See pricing' }).boundingBox();
+  const panel = await page.locator('.site-main > .panel').first().boundingBox();
+  expect(panel!.y - (cta!.y + cta!.height), 'space under "See pricing"').toBeGreaterThanOrEqual(16);
+  const signIn = page.getByRole('navigation', { name: 'Account' }).getByRole('link', { name: 'Sign in' });
+  const nav = page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Pricing' });
+  const style = (el: HTMLElement) => {
+    const s = getComputedStyle(el);
+    return [s.textDecorationLine, s.color, s.fontWeight];
+  };
+  expect(await signIn.evaluate(style)).toEqual(await nav.evaluate(style));
+});

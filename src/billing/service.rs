@@ -343,6 +343,20 @@ pub async fn start_checkout(
                         checkout_key(user.id, &request.customer_id, &price_id, window);
                     billing.stripe.create_checkout_session(&request).await?
                 }
+                // `catalog apply` replaced the price since this server read its
+                // directory: read it again and try once with the current price.
+                Err(err) if err.is_inactive_price() => {
+                    tracing::warn!(price = %request.price_id, "catalog price archived in Stripe; re-reading the price directory");
+                    billing.refresh_prices().await?;
+                    let current = self::price_id(billing, &price.lookup_key).await?;
+                    if current == request.price_id {
+                        return Err(err.into());
+                    }
+                    request.price_id = current;
+                    request.idempotency_key =
+                        checkout_key(user.id, &request.customer_id, &request.price_id, window);
+                    billing.stripe.create_checkout_session(&request).await?
+                }
                 other => other?,
             };
             let session = if subscription {

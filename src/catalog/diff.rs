@@ -70,8 +70,10 @@ pub enum Change {
         amount: i64,
         currency: String,
         interval: Interval,
-        /// Another price holds the lookup key: move it to the new price.
-        transfer_lookup_key: bool,
+        /// The price that holds the lookup key now (it moves to the new one).
+        /// Part of the idempotency key: reverting 4900 → 5900 → 4900 is three
+        /// different changes, not the first one again.
+        replaces: Option<String>,
     },
     ArchivePrice {
         price_id: String,
@@ -113,12 +115,12 @@ impl fmt::Display for Change {
                 amount,
                 currency,
                 interval,
-                transfer_lookup_key,
+                replaces,
                 ..
             } => write!(
                 f,
                 "+ price `{lookup_key}`: {amount} {currency} {interval:?}{}",
-                if *transfer_lookup_key {
+                if replaces.is_some() {
                     " (takes over the lookup key)"
                 } else {
                     ""
@@ -227,7 +229,7 @@ pub fn plan(catalog: &Catalog, remote: &Remote) -> Vec<Change> {
                 amount: price.amount,
                 currency: price.currency.clone(),
                 interval: price.interval,
-                transfer_lookup_key: holder.is_some(),
+                replaces: holder.map(|h| h.id.clone()),
             });
             if let Some(old) = holder.filter(|h| h.active) {
                 prices.push(Change::ArchivePrice {
@@ -393,7 +395,7 @@ mod tests {
                     amount: 5900,
                     currency: "usd".into(),
                     interval: Interval::Month,
-                    transfer_lookup_key: true,
+                    replaces: Some("price_m".into()),
                 },
                 Change::ArchivePrice {
                     price_id: "price_m".into(),
@@ -473,7 +475,7 @@ mod tests {
             matches!(
                 &changes[..],
                 [Change::CreatePrice {
-                    transfer_lookup_key: true,
+                    replaces: Some(_),
                     ..
                 }]
             ),

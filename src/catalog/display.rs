@@ -10,7 +10,7 @@ pub fn price_display(plan: &Plan, price: &Price) -> PriceDisplay {
         Interval::Year => format!("{amount}/year"),
         Interval::OneTime => amount,
     };
-    let (per_month, savings) = match (price.interval, plan.price(Interval::Month)) {
+    let (note, savings) = match (price.interval, plan.price(Interval::Month)) {
         (Interval::Year, monthly) => {
             let per_month = money::format(
                 (price.amount as f64 / 12.0).round() as i64,
@@ -23,12 +23,23 @@ pub fn price_display(plan: &Plan, price: &Price) -> PriceDisplay {
                 .map(|percent| format!("Save {percent}%"));
             (Some(format!("{per_month}/month")), savings)
         }
+        (Interval::OneTime, _) => (Some("one-time payment".to_owned()), None),
         _ => (None, None),
     };
     PriceDisplay {
         label,
-        per_month,
+        note,
         savings,
+    }
+}
+
+/// The free plan's price, in the catalog's currency: a card without a price
+/// started its feature list higher than the others.
+pub fn free_price(currency: &str) -> PriceDisplay {
+    PriceDisplay {
+        label: money::format(0, currency, true),
+        note: Some("Free forever".to_owned()),
+        savings: None,
     }
 }
 
@@ -152,7 +163,7 @@ mod tests {
             monthly,
             PriceDisplay {
                 label: "$49/month".into(),
-                per_month: None,
+                note: None,
                 savings: None
             }
         );
@@ -160,12 +171,23 @@ mod tests {
             yearly,
             PriceDisplay {
                 label: "$490/year".into(),
-                per_month: Some("$40.83/month".into()),
+                note: Some("$40.83/month".into()),
                 savings: Some("Save 17%".into())
             }
         );
         let pack = catalog.plan("standard_pack").unwrap();
-        assert_eq!(price_display(pack, &pack.prices[0]).label, "$29");
+        let pack_price = price_display(pack, &pack.prices[0]);
+        assert_eq!(pack_price.label, "$29");
+        assert_eq!(pack_price.note.as_deref(), Some("one-time payment"));
+        assert_eq!(
+            free_price("usd"),
+            PriceDisplay {
+                label: "$0".into(),
+                note: Some("Free forever".into()),
+                savings: None
+            }
+        );
+        assert_eq!(free_price("jpy").label, "¥0");
     }
 
     #[test]
@@ -190,7 +212,7 @@ mod tests {
         let plan = &catalog.plans[0];
         let yearly = price_display(plan, plan.price(Interval::Year).unwrap());
         assert_eq!(yearly.label, "¥12,000/year");
-        assert_eq!(yearly.per_month.as_deref(), Some("¥1,000/month"));
+        assert_eq!(yearly.note.as_deref(), Some("¥1,000/month"));
         assert_eq!(yearly.savings.as_deref(), Some("Save 17%"));
     }
 

@@ -185,10 +185,11 @@ impl Plan {
 /// A price as the pricing page shows it; computed on the server (`display`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PriceDisplay {
-    /// "$49/month", "$490/year", "$29".
+    /// "$49/month", "$490/year", "$29", "$0".
     pub label: String,
-    /// For yearly prices: "$40.83/month".
-    pub per_month: Option<String>,
+    /// The line under it: "$40.83/month" for a yearly price, "one-time payment"
+    /// for a pack, "Free forever" for the free plan.
+    pub note: Option<String>,
     /// For yearly prices cheaper than 12 months: "Save 17%".
     pub savings: Option<String>,
 }

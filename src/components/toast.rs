@@ -37,7 +37,11 @@ pub fn readable(err: &ServerFnError) -> String {
     }
 }
 
-/// Used inside islands only: the dismiss button needs the wasm.
+/// How long a success or information toast stays; an error stays until closed.
+pub const AUTO_DISMISS: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Used inside islands only: the dismiss button needs the wasm. Shown in the
+/// page's flow, never over it, so it cannot cover a control.
 #[component]
 pub fn Toast(#[prop(into)] message: Signal<Option<(ToastKind, String)>>) -> impl IntoView {
     let (dismissed, set_dismissed) = signal(None::<String>);
@@ -46,6 +50,14 @@ pub fn Toast(#[prop(into)] message: Signal<Option<(ToastKind, String)>>) -> impl
             .get()
             .filter(|(_, text)| dismissed.get().as_deref() != Some(text.as_str()))
     };
+    // Effects run in the browser only: good news goes away by itself.
+    Effect::new(move |_| {
+        if let Some((kind, text)) = visible() {
+            if kind != ToastKind::Error {
+                set_timeout(move || set_dismissed.set(Some(text)), AUTO_DISMISS);
+            }
+        }
+    });
     view! {
         <div class="toast-region" role="status" aria-live="polite">
             {move || {

@@ -193,7 +193,7 @@ impl StripeGateway {
                     amount,
                     currency,
                     interval,
-                    transfer_lookup_key,
+                    replaces,
                 } => {
                     let product_id = match product {
                         ProductRef::Existing(id) => id.clone(),
@@ -213,7 +213,7 @@ impl StripeGateway {
                         .product(product_id.clone())
                         .unit_amount(*amount)
                         .lookup_key(lookup_key.clone())
-                        .transfer_lookup_key(*transfer_lookup_key)
+                        .transfer_lookup_key(replaces.is_some())
                         .metadata(HashMap::from([(
                             PRODUCT_PLAN_METADATA.to_owned(),
                             plan_id.clone(),
@@ -240,6 +240,7 @@ impl StripeGateway {
                             &amount.to_string(),
                             currency,
                             &format!("{interval:?}"),
+                            replaces.as_deref().unwrap_or("new"),
                         ]))
                         .send(self.client())
                         .bounded(self, "create price")

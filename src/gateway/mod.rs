@@ -52,6 +52,25 @@ impl GatewayError {
         }
     }
 
+    /// Stripe says a price we named is archived (the catalog changed while this
+    /// server kept the old price ids).
+    pub fn is_inactive_price(&self) -> bool {
+        match self {
+            GatewayError::Stripe {
+                source: stripe::StripeError::Stripe(err, status),
+                ..
+            } => {
+                *status == 400
+                    && err.param.as_deref().is_some_and(|p| p.contains("price"))
+                    && err
+                        .message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("inactive"))
+            }
+            _ => false,
+        }
+    }
+
     fn call(operation: &'static str) -> impl FnOnce(stripe::StripeError) -> Self {
         move |source| GatewayError::Stripe { operation, source }
     }

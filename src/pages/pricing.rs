@@ -154,6 +154,8 @@ fn PricingGrid(view: PricingView, yearly: bool, resume_plan: Option<String>) -> 
     };
     view! {
         {view.has_yearly.then(|| view! { <IntervalToggle yearly set_yearly /> })}
+        // Above the cards, where the click was: in the flow, never over them.
+        <Toast message=toast />
         {resume}
         <div class="plan-grid">
             {cards
@@ -161,7 +163,6 @@ fn PricingGrid(view: PricingView, yearly: bool, resume_plan: Option<String>) -> 
                 .map(|card| view! { <PlanCardView card yearly signed_in checkout /> })
                 .collect_view()}
         </div>
-        <Toast message=toast />
     }
 }
 
@@ -276,7 +277,7 @@ fn PlanCardView(
             offer().price.map(|price| {
                 view! {
                     <p class="price">{price.label}</p>
-                    {price.per_month.map(|pm| view! { <p class="per-month">{pm}</p> })}
+                    {price.note.map(|note| view! { <p class="price-note">{note}</p> })}
                     {price.savings.map(|s| view! { <p class="savings">{s}</p> })}
                 }
             })
@@ -321,7 +322,7 @@ fn PlanCardView(
             {card.popular.then(|| view! { <span class="badge">"Most popular"</span> })}
             <h2 id=heading_id.clone()>{card.name.clone()}</h2>
             <p class="description">{card.description.clone()}</p>
-            {price}
+            <div class="price-block">{price}</div>
             <ul class="features">
                 {card.features.iter().map(|f| view! { <li>{f.clone()}</li> }).collect_view()}
             </ul>

@@ -59,15 +59,24 @@ pub async fn pricing(
             }
         }
     };
+    // The free plan shows $0 in the currency the paid plans are sold in.
+    let currency = billing
+        .catalog
+        .prices()
+        .next()
+        .map_or_else(|| "usd".to_owned(), |(_, price)| price.currency.clone());
     let offer = |plan: &crate::catalog::Plan, interval: Interval| {
         let price_interval = match plan.billing {
             BillingType::OneTime => Interval::OneTime,
             _ => interval,
         };
         crate::views::CardOffer {
-            price: plan
-                .price(price_interval)
-                .map(|price| display::price_display(plan, price)),
+            price: match plan.billing {
+                BillingType::Free => Some(display::free_price(&currency)),
+                _ => plan
+                    .price(price_interval)
+                    .map(|price| display::price_display(plan, price)),
+            },
             cta: display::call_to_action(plan, interval, &holdings),
         }
     };

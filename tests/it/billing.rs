@@ -1359,3 +1359,42 @@ async fn a_won_dispute_restores_the_pack() {
     world.stop().await;
     db.cleanup().await;
 }
+
+/// `catalog apply` run elsewhere replaced a price while this server kept the
+/// old id: the next checkout re-reads the directory and uses the new price.
+#[tokio::test]
+async fn a_price_replaced_while_running_is_picked_up_at_checkout() {
+    let db = TestDb::sqlite();
+    let world = World::start(&db).await;
+    let old = world
+        .stripe_get("prices?lookup_keys[]=premium_monthly")
+        .await["data"][0]
+        .clone();
+    let new = world
+        .stripe_post(
+            "prices",
+            &[
+                ("product", old["product"].as_str().unwrap()),
+                ("unit_amount", "5900"),
+                ("currency", "usd"),
+                ("recurring[interval]", "month"),
+                ("lookup_key", "premium_monthly"),
+                ("transfer_lookup_key", "true"),
+            ],
+        )
+        .await;
+    world
+        .stripe_post(
+            &format!("prices/{}", old["id"].as_str().unwrap()),
+            &[("active", "false")],
+        )
+        .await;
+    let browser = world.sign_up("stale-price@example.com").await;
+    let url = world.checkout(&browser, "premium", "monthly").await;
+    let session_id = url.rsplit('/').next().unwrap().to_owned();
+    let items = world
+        .stripe_get(&format!("checkout/sessions/{session_id}/line_items"))
+        .await;
+    assert_eq!(items["data"][0]["price"]["id"], new["id"], "{items}");
+    world.stop().await;
+}

@@ -95,6 +95,31 @@ async fn an_amount_change_creates_a_new_price_moves_the_key_and_archives_the_old
         "old price archived without the key: {old:?}"
     );
     assert_eq!(diff::plan(&raised, &remote), []);
+
+    // Back and forth (4900 → 5900 → 4900 → 5900 → 4900): each is a change of
+    // its own, never mistaken for an earlier one under the same idempotency key.
+    let mut seen = vec![old_id.clone(), new_id.clone()];
+    for amount in [4900, 5900, 4900] {
+        let mut next = catalog.clone();
+        next.plans[2].prices[0].amount = amount;
+        let changes = diff::plan(&next, &stripe.remote_catalog(&next).await.unwrap());
+        stripe
+            .apply_catalog(&changes)
+            .await
+            .unwrap_or_else(|err| panic!("back to {amount}: {err}"));
+        let resolved = stripe.resolve_prices(&next).await.unwrap();
+        let price = resolved.get("premium_monthly").unwrap();
+        let remote = stripe.remote_catalog(&next).await.unwrap();
+        let stored = remote
+            .prices
+            .iter()
+            .find(|p| p.id == price.price_id)
+            .unwrap();
+        assert_eq!(stored.amount, Some(amount));
+        assert!(!seen.contains(&price.price_id), "a new price each time");
+        seen.push(price.price_id.clone());
+        assert_eq!(diff::plan(&next, &remote), []);
+    }
     emulator.stop().await;
 }
 

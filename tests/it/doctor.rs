@@ -88,7 +88,7 @@ impl Setup {
 
     async fn doctor(&self, config: &Config) -> Vec<Check> {
         let catalog = billing_starter::catalog::load::load(&config.catalog_path).unwrap();
-        doctor::run(config, &self.gateway(config), &catalog).await
+        doctor::run(config, &self.app.db, &self.gateway(config), &catalog).await
     }
 }
 
@@ -121,7 +121,63 @@ async fn doctor_is_green_on_a_correct_set_up_and_names_each_broken_item() {
 
     let checks = setup.doctor(&config).await;
     assert_eq!(failing(&checks), [], "{checks:#?}");
-    assert_eq!(checks.len(), 7);
+    assert_eq!(checks.len(), 8);
+
+    // Two live subscriptions of one user are named, with both ids.
+    use billing_starter::db::entities::{subscriptions, users};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+    let now = chrono::Utc::now();
+    let user = users::ActiveModel {
+        email: Set("twice@example.com".into()),
+        password_hash: Set("x".into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&setup.app.db)
+    .await
+    .unwrap();
+    for id in ["sub_one", "sub_two"] {
+        subscriptions::ActiveModel {
+            user_id: Set(Some(user.id)),
+            stripe_subscription_id: Set(id.into()),
+            stripe_customer_id: Set("cus_twice".into()),
+            stripe_price_id: Set("price_1".into()),
+            plan_id: Set(Some("premium".into())),
+            price_lookup_key: Set(Some("premium_monthly".into())),
+            interval: Set(Some("month".into())),
+            quantity: Set(1),
+            status: Set("active".into()),
+            current_period_start: Set(None),
+            current_period_end: Set(None),
+            cancel_at_period_end: Set(false),
+            cancel_at: Set(None),
+            canceled_at: Set(None),
+            ended_at: Set(None),
+            trial_start: Set(None),
+            trial_end: Set(None),
+            stripe_state_at: Set(1_795_000_000),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&setup.app.db)
+        .await
+        .unwrap();
+    }
+    let failed = failing(&setup.doctor(&config).await);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "duplicate subscriptions");
+    assert!(
+        failed[0]
+            .1
+            .contains(&format!("user {} pays for sub_one and sub_two", user.id)),
+        "{failed:?}"
+    );
+    subscriptions::Entity::delete_many()
+        .exec(&setup.app.db)
+        .await
+        .unwrap();
 
     // Mail: a listening SMTP server passes; nothing listening fails, by name.
     let sink = crate::common::smtp::SmtpSink::start().await;
