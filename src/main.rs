@@ -164,12 +164,16 @@ async fn catalog_command(config: Config, action: CatalogAction) -> anyhow::Resul
     let stripe = StripeGateway::from_config(&config)?;
     let remote = stripe.remote_catalog(&catalog).await?;
     let changes = diff::plan(&catalog, &remote);
+    let applying = matches!(action, CatalogAction::Apply { check: false });
     if changes.is_empty() {
         println!(
             "Stripe ({}) matches {}: no changes.",
             config.stripe.describe(),
             config.catalog_path.display()
         );
+        if applying {
+            ensure_portal(&config, &stripe, &catalog).await?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
     println!(
@@ -215,9 +219,23 @@ async fn catalog_command(config: Config, action: CatalogAction) -> anyhow::Resul
                 "Stripe still differs after apply: {left:?}"
             );
             println!("applied; Stripe now matches the catalog");
+            ensure_portal(&config, &stripe, &catalog).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The customer portal's configuration for the catalog as it now is in Stripe.
+async fn ensure_portal(
+    config: &Config,
+    stripe: &StripeGateway,
+    catalog: &catalog::Catalog,
+) -> anyhow::Result<()> {
+    let directory = stripe.resolve_prices(catalog).await?;
+    let id = billing_starter::billing::service::ensure_portal(stripe, catalog, config, &directory)
+        .await?;
+    println!("portal configuration {id} matches the catalog");
+    Ok(())
 }
 
 /// The other pages' islands are lazy chunks: a front end built without

@@ -215,17 +215,38 @@ test('two fast clicks make one customer and one subscription', async ({ page, re
   expect(sessions.data).toHaveLength(1);
 });
 
-test('portal plan change monthly → yearly shows on billing', async ({ page }) => {
+/// Days from now to the billing page's "Renews on" date.
+async function daysToRenewal(page: Page) {
+  const text = await page.locator('.plan-facts').innerText();
+  const on = text.match(/Renews on\s+([A-Z][a-z]+ \d{1,2}, \d{4})/)![1];
+  return (Date.parse(`${on} UTC`) - Date.now()) / 86_400_000;
+}
+
+test('portal plan change monthly → yearly → monthly: each change starts a new period', async ({ page }) => {
   await subscribed(page, unique('portal'));
   await expect(page.locator('.plan-facts')).toContainText('Monthly');
   await page.getByRole('button', { name: 'Manage billing' }).click();
   await expect(page.getByRole('heading', { name: 'Manage your billing' })).toBeVisible();
   await page.getByRole('button', { name: /Switch to .*yearly/ }).click();
-  await page.getByRole('link', { name: /Return to/ }).click();
+  // The way back names the business, not a URL.
+  await page.getByRole('link', { name: 'Return to Billing Starter' }).click();
   await expect(async () => {
     await page.goto('/dashboard/billing');
     await expect(page.locator('.plan-facts')).toContainText('Yearly', { timeout: 1000 });
   }).toPass();
+  expect(await daysToRenewal(page)).toBeGreaterThan(360);
+
+  await page.getByRole('button', { name: 'Manage billing' }).click();
+  await page.getByRole('button', { name: /Switch to .*monthly/ }).click();
+  await page.getByRole('link', { name: 'Return to Billing Starter' }).click();
+  await expect(async () => {
+    await page.goto('/dashboard/billing');
+    await expect(page.locator('.plan-facts')).toContainText('Monthly', { timeout: 1000 });
+  }).toPass();
+  // Not the yearly period's end: a month from now, as Stripe resets the cycle.
+  const days = await daysToRenewal(page);
+  expect(days).toBeGreaterThan(26);
+  expect(days).toBeLessThanOrEqual(32);
 });
 
 test('a plan change from pricing goes to the portal confirm page, not a second subscription', async ({ page }) => {
@@ -233,6 +254,12 @@ test('a plan change from pricing goes to the portal confirm page, not a second s
   await hydrated(page, '/pricing?interval=yearly');
   await card(page, 'premium').getByRole('button', { name: 'Go Premium Yearly' }).click();
   await expect(page.getByRole('button', { name: 'Confirm plan change' })).toBeVisible();
+  // What confirming does, before it is done: the plan, today's amount, the renewal.
+  const change = page.getByTestId('plan-change');
+  await expect(change).toContainText('Change to Premium');
+  await expect(change).toContainText('$490.00 / year');
+  await expect(page.getByTestId('due-now')).toContainText(/Amount due today: \$4[0-9]{2}\.[0-9]{2}/);
+  await expect(page.getByTestId('renews-on')).toContainText(`Your plan renews on ${new Date().getUTCFullYear() + 1}-`);
 });
 
 test('cancel at period end shows "ends on", resume removes it', async ({ page }) => {

@@ -377,24 +377,48 @@ pub async fn portal_configuration(billing: &Billing) -> Result<String, ServiceEr
     if let Some(id) = billing.portal_configuration.get() {
         return Ok(id.clone());
     }
+    // Every catalog price resolved first (a missing one is refused by name).
+    for (_, price) in billing.catalog.prices() {
+        price_id(billing, &price.lookup_key).await?;
+    }
+    let id = ensure_portal(
+        &billing.stripe,
+        &billing.catalog,
+        &billing.config,
+        &billing.price_directory(),
+    )
+    .await?;
+    Ok(billing.portal_configuration.get_or_init(|| id).clone())
+}
+
+/// Finds or creates the portal configuration for this catalog and these
+/// prices (its fingerprint names both, and the app's URLs): the start-up and
+/// `catalog apply` make it, so it exists before anyone opens the portal.
+pub async fn ensure_portal(
+    stripe: &crate::gateway::StripeGateway,
+    catalog: &crate::catalog::Catalog,
+    config: &crate::config::Config,
+    directory: &crate::gateway::catalog::PriceDirectory,
+) -> Result<String, ServiceError> {
     let mut products: Vec<(String, Vec<String>)> = Vec::new();
-    for plan in billing
-        .catalog
+    for plan in catalog
         .plans
         .iter()
         .filter(|p| p.billing == BillingType::Subscription)
     {
         let mut prices = Vec::new();
         for price in &plan.prices {
-            prices.push(price_id(billing, &price.lookup_key).await?);
+            let resolved = directory
+                .get(&price.lookup_key)
+                .ok_or_else(|| ServiceError::PriceMissing(price.lookup_key.clone()))?;
+            prices.push(resolved.price_id.clone());
         }
         let Some(first) = prices.first() else {
             continue;
         };
-        let product = billing.stripe.price_product(first).await?;
+        let product = stripe.price_product(first).await?;
         products.push((product, prices));
     }
-    let config = &billing.config;
     let fingerprint_source = format!(
         "{products:?}|{}|{}",
         config.app_url, config.paths.customer_portal_return
@@ -410,8 +434,7 @@ pub async fn portal_configuration(billing: &Billing) -> Result<String, ServiceEr
         return_url: config.absolute_url(&config.paths.customer_portal_return),
         fingerprint,
     };
-    let id = billing.stripe.ensure_portal_configuration(&spec).await?;
-    Ok(billing.portal_configuration.get_or_init(|| id).clone())
+    Ok(stripe.ensure_portal_configuration(&spec).await?)
 }
 
 /// A portal session for the user's own customer (optionally straight to

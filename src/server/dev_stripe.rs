@@ -70,6 +70,7 @@ pub async fn start_if_needed(
         stripe_emulator::EmulatorConfig {
             snapshot: Some(snapshot),
             forward_to,
+            business_name: Some(config.project_name.clone()),
             ..Default::default()
         },
     )

@@ -102,6 +102,12 @@ impl Application {
         }
         if let Err(err) = billing.refresh_prices().await {
             tracing::warn!(error = %err, "could not resolve catalog prices at start-up");
+            return Ok(());
+        }
+        // Made now rather than at the first portal click, so `doctor` is green
+        // from the first start.
+        if let Err(err) = crate::billing::service::portal_configuration(billing).await {
+            tracing::warn!(error = %err, "could not prepare the portal configuration at start-up");
         }
         Ok(())
     }

@@ -358,6 +358,46 @@ fn portal_view(emulator: &Emulator, session: &Value, notice: Option<&str>) -> Ht
     let confirm_price = session["flow"]["subscription_update_confirm"]["items"][0]["price"]
         .as_str()
         .map(str::to_owned);
+    // What confirming would do, as Stripe's confirm page shows it: the target
+    // plan, the amount due today and the next renewal date.
+    let proration = config["features"]["subscription_update"]["proration_behavior"]
+        .as_str()
+        .unwrap_or("create_prorations");
+    let now = store
+        .get(customer)
+        .and_then(|c| c["test_clock"].as_str())
+        .and_then(|clock| store.get(clock))
+        .and_then(|clock| clock["frozen_time"].as_i64())
+        .unwrap_or_else(|| crate::context::wall_clock() + store.time_offset);
+    let confirm = confirm_price.as_deref().and_then(|price_id| {
+        let target = store.get(price_id)?.clone();
+        let sub = subs.first()?;
+        let item = &sub["items"]["data"][0];
+        let name = target["product"]
+            .as_str()
+            .and_then(|id| store.get(id))
+            .and_then(|p| p["name"].as_str())
+            .unwrap_or("the new plan")
+            .to_owned();
+        let quantity = item["quantity"].as_i64().unwrap_or(1);
+        let change = billing::subscriptions::plan_change(
+            (&item["price"], quantity),
+            (&target, quantity),
+            (
+                item["current_period_start"].as_i64().unwrap_or(now),
+                item["current_period_end"].as_i64().unwrap_or(now),
+            ),
+            now,
+            proration,
+        );
+        Some((target, name, change))
+    });
+    // Stripe names the business, not the URL, on the way back.
+    let business = config["business_profile"]["headline"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| emulator.config.business_name.clone())
+        .unwrap_or_else(|| url_host(session["return_url"].as_str().unwrap_or_default()));
     drop(store);
     let return_url = session["return_url"].as_str().unwrap_or("/");
     page(
@@ -381,7 +421,20 @@ fn portal_view(emulator: &Emulator, session: &Value, notice: Option<&str>) -> Ht
                         " · current period ends " (date(&item["current_period_end"]))
                     }
                     @if flow == "subscription_update_confirm" {
-                        @if let Some(price) = &confirm_price {
+                        @if let (Some(price), Some((target, name, change))) = (&confirm_price, &confirm) {
+                            @let currency = target["currency"].as_str().unwrap_or("usd");
+                            section.confirm data-testid="plan-change" {
+                                h3 { "Change to " (name) }
+                                p {
+                                    (money(target["unit_amount"].as_i64().unwrap_or(0), currency))
+                                    " / " (target["recurring"]["interval"].as_str().unwrap_or("month"))
+                                }
+                                p data-testid="due-now" {
+                                    "Amount due today: " (money(change.due_now(), currency))
+                                    @if !change.invoice_now && !change.lines.is_empty() { " (the prorated difference is added to your next invoice)" }
+                                }
+                                p data-testid="renews-on" { "Your plan renews on " (date(&json!(change.period.1))) }
+                            }
                             form method="post" {
                                 input type="hidden" name="action" value="switch";
                                 input type="hidden" name="subscription" value=(sub_id);
@@ -435,9 +488,18 @@ fn portal_view(emulator: &Emulator, session: &Value, notice: Option<&str>) -> Ht
                     }
                 }
             }
-            p { a href=(return_url) { "← Return to " (return_url) } }
+            p { a href=(return_url) { "← Return to " (business) } }
         },
     )
+}
+
+/// `billing.example.com` from a return URL: the name shown when the account has none.
+fn url_host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split(['/', '?', '#'])
+        .next()
+        .unwrap_or(rest)
+        .to_owned()
 }
 
 fn load_portal(emulator: &Emulator, id: &str) -> Option<Value> {

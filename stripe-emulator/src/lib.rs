@@ -59,6 +59,9 @@ pub struct EmulatorConfig {
     pub retry: RetryPolicy,
     /// Load state from, and save it to, this JSON file.
     pub snapshot: Option<PathBuf>,
+    /// The account's public business name (Stripe's dashboard setting), which
+    /// hosted pages show, e.g. the portal's "Return to …".
+    pub business_name: Option<String>,
 }
 
 #[derive(Clone, Debug)]

@@ -47,6 +47,7 @@ async fn main() -> std::io::Result<()> {
             ..RetryPolicy::default()
         },
         snapshot: args.snapshot,
+        business_name: None,
     };
     let running = stripe_emulator::start(listener, config).await?;
     tracing::info!("Stripe emulator listening on {}", running.base_url);

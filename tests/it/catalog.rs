@@ -161,6 +161,26 @@ async fn the_cli_plans_applies_and_checks_for_drift() {
     let (code, out) = cli(&emulator.base_url, &catalog, &["catalog", "apply"]).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("Stripe now matches the catalog"), "{out}");
+    // The portal's configuration is made with the catalog, not at the first click.
+    assert!(out.contains("portal configuration bpc_"), "{out}");
+    let configs: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}v1/billing_portal/configurations",
+            emulator.base_url
+        ))
+        .bearer_auth("sk_test_cli")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(configs["data"].as_array().unwrap().len(), 1, "{configs}");
+    assert_eq!(configs["data"][0]["active"], true);
+    // Applying again finds it: still one.
+    let (code, out) = cli(&emulator.base_url, &catalog, &["catalog", "apply"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("portal configuration bpc_"), "{out}");
 
     let (code, out) = cli(
         &emulator.base_url,

@@ -48,6 +48,103 @@ fn interval_of(price: &Value) -> (String, i64) {
     )
 }
 
+/// One line of an invoice a plan change makes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangeLine {
+    pub price: Value,
+    pub amount: i64,
+    pub description: String,
+    pub proration: bool,
+}
+
+/// What changing a subscription item from `old` (price, quantity) to `new`
+/// does, as Stripe does it. The same billing interval keeps the period and
+/// prorates the rest of it (added to the next invoice, or invoiced now with
+/// `always_invoice`). A different interval (monthly ↔ yearly) resets the
+/// billing cycle to now and invoices at once: the new price for the new
+/// period, less the unused time of the old one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanChange {
+    pub lines: Vec<ChangeLine>,
+    /// The item's period after the change.
+    pub period: (i64, i64),
+    pub resets_cycle: bool,
+    pub invoice_now: bool,
+}
+
+impl PlanChange {
+    /// What is charged at once (a net credit stays on the customer's balance).
+    pub fn due_now(&self) -> i64 {
+        if self.invoice_now {
+            self.lines.iter().map(|l| l.amount).sum::<i64>().max(0)
+        } else {
+            0
+        }
+    }
+}
+
+pub fn plan_change(
+    old: (&Value, i64),
+    new: (&Value, i64),
+    period: (i64, i64),
+    now: i64,
+    proration: &str,
+) -> PlanChange {
+    let (old_price, old_qty) = old;
+    let (new_price, new_qty) = new;
+    let (period_start, period_end) = period;
+    let old_amount = old_price["unit_amount"].as_i64().unwrap_or(0) * old_qty;
+    let new_amount = new_price["unit_amount"].as_i64().unwrap_or(0) * new_qty;
+    let remaining = if period_end > now {
+        (period_end - now) as f64 / (period_end - period_start).max(1) as f64
+    } else {
+        0.0
+    };
+    let name = |price: &Value| price["id"].as_str().unwrap_or_default().to_owned();
+    let unused = ChangeLine {
+        price: old_price.clone(),
+        amount: -((old_amount as f64 * remaining).round() as i64),
+        description: format!("Unused time on {}", name(old_price)),
+        proration: true,
+    };
+    let prorate = proration != "none" && remaining > 0.0;
+    if interval_of(old_price) != interval_of(new_price) {
+        let (interval, count) = interval_of(new_price);
+        let mut lines = Vec::new();
+        if prorate && old_amount != 0 {
+            lines.push(unused);
+        }
+        lines.push(ChangeLine {
+            price: new_price.clone(),
+            amount: new_amount,
+            description: format!("{new_qty} × {} (from the change)", name(new_price)),
+            proration: false,
+        });
+        return PlanChange {
+            lines,
+            period: (now, add_interval(now, &interval, count)),
+            resets_cycle: true,
+            invoice_now: true,
+        };
+    }
+    let mut lines = Vec::new();
+    if prorate && old_amount != new_amount {
+        lines.push(unused);
+        lines.push(ChangeLine {
+            price: new_price.clone(),
+            amount: (new_amount as f64 * remaining).round() as i64,
+            description: format!("Remaining time on {}", name(new_price)),
+            proration: true,
+        });
+    }
+    PlanChange {
+        invoice_now: proration == "always_invoice" && !lines.is_empty(),
+        lines,
+        period,
+        resets_cycle: false,
+    }
+}
+
 /// Creates the subscription Checkout paid for: `.created` as `incomplete`, its first
 /// invoice paid, then `.updated` to `active` (or `trialing`), as Stripe emits them.
 pub fn start(ctx: &mut Ctx<'_>, start: Start<'_>) -> Result<Started, ApiError> {
@@ -414,7 +511,9 @@ pub fn update(ctx: &mut Ctx<'_>, id: &str, p: &Value) -> Result<Value, ApiError>
 
     // Item changes: the app sells one item per subscription; `items[0][id]` names it.
     let mut new_items = sub["items"]["data"].as_array().cloned().unwrap_or_default();
-    let mut proration_lines = Vec::new();
+    let mut change_lines: Vec<ChangeLine> = Vec::new();
+    let mut invoice_now = false;
+    let mut new_period: Option<(i64, i64)> = None;
     if let Some(changes) = p["items"].as_array() {
         for (i, change) in changes.iter().enumerate() {
             let item_id = params::string(change, "id");
@@ -451,40 +550,28 @@ pub fn update(ctx: &mut Ctx<'_>, id: &str, p: &Value) -> Result<Value, ApiError>
                     let old = new_items[pos].clone();
                     let price = new_price.clone().unwrap_or_else(|| old["price"].clone());
                     let qty = quantity.unwrap_or_else(|| old["quantity"].as_i64().unwrap_or(1));
-                    let old_amount = old["price"]["unit_amount"].as_i64().unwrap_or(0)
-                        * old["quantity"].as_i64().unwrap_or(1);
-                    let new_amount = price["unit_amount"].as_i64().unwrap_or(0) * qty;
-                    if proration != "none" && period_end > now && old_amount != new_amount {
-                        // Unused time on the old price is credited, remaining time on the new one charged.
-                        let remaining =
-                            (period_end - now) as f64 / (period_end - period_start).max(1) as f64;
-                        proration_lines.push((
-                            old["price"].clone(),
-                            -((old_amount as f64 * remaining).round() as i64),
-                            format!(
-                                "Unused time on {}",
-                                old["price"]["id"].as_str().unwrap_or_default()
-                            ),
-                        ));
-                        proration_lines.push((
-                            price.clone(),
-                            (new_amount as f64 * remaining).round() as i64,
-                            format!(
-                                "Remaining time on {}",
-                                price["id"].as_str().unwrap_or_default()
-                            ),
-                        ));
-                    }
+                    let change = plan_change(
+                        (&old["price"], old["quantity"].as_i64().unwrap_or(1)),
+                        (&price, qty),
+                        (period_start, period_end),
+                        now,
+                        proration,
+                    );
                     let mut item = objects::subscription_item(
                         old["id"].as_str().unwrap_or_default(),
                         id,
                         &price,
                         qty,
                         old["created"].as_i64().unwrap_or(now),
-                        (period_start, period_end),
+                        change.period,
                     );
                     item["metadata"] = old["metadata"].clone();
                     new_items[pos] = item;
+                    if change.resets_cycle {
+                        new_period = Some(change.period);
+                    }
+                    invoice_now |= change.invoice_now;
+                    change_lines.extend(change.lines);
                 }
                 None => {
                     let price = new_price.ok_or_else(|| {
@@ -508,6 +595,9 @@ pub fn update(ctx: &mut Ctx<'_>, id: &str, p: &Value) -> Result<Value, ApiError>
     let updated = ctx.update(id, Some("customer.subscription.updated"), |sub| {
         sub["items"]["data"] = json!(new_items);
         sub["metadata"] = metadata;
+        if let Some((start, _)) = new_period {
+            sub["billing_cycle_anchor"] = json!(start);
+        }
         if let Some(pm) = pm {
             sub["default_payment_method"] = json!(pm);
         }
@@ -532,17 +622,32 @@ pub fn update(ctx: &mut Ctx<'_>, id: &str, p: &Value) -> Result<Value, ApiError>
         }
     })?;
 
-    if !proration_lines.is_empty() && proration == "always_invoice" {
-        invoice_prorations(ctx, id, proration_lines, (now, period_end))?;
-    } else if !proration_lines.is_empty() {
+    if invoice_now {
+        // Earlier changes' prorations waiting for the next invoice go on this one.
+        let waiting = ctx.store.private(id)["pending_prorations"].take();
+        let mut lines: Vec<ChangeLine> = waiting
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|line| ChangeLine {
+                price: line["price"].clone(),
+                amount: line["amount"].as_i64().unwrap_or(0),
+                description: line["description"].as_str().unwrap_or_default().to_owned(),
+                proration: true,
+            })
+            .collect();
+        lines.extend(change_lines);
+        let period = new_period.unwrap_or((now, period_end));
+        invoice_change(ctx, id, lines, period)?;
+    } else if !change_lines.is_empty() {
         // `create_prorations`: remembered and added to the next renewal invoice.
         let pending = ctx.store.private(id);
         let mut list = pending["pending_prorations"]
             .as_array()
             .cloned()
             .unwrap_or_default();
-        for (price, amount, description) in proration_lines {
-            list.push(json!({"price": price, "amount": amount, "description": description}));
+        for line in change_lines {
+            list.push(json!({"price": line.price, "amount": line.amount, "description": line.description}));
         }
         pending["pending_prorations"] = json!(list);
     }
@@ -553,28 +658,29 @@ pub fn update(ctx: &mut Ctx<'_>, id: &str, p: &Value) -> Result<Value, ApiError>
     )
 }
 
-fn invoice_prorations(
+/// Invoices a plan change now (and pays it with the default card).
+fn invoice_change(
     ctx: &mut Ctx<'_>,
     sub_id: &str,
-    lines: Vec<(Value, i64, String)>,
+    lines: Vec<ChangeLine>,
     period: (i64, i64),
 ) -> Result<(), ApiError> {
     let sub = ctx.fetch(sub_id, "subscription", "subscription")?;
     let invoice_id = new_id("in");
     let lines: Vec<Value> = lines
         .into_iter()
-        .map(|(price, amount, description)| {
+        .map(|line| {
             objects::invoice_line(objects::LineSpec {
                 id: &new_id("il"),
                 invoice: &invoice_id,
-                price: &price,
+                price: &line.price,
                 quantity: 1,
-                amount,
-                description,
+                amount: line.amount,
+                description: line.description,
                 period,
                 subscription: Some(sub_id),
                 subscription_item: sub["items"]["data"][0]["id"].as_str(),
-                proration: true,
+                proration: line.proration,
             })
         })
         .collect();
@@ -808,4 +914,93 @@ pub fn retry_now(ctx: &mut Ctx<'_>, sub_id: &str) -> Result<(), ApiError> {
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn price(id: &str, amount: i64, interval: &str) -> Value {
+        json!({"id": id, "unit_amount": amount, "recurring": {"interval": interval, "interval_count": 1}})
+    }
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn a_plan_change_prorates_within_the_period_or_resets_it_for_another_interval() {
+        let monthly = price("m", 4900, "month");
+        let yearly = price("y", 49_000, "year");
+        let pro = price("p", 9900, "month");
+        let start = 1_796_083_200; // 2026-12-01
+        let month_end = add_interval(start, "month", 1);
+        let year_end = add_interval(start, "year", 1);
+        let half_month = start + (month_end - start) / 2;
+
+        // Same interval: the period stays, half of each price is prorated onto
+        // the next invoice (or invoiced now with `always_invoice`).
+        let change = plan_change(
+            (&monthly, 1),
+            (&pro, 1),
+            (start, month_end),
+            half_month,
+            "create_prorations",
+        );
+        assert_eq!(change.period, (start, month_end));
+        assert!(!change.resets_cycle && !change.invoice_now);
+        assert_eq!(
+            change.lines.iter().map(|l| l.amount).collect::<Vec<_>>(),
+            [-2450, 4950]
+        );
+        assert_eq!(change.due_now(), 0);
+        let now = plan_change(
+            (&monthly, 1),
+            (&pro, 1),
+            (start, month_end),
+            half_month,
+            "always_invoice",
+        );
+        assert_eq!(now.due_now(), 2500);
+        let none = plan_change(
+            (&monthly, 1),
+            (&pro, 1),
+            (start, month_end),
+            half_month,
+            "none",
+        );
+        assert!(none.lines.is_empty() && none.due_now() == 0);
+
+        // Monthly → yearly: a new yearly period from now, invoiced at once, less
+        // the unused half month.
+        let up = plan_change(
+            (&monthly, 1),
+            (&yearly, 1),
+            (start, month_end),
+            half_month,
+            "create_prorations",
+        );
+        assert!(up.resets_cycle && up.invoice_now);
+        assert_eq!(up.period, (half_month, add_interval(half_month, "year", 1)));
+        assert_eq!(up.due_now(), 49_000 - 2450);
+        assert!(up.lines.iter().any(|l| !l.proration && l.amount == 49_000));
+
+        // Yearly → monthly after a month: the period resets to one month from
+        // now (not the yearly end), and the unused eleven months are a credit
+        // larger than the new month, so nothing is charged today.
+        let later = start + 31 * DAY;
+        let down = plan_change(
+            (&yearly, 1),
+            (&monthly, 1),
+            (start, year_end),
+            later,
+            "create_prorations",
+        );
+        assert!(down.resets_cycle && down.invoice_now);
+        assert_eq!(down.period, (later, add_interval(later, "month", 1)));
+        assert!(down.period.1 - later <= 31 * DAY);
+        assert_eq!(down.due_now(), 0);
+        assert!(
+            down.lines.iter().map(|l| l.amount).sum::<i64>() < 0,
+            "a credit"
+        );
+    }
 }

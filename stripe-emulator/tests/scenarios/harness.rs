@@ -89,6 +89,7 @@ impl Harness {
                     base_delay: Duration::from_millis(50),
                 },
                 snapshot: None,
+                business_name: Some("Scenario Shop".into()),
             },
         )
         .await

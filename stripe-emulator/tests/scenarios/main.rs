@@ -348,7 +348,7 @@ async fn portal_plan_change_then_cancel_at_period_end_then_period_end() {
     let _: stripe_billing::BillingPortalSession =
         serde_json::from_value(portal.clone()).expect("portal session parses");
     let portal_url = portal["url"].as_str().unwrap();
-    assert!(h
+    let confirm_page = h
         .http
         .get(portal_url)
         .send()
@@ -356,8 +356,32 @@ async fn portal_plan_change_then_cancel_at_period_end_then_period_end() {
         .unwrap()
         .text()
         .await
-        .unwrap()
-        .contains("Confirm plan change"));
+        .unwrap();
+    // As Stripe's confirm page: the target plan, what is due today (the yearly
+    // price less the unused month), when it renews, and the business's name.
+    assert!(
+        confirm_page.contains("Confirm plan change"),
+        "{confirm_page}"
+    );
+    assert!(confirm_page.contains("Change to Premium"), "{confirm_page}");
+    assert!(confirm_page.contains("$490.00 / year"), "{confirm_page}");
+    assert!(
+        confirm_page.contains("Amount due today: $44"),
+        "{confirm_page}"
+    );
+    let next_year =
+        chrono::DateTime::from_timestamp(stripe_emulator::context::wall_clock() + 365 * 86_400, 0)
+            .unwrap()
+            .format("%Y-%m")
+            .to_string();
+    assert!(
+        confirm_page.contains(&format!("renews on {next_year}")),
+        "{confirm_page}"
+    );
+    assert!(
+        confirm_page.contains("Return to Scenario Shop"),
+        "{confirm_page}"
+    );
     let switched = h
         .http
         .post(portal_url)
@@ -372,6 +396,39 @@ async fn portal_plan_change_then_cancel_at_period_end_then_period_end() {
     assert_eq!(switched.status(), 200);
     let sub = h.subscription(&sub_id).await;
     assert_eq!(sub.items.data[0].price.id.as_str(), yearly);
+    // Another interval: the cycle restarts now, a year long, invoiced at once.
+    let item = &sub.items.data[0];
+    let now = stripe_emulator::context::wall_clock();
+    assert!((item.current_period_start - now).abs() < 60, "{item:?}");
+    assert!(item.current_period_end - item.current_period_start >= 365 * 86_400);
+    let invoices = h.get(&format!("invoices?subscription={sub_id}")).await;
+    let change = invoices["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["billing_reason"] == "subscription_update")
+        .expect("an invoice for the change");
+    assert_eq!(change["status"], "paid", "{change}");
+    assert!(change["amount_paid"].as_i64().unwrap() > 40_000, "{change}");
+    h.wait_for("invoice.paid", 2).await;
+
+    // And back to monthly: renewing within a month, not at the yearly end.
+    let back = h
+        .http
+        .post(portal_url)
+        .form(&[
+            ("action", "switch"),
+            ("subscription", &sub_id),
+            ("price", &monthly),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), 200);
+    let sub = h.subscription(&sub_id).await;
+    let item = &sub.items.data[0];
+    assert_eq!(item.price.id.as_str(), monthly);
+    assert!(item.current_period_end - now <= 31 * 86_400, "{item:?}");
 
     h.http
         .post(portal_url)
