@@ -105,6 +105,18 @@ pub struct Config {
     /// Open connections at most (`MAX_CONNECTIONS`); more wait to be accepted.
     pub max_connections: usize,
     pub mail: MailConfig,
+    /// What happens when a user ends up paying for two live subscriptions.
+    pub duplicate_subscriptions: DuplicatePolicy,
+}
+
+/// `DUPLICATE_SUBSCRIPTIONS`: two tabs that paid at once leave two live
+/// subscriptions; they are always reported (billing page, `doctor`,
+/// `reconcile`), and with `cancel_newer` the newer is also cancelled and its
+/// payments refunded as soon as the app hears of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DuplicatePolicy {
+    Report,
+    CancelNewer,
 }
 
 /// Outgoing mail (`mail`): where it goes and whom it is from.
@@ -197,6 +209,7 @@ pub mod defaults {
     pub const REQUIRE_VERIFIED_EMAIL: bool = true;
     pub const MAIL_POLL_MS: u64 = 1000;
     pub const MAIL_RETRY_BASE_MS: u64 = 30_000;
+    pub const DUPLICATE_SUBSCRIPTIONS: &str = "report";
     pub const RUST_LOG: &str = "info,sqlx=warn,sea_orm=warn";
 }
 
@@ -241,6 +254,7 @@ struct RawEnv {
     require_verified_email: Option<String>,
     mail_poll_ms: Option<String>,
     mail_retry_base_ms: Option<String>,
+    duplicate_subscriptions: Option<String>,
 }
 
 impl Config {
@@ -459,6 +473,22 @@ impl RawEnv {
             self.mail_retry_base_ms,
         )?;
 
+        let duplicate_subscriptions = match self
+            .duplicate_subscriptions
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or(defaults::DUPLICATE_SUBSCRIPTIONS)
+        {
+            "report" => DuplicatePolicy::Report,
+            "cancel_newer" => DuplicatePolicy::CancelNewer,
+            other => {
+                return Err(ConfigError::invalid(
+                    "DUPLICATE_SUBSCRIPTIONS",
+                    format!("`{other}` is not one of report, cancel_newer"),
+                ))
+            }
+        };
+
         Ok(Config {
             app_env,
             app_url,
@@ -488,6 +518,7 @@ impl RawEnv {
             sign_ups_per_ip,
             max_connections,
             mail,
+            duplicate_subscriptions,
         })
     }
 }
@@ -879,6 +910,7 @@ mod tests {
             ("REQUIRE_VERIFIED_EMAIL", verified.as_str()),
             ("MAIL_POLL_MS", poll.as_str()),
             ("MAIL_RETRY_BASE_MS", retry.as_str()),
+            ("DUPLICATE_SUBSCRIPTIONS", defaults::DUPLICATE_SUBSCRIPTIONS),
         ] {
             assert_eq!(
                 stated.get(name).copied(),

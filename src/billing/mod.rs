@@ -7,11 +7,13 @@
 //! - `apply`: the one write path — every write to subscriptions, purchases and invoices.
 //! - `snapshot`: a user's billing rows, read for `access`.
 //! - `service`: the user's billing actions end to end (server functions call these).
+//! - `duplicates`: a user's second live subscription, cancelled and refunded on request.
 
 pub mod access;
 pub mod apply;
 pub mod checkout;
 pub mod context;
+pub mod duplicates;
 pub mod freshness;
 pub mod objects;
 pub mod service;

@@ -23,6 +23,7 @@ use stripe_billing::{
         CreateBillingPortalSessionFlowDataType,
     },
     invoice::ListInvoice,
+    invoice_payment::ListInvoicePayment,
     subscription::{
         CancelSubscription, ListSubscription, ListSubscriptionStatus, RetrieveSubscription,
         UpdateSubscription,
@@ -34,7 +35,10 @@ use stripe_checkout::checkout_session::{
     RetrieveCheckoutSession,
 };
 use stripe_client_core::StripeRequest;
-use stripe_core::customer::{CreateCustomer, DeleteCustomer, SearchCustomer, UpdateCustomer};
+use stripe_core::{
+    customer::{CreateCustomer, DeleteCustomer, SearchCustomer, UpdateCustomer},
+    refund::CreateRefund,
+};
 
 use super::{
     idempotent,
@@ -134,6 +138,66 @@ impl StripeGateway {
     pub async fn cancel_subscription_now(&self, id: &str) -> Result<(), GatewayError> {
         self.retrying("cancel subscription", || async move {
             CancelSubscription::new(id).send(self.client()).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The PaymentIntents that paid `subscription`'s invoices (through each
+    /// invoice's payments: since API 2025-03-31 an invoice names no PaymentIntent).
+    pub async fn subscription_payments(
+        &self,
+        subscription_id: &str,
+    ) -> Result<Vec<String>, GatewayError> {
+        let invoices = self
+            .retrying("list invoices", || async move {
+                ListInvoice::new()
+                    .subscription(subscription_id)
+                    .limit(24)
+                    .send(self.client())
+                    .await
+            })
+            .await?;
+        let mut intents = Vec::new();
+        for invoice in invoices.data {
+            let Some(invoice_id) = invoice.id.as_ref().map(|id| id.to_string()) else {
+                continue;
+            };
+            let invoice_id = invoice_id.as_str();
+            let payments = self
+                .retrying("list invoice payments", || async move {
+                    ListInvoicePayment::new()
+                        .invoice(invoice_id)
+                        .send(self.client())
+                        .await
+                })
+                .await?;
+            intents.extend(payments.data.into_iter().filter_map(|payment| {
+                (payment.status == "paid")
+                    .then(|| payment.payment.payment_intent.map(|pi| pi.id().to_string()))
+                    .flatten()
+            }));
+        }
+        Ok(intents)
+    }
+
+    /// Refunds a PaymentIntent in full, once (the key is the PaymentIntent's).
+    pub async fn refund_payment(
+        &self,
+        payment_intent: &str,
+        why: &str,
+    ) -> Result<(), GatewayError> {
+        self.retrying("create refund", || async move {
+            CreateRefund::new()
+                .payment_intent(payment_intent)
+                .metadata(HashMap::from([(
+                    "billing_starter_reason".to_owned(),
+                    why.to_owned(),
+                )]))
+                .customize()
+                .request_strategy(idempotent(&["refund", payment_intent]))
+                .send(self.client())
+                .await
         })
         .await?;
         Ok(())

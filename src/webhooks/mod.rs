@@ -178,6 +178,7 @@ async fn process(
         ));
     }
     tracing::info!("webhook processed");
+    crate::billing::duplicates::after_event(billing, &event);
     // After the commit, once per event: the inbox answered Duplicate otherwise.
     if let Some(ga4) = &billing.config.ga4 {
         if let Some(body) = crate::analytics::purchase_payload(&event, &billing.catalog) {

@@ -191,6 +191,27 @@ pub struct InvoiceSpec<'a> {
     pub test_clock: Option<&'a str>,
 }
 
+/// The payment of an invoice by a PaymentIntent (`GET /v1/invoice_payments`):
+/// since API 2025-03-31 the only link from an invoice to what paid it.
+pub fn invoice_payment(
+    id: &str,
+    invoice: &str,
+    payment_intent: &str,
+    amount: i64,
+    currency: &str,
+    now: i64,
+) -> Value {
+    build(
+        "invoice_payment",
+        json!({
+            "id": id, "invoice": invoice, "created": now, "currency": currency,
+            "amount_paid": amount, "amount_requested": amount, "is_default": true,
+            "payment": {"type": "payment_intent", "payment_intent": payment_intent},
+            "status": "paid", "status_transitions": {"canceled_at": null, "paid_at": now},
+        }),
+    )
+}
+
 pub fn invoice(spec: InvoiceSpec<'_>) -> Value {
     let total: i64 = spec
         .lines

@@ -1398,3 +1398,113 @@ async fn a_price_replaced_while_running_is_picked_up_at_checkout() {
     assert_eq!(items["data"][0]["price"]["id"], new["id"], "{items}");
     world.stop().await;
 }
+
+/// With `DUPLICATE_SUBSCRIPTIONS=cancel_newer`, a second live subscription
+/// (a session opened outside the app's checkout, paid) is cancelled at once and
+/// its payment refunded; the first one stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newer_of_two_live_subscriptions_is_cancelled_and_refunded() {
+    let db = TestDb::sqlite();
+    let world = World::start_with(&db, &[("DUPLICATE_SUBSCRIPTIONS", "cancel_newer")]).await;
+    let browser = paid_checkout(&world, "twice@example.com", "premium", "monthly").await;
+    for event in world.events().await {
+        world.deliver(&event).await;
+    }
+    let user = users::Entity::find()
+        .filter(users::Column::Email.eq("twice@example.com"))
+        .one(&world.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let customer = user.stripe_customer_id.clone().unwrap();
+    let first = world
+        .stripe_get(&format!("subscriptions?customer={customer}"))
+        .await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let price = world
+        .stripe_get("prices?lookup_keys[]=premium_yearly")
+        .await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let user_id = user.id.to_string();
+    let other = world
+        .stripe_post(
+            "checkout/sessions",
+            &[
+                ("mode", "subscription"),
+                ("customer", &customer),
+                ("line_items[0][price]", &price),
+                ("line_items[0][quantity]", "1"),
+                ("success_url", "http://127.0.0.1/ok"),
+                ("metadata[application_user_id]", &user_id),
+                ("subscription_data[metadata][application_user_id]", &user_id),
+            ],
+        )
+        .await;
+    world.control("advance", json!({"seconds": 5})).await;
+    let (status, _) = world
+        .pay(other["url"].as_str().unwrap(), "4242424242424242")
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let second = world
+        .stripe_get(&format!(
+            "checkout/sessions/{}",
+            other["id"].as_str().unwrap()
+        ))
+        .await["subscription"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for event in world.events().await {
+        world.deliver(&event).await;
+    }
+    // Stripe is told in the background, after the webhook's answer.
+    let mut ended = Value::Null;
+    for _ in 0..100 {
+        ended = world.stripe_get(&format!("subscriptions/{second}")).await;
+        if ended["status"] == "canceled" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(ended["status"], "canceled", "{ended}");
+    let invoice = ended["latest_invoice"].as_str().unwrap().to_owned();
+    let payments = world
+        .stripe_get(&format!("invoice_payments?invoice={invoice}"))
+        .await;
+    let pi = payments["data"][0]["payment"]["payment_intent"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut charge = Value::Null;
+    for _ in 0..100 {
+        let intent = world.stripe_get(&format!("payment_intents/{pi}")).await;
+        charge = world
+            .stripe_get(&format!(
+                "charges/{}",
+                intent["latest_charge"].as_str().unwrap()
+            ))
+            .await;
+        if charge["refunded"] == true {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(charge["refunded"], true, "{charge}");
+    assert_eq!(
+        world.stripe_get(&format!("subscriptions/{first}")).await["status"],
+        "active",
+        "the first one stays"
+    );
+    // Its cancellation arrives as events; the page then shows one plan.
+    for event in world.events().await {
+        world.deliver(&event).await;
+    }
+    let page = world.page(&browser, "/dashboard/billing").await;
+    assert!(!page.contains("duplicate-subscriptions"), "{page}");
+    assert!(page.contains("Premium"), "{page}");
+    world.stop().await;
+}

@@ -374,7 +374,7 @@ pub fn pay_invoice(
         failure = declined;
     }
     let attempts = invoice["attempt_count"].as_i64().unwrap_or(0) + 1;
-    ctx.store.private(invoice_id)["payment_intent"] = payment_intent;
+    ctx.store.private(invoice_id)["payment_intent"] = payment_intent.clone();
     match failure {
         None => {
             let invoice = ctx.update(invoice_id, None, |invoice| {
@@ -388,6 +388,18 @@ pub fn pay_invoice(
             })?;
             let mut public = invoice.clone();
             objects::strip_private(&mut public);
+            if let Some(pi) = payment_intent.as_str() {
+                // Stripe records what paid the invoice, and says so first.
+                let payment = ctx.store.insert(objects::invoice_payment(
+                    &new_id("inpay"),
+                    invoice_id,
+                    pi,
+                    amount,
+                    invoice["currency"].as_str().unwrap_or("usd"),
+                    now,
+                ));
+                ctx.emit("invoice_payment.paid", &payment, None);
+            }
             ctx.emit("invoice.paid", &public, None);
             ctx.emit("invoice.payment_succeeded", &public, None);
             Ok(public)
