@@ -1,4 +1,4 @@
-//! Exactly-once under load: ~1,000 real events from a few hundred customers, each
+//! Exactly-once under load: over 1,000 real events from a few hundred customers, each
 //! delivered 5 times, shuffled, by 32 concurrent senders, end in the same database
 //! as delivering them once in order — on SQLite, on PostgreSQL, and with two app
 //! instances sharing one PostgreSQL. And checkout under injected Stripe faults.
@@ -226,8 +226,11 @@ async fn deliver(world: &World, app: &TestApp, event: &Value) -> u32 {
 async fn chaos_run(source: &TestDb, chaos_dbs: Vec<TestDb>, two_instances: bool) {
     let world = World::start(source).await;
     let events = generate(&world).await;
+    // Every event: a cut at a fixed count ends some subscription half-way
+    // (created, but its activation beyond the cut), and a delivery that reads
+    // Stripe then sees a state the ordered reference never heard of.
     assert!(events.len() >= 1000, "{} events", events.len());
-    let events = &events[..1000];
+    let events = &events[..];
 
     // Reference: a fresh database, every event once, in order.
     let reference_db = TestDb::sqlite();
@@ -273,7 +276,8 @@ async fn chaos_run(source: &TestDb, chaos_dbs: Vec<TestDb>, two_instances: bool)
             .fold(0, |sum, n| async move { sum + n })
             .await;
         eprintln!(
-            "chaos: 5,000 deliveries to {apps} instance(s) in {:?}, {retried} retried after 5xx",
+            "chaos: {} deliveries to {apps} instance(s) in {:?}, {retried} retried after 5xx",
+            5 * events.len(),
             started.elapsed()
         );
         assert_eq!(retried, 0, "no delivery was answered with a 5xx");

@@ -198,12 +198,12 @@ pub fn charge(
                 "type": if failure.is_none() { "authorized" } else { "issuer_declined" }},
             "payment_method_details": {"type": "card", "card": {"brand": "visa", "country": "US", "exp_month": 12, "exp_year": 2034,
                 "funding": "credit", "last4": last4, "network": "visa", "checks": null, "three_d_secure": null, "wallet": null,
-                "amount_authorized": spec.amount, "authorization_code": null, "extended_authorization": null, "fingerprint": format!("fp{last4}"),
-                "incremental_authorization": null, "installments": null, "mandate": null, "multicapture": null, "network_token": null,
-                "network_transaction_id": null, "overcapture": null, "regulated_status": "unregulated", "transaction_link_id": null}},
+                "amount_authorized": spec.amount, "authorization_code": null, "fingerprint": format!("fp{last4}"),
+                "installments": null, "mandate": null, "network_token": null,
+                "network_transaction_id": null, "regulated_status": "unregulated", "transaction_link_id": null}},
             "receipt_url": null, "refunds": objects::list(&format!("/v1/charges/{charge_id}/refunds"), vec![], false),
             "fraud_details": {}, "shipping": null, "source_transfer": null, "transfer_data": null, "transfer_group": null,
-            "radar_options": null, "presentment_details": null, "level3": null, "review": null,
+            "review": null,
         }),
     );
     ctx.store.insert(charge.clone());

@@ -89,11 +89,9 @@ fn apply_config(config: &mut Value, p: &Value) {
 pub fn configuration_create(ctx: &mut Ctx<'_>, p: &Value) -> Result<Value, ApiError> {
     form::check_allowed(p, &CONFIG_PARAMS)?;
     let id = new_id("bpc");
-    let is_default = ctx
-        .store
-        .list("billing_portal.configuration")
-        .next()
-        .is_none();
+    // Only the configuration saved in the Dashboard's settings is the default;
+    // one made through the API never is.
+    let is_default = false;
     let now = ctx.now();
     let mut config = objects::build(
         "billing_portal.configuration",
@@ -214,7 +212,21 @@ pub fn session_create(ctx: &mut Ctx<'_>, p: &Value) -> Result<Value, ApiError> {
                 .cloned()
                 .unwrap_or_default()
                 .into_iter()
-                .map(|item| json!({"id": item["id"], "price": item["price"], "quantity": item["quantity"].as_str().and_then(|q| q.parse::<i64>().ok())}))
+                .map(|item| {
+                    // Stripe fills the quantity in from the item when it is not given.
+                    let current = subscription["items"]["data"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|i| i["id"] == item["id"])
+                        .and_then(|i| i["quantity"].as_i64())
+                        .unwrap_or(1);
+                    let quantity = item["quantity"]
+                        .as_str()
+                        .and_then(|q| q.parse::<i64>().ok())
+                        .unwrap_or(current);
+                    json!({"id": item["id"], "price": item["price"], "quantity": quantity})
+                })
                 .collect();
             if kind == "subscription_update_confirm" {
                 if items.is_empty() {

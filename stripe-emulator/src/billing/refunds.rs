@@ -88,7 +88,7 @@ pub fn create(ctx: &mut Ctx<'_>, p: &Value) -> Result<Value, ApiError> {
         "id": new_id("re"), "object": "refund", "amount": amount, "charge": charge_id, "created": now,
         "currency": charge["currency"], "metadata": params::metadata(p), "payment_intent": charge["payment_intent"],
         "reason": params::string(p, "reason"), "status": "succeeded", "balance_transaction": null,
-        "receipt_number": null, "source_transfer_reversal": null, "transfer_reversal": null, "destination_details": null,
+        "receipt_number": null, "source_transfer_reversal": null, "transfer_reversal": null,
     });
     ctx.store.insert(refund.clone());
     let total = charge["amount_refunded"].as_i64().unwrap_or(0) + amount;
