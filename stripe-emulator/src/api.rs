@@ -102,6 +102,19 @@ async fn handle(
         .api_requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let request_id = format!("req_{}", &new_id("x")[2..16]);
+    let error = |err: ApiError| {
+        // Status and `Stripe-Should-Retry` as the error sets them, the body with its log link.
+        let mut response = err.clone().into_response();
+        *response.body_mut() = axum::body::Body::from(err.body_for(&request_id).to_string());
+        with_request_id(response, &request_id)
+    };
+    // The emulator speaks one API version: another one asked for is refused,
+    // never answered in a shape the client does not expect.
+    if let Some(asked) = headers.get("stripe-version").and_then(|v| v.to_str().ok()) {
+        if asked != crate::API_VERSION {
+            return error(ApiError::unsupported_version(asked, crate::API_VERSION));
+        }
+    }
     let idempotency_key = headers
         .get("idempotency-key")
         .and_then(|value| value.to_str().ok())
@@ -112,7 +125,7 @@ async fn handle(
         let mut store = emulator.lock();
         let fault = draw_fault(&store);
         if let Some(Fault::Fail(status)) = fault {
-            return with_request_id(ApiError::injected(status).into_response(), &request_id);
+            return error(ApiError::injected(status));
         }
         let hang = match fault {
             Some(Fault::Hang(ms)) => Some(ms),
@@ -141,7 +154,7 @@ async fn handle(
                         .insert("idempotent-replayed", "true".parse().unwrap());
                     response
                 } else {
-                    ApiError::idempotency_mismatch(key).into_response()
+                    return error(ApiError::idempotency_mismatch(key));
                 };
                 return with_request_id(response, &request_id);
             }
@@ -167,7 +180,7 @@ async fn handle(
         let outgoing = std::mem::take(&mut ctx.outgoing);
         let (status, body) = match result {
             Ok(value) => (StatusCode::OK, value),
-            Err(err) => (err.status, err.body()),
+            Err(err) => (err.status, err.body_for(&request_id)),
         };
         // Stripe stores the outcome of a keyed request, errors included (but not
         // 5xx, which a retry may fix), and replays it for the same key.
@@ -197,6 +210,10 @@ fn with_request_id(mut response: Response, request_id: &str) -> Response {
     if let Ok(value) = request_id.parse() {
         response.headers_mut().insert("request-id", value);
     }
+    response.headers_mut().insert(
+        "stripe-version",
+        axum::http::HeaderValue::from_static(crate::API_VERSION),
+    );
     response
 }
 

@@ -53,6 +53,21 @@ impl ApiError {
         }
     }
 
+    pub fn invalid_integer(param: &str, raw: &str) -> Self {
+        Self {
+            code: Some("parameter_invalid_integer"),
+            param: Some(param.to_owned()),
+            ..Self::invalid_request(format!("Invalid integer: {raw}"))
+        }
+    }
+
+    /// A `Stripe-Version` other than the one this emulator speaks.
+    pub fn unsupported_version(asked: &str, spoken: &str) -> Self {
+        Self::invalid_request(format!(
+            "Stripe-Version `{asked}` is not served here: this emulator answers in API version {spoken} only. Send that version, or none."
+        ))
+    }
+
     pub fn invalid_parameter(param: &str, message: impl Into<String>) -> Self {
         Self {
             param: Some(param.to_owned()),
@@ -60,9 +75,15 @@ impl ApiError {
         }
     }
 
+    /// 404 for the object a URL names (`param` is `id`), 400 for one a
+    /// parameter names (`line_items[0][price]=price_missing`), as Stripe answers.
     pub fn resource_missing(kind: &str, id: &str, param: &str) -> Self {
         Self {
-            status: StatusCode::NOT_FOUND,
+            status: if param == "id" {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::BAD_REQUEST
+            },
             code: Some("resource_missing"),
             param: Some(param.to_owned()),
             ..Self::invalid_request(format!("No such {kind}: '{id}'"))
@@ -111,6 +132,15 @@ impl ApiError {
                 "Injected fault (stripe-emulator test control).",
             )
         }
+    }
+
+    /// The body with the request's log link, as Stripe's errors carry it.
+    pub fn body_for(&self, request_id: &str) -> Value {
+        let mut body = self.body();
+        body["error"]["request_log_url"] = json!(format!(
+            "https://dashboard.stripe.com/test/logs/{request_id}"
+        ));
+        body
     }
 
     pub fn body(&self) -> Value {

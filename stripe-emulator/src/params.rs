@@ -20,8 +20,8 @@ pub fn integer(params: &Value, key: &str, display: &str) -> Result<Option<i64>, 
         Some(Value::String(raw)) => raw
             .parse()
             .map(Some)
-            .map_err(|_| ApiError::invalid_parameter(display, format!("Invalid integer: {raw}"))),
-        Some(_) => Err(ApiError::invalid_parameter(display, "Invalid integer")),
+            .map_err(|_| ApiError::invalid_integer(display, raw)),
+        Some(other) => Err(ApiError::invalid_integer(display, &other.to_string())),
     }
 }
 

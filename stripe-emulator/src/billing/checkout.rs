@@ -9,7 +9,7 @@ use crate::{
     form, objects, params, str_of,
 };
 
-const CREATE_PARAMS: [&str; 22] = [
+const CREATE_PARAMS: [&str; 23] = [
     "mode",
     "line_items.[].price",
     "line_items.[].quantity",
@@ -23,6 +23,7 @@ const CREATE_PARAMS: [&str; 22] = [
     "subscription_data.description",
     "payment_intent_data.metadata.*",
     "payment_intent_data.description",
+    "payment_intent_data.setup_future_usage",
     "allow_promotion_codes",
     "success_url",
     "cancel_url",
@@ -142,6 +143,7 @@ pub fn create(ctx: &mut Ctx<'_>, p: &Value) -> Result<Value, ApiError> {
     private["subscription_metadata"] = p["subscription_data"]["metadata"].clone();
     private["trial_days"] = json!(trial_days);
     private["payment_intent_metadata"] = p["payment_intent_data"]["metadata"].clone();
+    private["setup_future_usage"] = p["payment_intent_data"]["setup_future_usage"].clone();
     Ok(session)
 }
 
@@ -351,7 +353,13 @@ fn complete(
         }
     };
     let customer = ctx.fetch(&customer_id, "customer", "customer")?;
-    let pm = attach_card(ctx, &customer_id, card_number);
+    // A subscription keeps the card for renewals; a one-time payment only when asked.
+    let keep_card = session["mode"] == "subscription" || private["setup_future_usage"].is_string();
+    let pm = if keep_card {
+        attach_card(ctx, &customer_id, card_number)
+    } else {
+        super::card_for_one_payment(ctx, &customer_id, card_number)
+    };
     let pm_id = pm["id"].as_str().unwrap_or_default().to_owned();
     let lines: Vec<(Value, i64)> = private["line_items"]
         .as_array()

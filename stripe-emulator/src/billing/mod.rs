@@ -118,12 +118,23 @@ pub fn add_interval(start: i64, interval: &str, count: i64) -> i64 {
 
 /// Saves a card as a payment method of `customer` (`payment_method.attached`).
 pub fn attach_card(ctx: &mut Ctx<'_>, customer: &str, number: &str) -> Value {
+    let pm = card_for_one_payment(ctx, customer, number);
+    let id = pm["id"].as_str().unwrap_or_default().to_owned();
+    let pm = ctx
+        .update(&id, None, |pm| pm["customer"] = json!(customer))
+        .unwrap_or(pm);
+    ctx.emit("payment_method.attached", &pm, None);
+    pm
+}
+
+/// A card used for one payment and not kept: a payment-mode Checkout saves it
+/// to the customer only when asked (`payment_intent_data[setup_future_usage]`).
+pub fn card_for_one_payment(ctx: &mut Ctx<'_>, customer: &str, number: &str) -> Value {
     let id = new_id("pm");
     let now = ctx.now_for_customer(customer);
-    let pm = objects::payment_method(&id, now, Some(customer), number);
+    let pm = objects::payment_method(&id, now, None, number);
     ctx.store.insert(pm.clone());
     ctx.store.private(&id)["number"] = json!(number);
-    ctx.emit("payment_method.attached", &pm, None);
     pm
 }
 

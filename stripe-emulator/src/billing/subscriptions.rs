@@ -187,6 +187,10 @@ pub fn start(ctx: &mut Ctx<'_>, start: Start<'_>) -> Result<Started, ApiError> {
         sub["trial_start"] = json!(now);
         sub["trial_end"] = json!(trial_end);
     }
+    // Stripe makes the first invoice with the subscription: `created` already
+    // names it.
+    let invoice_id = new_id("in");
+    sub["latest_invoice"] = json!(invoice_id);
     ctx.store.insert(sub.clone());
     if let Some(coupon) = start.coupon {
         let covered = super::coupons::invoices_covered(&coupon, &interval);
@@ -197,6 +201,7 @@ pub fn start(ctx: &mut Ctx<'_>, start: Start<'_>) -> Result<Started, ApiError> {
     let invoice = bill_period(
         ctx,
         &sub_id,
+        &invoice_id,
         "subscription_create",
         period,
         trial_end.is_some(),
@@ -228,12 +233,12 @@ pub fn start(ctx: &mut Ctx<'_>, start: Start<'_>) -> Result<Started, ApiError> {
 fn bill_period(
     ctx: &mut Ctx<'_>,
     sub_id: &str,
+    invoice_id: &str,
     reason: &str,
     period: (i64, i64),
     free: bool,
 ) -> Result<Value, ApiError> {
     let sub = ctx.fetch(sub_id, "subscription", "subscription")?;
-    let invoice_id = new_id("in");
     let mut lines = Vec::new();
     for item in sub["items"]["data"].as_array().cloned().unwrap_or_default() {
         let price = &item["price"];
@@ -246,7 +251,7 @@ fn bill_period(
         let name = product_name(ctx, price);
         lines.push(objects::invoice_line(objects::LineSpec {
             id: &new_id("il"),
-            invoice: &invoice_id,
+            invoice: invoice_id,
             price,
             quantity,
             amount,
@@ -260,7 +265,7 @@ fn bill_period(
     issue_invoice(
         ctx,
         &sub,
-        &invoice_id,
+        invoice_id,
         reason,
         lines,
         period,
@@ -377,7 +382,8 @@ pub fn pay_invoice(
     ctx.store.private(invoice_id)["payment_intent"] = payment_intent.clone();
     match failure {
         None => {
-            let invoice = ctx.update(invoice_id, None, |invoice| {
+            // Stripe says `invoice.updated` (with what changed) beside `invoice.paid`.
+            let invoice = ctx.update(invoice_id, Some("invoice.updated"), |invoice| {
                 invoice["status"] = json!("paid");
                 invoice["amount_paid"] = json!(amount);
                 invoice["amount_remaining"] = json!(0);
@@ -866,7 +872,14 @@ fn catch_up_one(ctx: &mut Ctx<'_>, sub_id: &str) -> Result<(), ApiError> {
                 }
             }
         })?;
-        let invoice = bill_period(ctx, sub_id, "subscription_cycle", next, false)?;
+        let invoice = bill_period(
+            ctx,
+            sub_id,
+            &new_id("in"),
+            "subscription_cycle",
+            next,
+            false,
+        )?;
         let invoice_id = invoice["id"].as_str().unwrap_or_default().to_owned();
         let pending = ctx.store.private(sub_id)["pending_prorations"].take();
         if let Some(prorations) = pending.as_array().filter(|p| !p.is_empty()) {

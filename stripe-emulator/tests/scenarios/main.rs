@@ -73,13 +73,35 @@ async fn subscription_checkout_with_4242_creates_an_active_subscription_and_its_
         "customer.subscription.updated",
         "invoice.created",
         "invoice.finalized",
+        "invoice.updated",
+        "invoice_payment.paid",
         "invoice.paid",
         "invoice.payment_succeeded",
         "payment_intent.succeeded",
         "charge.succeeded",
+        "payment_method.attached",
         "checkout.session.completed",
     ] {
         h.wait_for(kind, 1).await;
+    }
+    {
+        // As Stripe sends a sign-up: `created` already names its first invoice,
+        // and that invoice's payment names the PaymentIntent that paid it.
+        let received = h.received.lock().unwrap().objects.clone();
+        let of = |kind: &str| {
+            received.iter().find(|e| e["type"] == kind).unwrap()["data"]["object"].clone()
+        };
+        let created = of("customer.subscription.created");
+        let paid = of("invoice.paid");
+        assert_eq!(created["latest_invoice"], paid["id"], "{created}");
+        let payment: stripe_shared::InvoicePayment =
+            serde_json::from_value(of("invoice_payment.paid")).expect("invoice payment parses");
+        assert_eq!(
+            payment.invoice.id().as_ref().map(|id| id.as_str()),
+            paid["id"].as_str()
+        );
+        assert!(payment.payment.payment_intent.is_some());
+        assert_eq!(of("invoice.updated")["status"], "paid");
     }
     // Signed events carry the pinned API version and `previous_attributes` on updates.
     let received = h.received.lock().unwrap().objects.clone();
@@ -228,6 +250,23 @@ async fn one_time_checkout_charges_once_and_can_be_refunded() {
         serde_json::from_value(h.get(&format!("payment_intents/{pi}")).await).unwrap();
     assert_eq!(intent.status, stripe_shared::PaymentIntentStatus::Succeeded);
     assert_eq!(intent.amount, 2900);
+
+    // A one-time payment does not keep the card unless Checkout was asked to
+    // (`payment_intent_data[setup_future_usage]`).
+    let card = h
+        .get(&format!(
+            "payment_methods/{}",
+            intent.payment_method.as_ref().unwrap().id()
+        ))
+        .await;
+    assert!(card["customer"].is_null(), "{card}");
+    assert!(!h
+        .received
+        .lock()
+        .unwrap()
+        .types
+        .iter()
+        .any(|t| t == "payment_method.attached"));
 
     h.post("refunds", &[("payment_intent", &pi)]).await;
     h.wait_for("checkout.session.completed", 1).await;
@@ -574,6 +613,83 @@ async fn idempotency_keys_and_unknown_parameters_behave_like_stripe() {
     assert_eq!(
         mismatch.json::<Value>().await.unwrap()["error"]["type"],
         "idempotency_error"
+    );
+
+    // Error shapes as Stripe's: a missing object named by a parameter is 400
+    // (404 only for the URL's own object), an invalid integer says so by code,
+    // and every error links its request log.
+    let product = h.post("products", &[("name", "Errors")]).await;
+    let monthly = h
+        .post(
+            "prices",
+            &[
+                ("product", product["id"].as_str().unwrap()),
+                ("currency", "usd"),
+                ("unit_amount", "100"),
+            ],
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = h
+        .api(
+            reqwest::Method::POST,
+            "checkout/sessions",
+            &[
+                ("mode", "subscription"),
+                ("line_items[0][price]", "price_missing"),
+                ("line_items[0][quantity]", "1"),
+                ("success_url", "http://app.test/ok"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "resource_missing");
+    assert_eq!(body["error"]["param"], "line_items[0][price]");
+    assert!(
+        body["error"]["request_log_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("https://dashboard.stripe.com/test/logs/req_")),
+        "{body}"
+    );
+    let (status, _) = h
+        .api(reqwest::Method::GET, "customers/cus_missing", &[])
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = h
+        .api(
+            reqwest::Method::POST,
+            "prices",
+            &[
+                ("currency", "usd"),
+                ("unit_amount", "abc"),
+                ("product", "prod_x"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "parameter_invalid_integer", "{body}");
+    // One API version is spoken: another one asked for is refused, not ignored.
+    let versioned = |version: &'static str| {
+        h.http
+            .get(format!("{}v1/prices/{monthly}", h.emulator.base_url))
+            .bearer_auth("sk_test_x")
+            .header("Stripe-Version", version)
+            .send()
+    };
+    let old = versioned("2020-08-27").await.unwrap();
+    assert_eq!(old.status(), 400);
+    let message = old.json::<Value>().await.unwrap()["error"]["message"].clone();
+    assert!(
+        message.as_str().unwrap().contains("2020-08-27"),
+        "{message}"
+    );
+    let same = versioned(stripe_emulator::API_VERSION).await.unwrap();
+    assert_eq!(same.status(), 200);
+    assert_eq!(
+        same.headers()["stripe-version"],
+        stripe_emulator::API_VERSION
     );
 
     let (status, body) = h
