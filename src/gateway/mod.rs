@@ -138,10 +138,13 @@ impl StripeGateway {
         self.env
     }
 
-    /// Runs a Stripe call, retrying what Stripe says may succeed later (429, 409
-    /// "key in use", 5xx, network errors) up to three attempts with backoff. Each
-    /// attempt rebuilds the same request — creates carry the same idempotency key —
-    /// so a retry can never create a second object.
+    /// Runs a Stripe call, retrying what Stripe says may succeed later (429, 5xx,
+    /// network errors) up to three attempts with backoff; a 409 for an
+    /// idempotency key still in use by another request (a double click while
+    /// the first is in flight) is retried until that request has answered or the
+    /// call's deadline comes, since the retry then gets the first one's answer.
+    /// Each attempt rebuilds the same request — creates carry the same
+    /// idempotency key — so a retry can never create a second object.
     pub(crate) async fn retrying<T, F, Fut>(
         &self,
         operation: &'static str,
@@ -156,26 +159,49 @@ impl StripeGateway {
             operation,
             after: self.timeout,
         };
-        let mut delay = std::time::Duration::from_millis(50);
-        for attempt_number in 1..=MAX_ATTEMPTS {
-            match tokio::time::timeout_at(deadline, attempt()).await {
+        let mut failures = 0;
+        let mut retry = 0;
+        loop {
+            let outcome = match tokio::time::timeout_at(deadline, attempt()).await {
                 Err(_) => {
                     tracing::warn!(operation, "Stripe call timed out");
                     return Err(timed_out);
                 }
-                Ok(Err(err)) if retryable(&err) && attempt_number < MAX_ATTEMPTS => {
-                    tracing::warn!(operation, error = %err, "Stripe call failed; retrying");
-                    if tokio::time::Instant::now() + delay >= deadline {
-                        return Err(timed_out);
-                    }
-                    tokio::time::sleep(delay).await;
-                    delay *= 4;
+                Ok(outcome) => outcome,
+            };
+            let again = match &outcome {
+                Err(err) if is_key_in_use(err) => true,
+                Err(err) if retryable(err) => {
+                    failures += 1;
+                    failures < MAX_ATTEMPTS
                 }
-                Ok(other) => return other.map_err(GatewayError::call(operation)),
+                _ => false,
+            };
+            if !again {
+                return outcome.map_err(GatewayError::call(operation));
             }
+            let delay = retry_delay(retry);
+            retry += 1;
+            if let Err(err) = &outcome {
+                tracing::warn!(operation, error = %err, ?delay, "Stripe call failed; retrying");
+            }
+            if tokio::time::Instant::now() + delay >= deadline {
+                return Err(timed_out);
+            }
+            tokio::time::sleep(delay).await;
         }
-        unreachable!("the last attempt returns")
     }
+}
+
+/// The wait before retry number `retry` (0, 1, …): 50 ms, then four times
+/// longer each time, at most a second.
+fn retry_delay(retry: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(50u64.saturating_mul(4u64.saturating_pow(retry)).min(1000))
+}
+
+/// Stripe's 409 for a request whose idempotency key another one is using.
+fn is_key_in_use(err: &stripe::StripeError) -> bool {
+    matches!(err, stripe::StripeError::Stripe(_, 409))
 }
 
 /// A single Stripe call bounded by the gateway's timeout (calls that are not
@@ -204,9 +230,7 @@ const MAX_ATTEMPTS: u32 = 3;
 
 fn retryable(err: &stripe::StripeError) -> bool {
     match err {
-        stripe::StripeError::Stripe(_, status) => {
-            *status == 409 || *status == 429 || *status >= 500
-        }
+        stripe::StripeError::Stripe(_, status) => *status == 429 || *status >= 500,
         stripe::StripeError::ClientError(_) | stripe::StripeError::Timeout => true,
         _ => false,
     }
@@ -254,5 +278,13 @@ mod tests {
         assert!(a.starts_with("sha256:") && a.len() == 7 + 64, "{a}");
         assert_ne!(a, b);
         assert!(super::idempotency_key(&[""]).starts_with("sha256:"));
+    }
+
+    #[test]
+    fn retries_wait_longer_each_time_up_to_a_second() {
+        let waits: Vec<u64> = (0..6)
+            .map(|n| super::retry_delay(n).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [50, 200, 800, 1000, 1000, 1000]);
     }
 }

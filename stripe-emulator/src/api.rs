@@ -121,6 +121,37 @@ async fn handle(
         .map(str::to_owned)
         .filter(|_| method == Method::POST);
 
+    // A key stays taken from arrival to answer (hangs included), as on Stripe.
+    struct InFlight<'a>(&'a Emulator, Option<String>);
+    impl Drop for InFlight<'_> {
+        fn drop(&mut self) {
+            if let Some(key) = &self.1 {
+                self.0
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(key);
+            }
+        }
+    }
+    let _in_flight = match &idempotency_key {
+        Some(key) => {
+            let taken = !emulator
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key.clone());
+            if taken {
+                emulator
+                    .key_conflicts
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return error(ApiError::key_in_use());
+            }
+            InFlight(&emulator, Some(key.clone()))
+        }
+        None => InFlight(&emulator, None),
+    };
+
     let (response, hang) = {
         let mut store = emulator.lock();
         let fault = draw_fault(&store);

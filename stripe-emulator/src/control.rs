@@ -136,12 +136,13 @@ async fn flush(State(emulator): State<Arc<Emulator>>) -> Json<serde_json::Value>
     Json(json!({"sent": webhooks::flush_held(&emulator)}))
 }
 
-/// How many `/v1` requests the emulator has served (faulted ones included).
+/// How many `/v1` requests the emulator has served (faulted ones included),
+/// and how many it refused with 409 because their idempotency key was in flight.
 async fn requests(State(emulator): State<Arc<Emulator>>) -> Json<serde_json::Value> {
-    let count = emulator
-        .api_requests
-        .load(std::sync::atomic::Ordering::Relaxed);
-    Json(json!({ "count": count }))
+    use std::sync::atomic::Ordering::Relaxed;
+    let count = emulator.api_requests.load(Relaxed);
+    let key_conflicts = emulator.key_conflicts.load(Relaxed);
+    Json(json!({ "count": count, "key_conflicts": key_conflicts }))
 }
 
 async fn deliveries(State(emulator): State<Arc<Emulator>>) -> Json<serde_json::Value> {

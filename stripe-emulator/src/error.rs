@@ -109,6 +109,19 @@ impl ApiError {
         )
     }
 
+    /// Stripe's answer to a request whose idempotency key another request is
+    /// still using: 409, to be retried.
+    pub fn key_in_use() -> Self {
+        Self {
+            should_retry: Some(true),
+            ..Self::new(
+                StatusCode::CONFLICT,
+                "idempotency_error",
+                "There is currently another in-progress request using this idempotency key (probably a concurrent request). Try again later.",
+            )
+        }
+    }
+
     pub fn card_declined(message: &str, decline_code: &'static str) -> Self {
         Self {
             code: Some("card_declined"),

@@ -80,6 +80,11 @@ pub struct Emulator {
     pub(crate) held: Mutex<Vec<Outgoing>>,
     /// Authenticated `/v1` requests served, for tests that count Stripe calls.
     pub(crate) api_requests: std::sync::atomic::AtomicU64,
+    /// Idempotency keys whose request is being answered: a second request
+    /// with one of them meanwhile gets Stripe's 409.
+    pub(crate) in_flight: Mutex<std::collections::HashSet<String>>,
+    /// Requests answered 409 for a key in flight, for tests.
+    pub(crate) key_conflicts: std::sync::atomic::AtomicU64,
 }
 
 impl Emulator {
@@ -147,6 +152,8 @@ pub async fn start(listener: TcpListener, config: EmulatorConfig) -> std::io::Re
         outbox,
         held: Mutex::new(Vec::new()),
         api_requests: std::sync::atomic::AtomicU64::new(0),
+        in_flight: Mutex::new(std::collections::HashSet::new()),
+        key_conflicts: std::sync::atomic::AtomicU64::new(0),
     });
     webhooks::spawn_deliverer(emulator.clone(), inbox);
 

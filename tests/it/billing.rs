@@ -1508,3 +1508,62 @@ async fn the_newer_of_two_live_subscriptions_is_cancelled_and_refunded() {
     assert!(page.contains("Premium"), "{page}");
     world.stop().await;
 }
+
+/// A second click while the first one's Stripe calls are still in flight: the
+/// emulator answers Stripe's 409 for the idempotency key in use, the app
+/// retries until the first call has answered, and both clicks get the one
+/// session (no error, no second customer or session).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_during_the_first_ones_stripe_call_waits_for_its_answer() {
+    let db = TestDb::sqlite();
+    let world = World::start(&db).await;
+    let browser = world.sign_up("inflight@example.com").await;
+    crate::common::fresh_window(600, 60).await;
+    // Every Stripe answer takes 400 ms: the first click's calls are in flight
+    // when the second click's arrive.
+    world
+        .control(
+            "faults",
+            json!({"rate": 1.0, "kinds": ["hang"], "hang_ms": 400}),
+        )
+        .await;
+    let click = || {
+        world.submit(
+            Some(&browser),
+            "start_checkout",
+            &[("plan", "premium"), ("interval", "monthly")],
+        )
+    };
+    let (first, second) = tokio::join!(click(), async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        click().await
+    });
+    world
+        .control("faults", json!({"rate": 0.0, "kinds": [], "hang_ms": 0}))
+        .await;
+    assert_eq!(first.0, StatusCode::FOUND, "{first:?}");
+    assert_eq!(second.0, StatusCode::FOUND, "{second:?}");
+    assert_eq!(first.1, second.1, "one Checkout Session for both clicks");
+    assert!(
+        first.1.as_deref().unwrap().contains("/checkout/"),
+        "{first:?}"
+    );
+    let counted: Value = world
+        .http
+        .get(format!("{}_emulator/requests", world.emulator.base_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        counted["key_conflicts"].as_u64().unwrap() > 0,
+        "the second click met a key in flight: {counted}"
+    );
+    let customers = world
+        .stripe_get("customers/search?query=email:'inflight@example.com'")
+        .await;
+    assert_eq!(customers["data"].as_array().unwrap().len(), 1);
+    world.stop().await;
+}
