@@ -168,6 +168,7 @@ async fn declined_cards_stay_on_the_page_and_create_nothing() {
         again.status,
         Some(stripe_shared::CheckoutSessionStatus::Open)
     );
+    h.assert_events_clean();
 }
 
 #[tokio::test]
@@ -221,6 +222,7 @@ async fn three_d_secure_can_be_approved_or_failed() {
         done.status,
         Some(stripe_shared::CheckoutSessionStatus::Complete)
     );
+    h.assert_events_clean();
 }
 
 #[tokio::test]
@@ -467,7 +469,11 @@ async fn portal_plan_change_then_cancel_at_period_end_then_period_end() {
     let sub = h.subscription(&sub_id).await;
     let item = &sub.items.data[0];
     assert_eq!(item.price.id.as_str(), monthly);
-    assert!(item.current_period_end - now <= 31 * 86_400, "{item:?}");
+    assert!(item.current_period_start >= now, "{item:?}");
+    assert!(
+        item.current_period_end - item.current_period_start <= 31 * 86_400,
+        "{item:?}"
+    );
 
     h.http
         .post(portal_url)
@@ -777,6 +783,7 @@ async fn idempotency_keys_and_unknown_parameters_behave_like_stripe() {
 
     let search = h.get("customers/search?query=email:'a@example.com'").await;
     assert_eq!(search["data"].as_array().unwrap().len(), 1);
+    h.assert_events_clean();
 }
 
 #[tokio::test]
@@ -950,6 +957,7 @@ async fn every_object_type_has_the_specs_required_fields() {
         problems.len(),
         problems.join("\n")
     );
+    h.assert_events_clean();
 }
 
 /// "charge ch_1.outcome: …" → "charge.outcome: …": one line per kind of problem.
@@ -1107,6 +1115,7 @@ async fn time_advance_expires_open_sessions() {
         .await
         .unwrap();
     assert!(page.contains("no longer available"));
+    h.assert_events_clean();
 }
 
 #[tokio::test]
@@ -1183,6 +1192,7 @@ async fn injected_faults_are_retried_by_async_stripe_with_one_idempotency_key() 
     };
     assert_eq!(status, 429);
     assert_eq!(body["error"]["code"], "rate_limit");
+    h.assert_events_clean();
 }
 
 #[tokio::test]
@@ -1246,6 +1256,7 @@ async fn delivery_controls_duplicate_and_reorder_events_and_reset_clears_state()
         h.get("customers").await["data"].as_array().unwrap().len(),
         0
     );
+    h.assert_events_clean();
 }
 
 #[tokio::test]
@@ -1280,6 +1291,7 @@ async fn failed_deliveries_are_retried_with_backoff() {
         [1, 2, 3],
         "two dropped attempts, delivered on the third"
     );
+    h.assert_events_clean();
 }
 
 #[tokio::test]
@@ -1412,6 +1424,7 @@ async fn promotion_codes_can_be_tried_on_the_hosted_page() {
             .await["times_redeemed"],
         1
     );
+    h.assert_events_clean();
 }
 
 #[tokio::test]
