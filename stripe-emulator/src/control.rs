@@ -29,7 +29,7 @@ pub fn routes() -> Router<Arc<Emulator>> {
         .route("/_emulator/reset", post(reset))
         .route("/_emulator/advance", post(advance))
         .route("/_emulator/faults", post(set_faults))
-        .route("/_emulator/delivery", post(set_delivery))
+        .route("/_emulator/delivery", post(set_delivery).get(held))
         .route("/_emulator/delivery/flush", post(flush))
         .route("/_emulator/deliveries", get(deliveries))
         .route("/_emulator/requests", get(requests))
@@ -130,6 +130,16 @@ async fn set_delivery(
 ) -> Json<DeliveryMode> {
     emulator.lock().delivery_mode = mode.clone();
     Json(mode)
+}
+
+/// How many deliveries the "hold" control is keeping back.
+async fn held(State(emulator): State<Arc<Emulator>>) -> Json<serde_json::Value> {
+    let held = emulator
+        .held
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .len();
+    Json(json!({ "held": held }))
 }
 
 async fn flush(State(emulator): State<Arc<Emulator>>) -> Json<serde_json::Value> {

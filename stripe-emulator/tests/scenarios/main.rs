@@ -1209,7 +1209,26 @@ async fn delivery_controls_duplicate_and_reorder_events_and_reset_clears_state()
         h.post("customers", &[("email", &format!("dup{i}@example.com"))])
             .await;
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Held, not sent: all 15 deliveries (5 events × 3) are waiting, and none
+    // reached the receiver; a hold that sent them would never count 15 here.
+    let mut held = 0;
+    for _ in 0..100 {
+        let state: Value = h
+            .http
+            .get(format!("{base}_emulator/delivery"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        held = state["held"].as_u64().unwrap();
+        if held == 15 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(held, 15);
     assert!(
         h.received.lock().unwrap().types.is_empty(),
         "held deliveries wait for flush"
