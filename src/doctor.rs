@@ -276,6 +276,42 @@ pub async fn mail(config: &Config) -> Check {
     check("mail", result)
 }
 
+/// The running app (at `APP_URL`) holds the prices Stripe has now: after a
+/// `catalog apply` elsewhere it re-reads them at its next checkout, or restart.
+pub async fn running_prices(config: &Config, stripe: &StripeGateway, catalog_: &Catalog) -> Check {
+    let url = config.absolute_url("/healthz");
+    let result = async {
+        let current = stripe
+            .resolve_prices(catalog_)
+            .await
+            .map_err(|err| format!("Stripe's prices could not be read: {err}"))?;
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let health: Value = client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|err| format!("{url} is unreachable: {err}"))?
+            .json()
+            .await
+            .map_err(|err| format!("{url} did not answer JSON: {err}"))?;
+        match health["prices"].as_str() {
+            Some(held) if held == current.fingerprint() => {
+                Ok("the running app uses the prices Stripe has now".to_owned())
+            }
+            Some(_) => Err(format!(
+                "the app at {} holds price ids from before the last catalog change; it re-reads them at its next checkout (or restart it)",
+                config.app_url
+            )),
+            None => Err(format!("{url} does not say which prices it holds")),
+        }
+    }
+    .await;
+    check("running prices", result)
+}
+
 /// No user pays for two live subscriptions (two tabs that paid at once).
 pub async fn duplicate_subscriptions(db: &sea_orm::DatabaseConnection) -> Check {
     let result = match crate::billing::service::live_subscriptions_beyond_one(db, None).await {
@@ -307,6 +343,7 @@ pub async fn run(
         webhook_endpoint(stripe, config).await,
         portal(stripe).await,
         round_trip(config).await,
+        running_prices(config, stripe, catalog_).await,
         mail(config).await,
         duplicate_subscriptions(db).await,
     ]

@@ -38,6 +38,21 @@ impl PriceDirectory {
         self.by_lookup_key.get(lookup_key)
     }
 
+    /// A short digest of which price each lookup key points at: `/healthz`
+    /// shows it and `doctor` compares it with Stripe's, so a server still
+    /// holding prices a `catalog apply` replaced is found without exposing them.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let mut pairs: Vec<(&str, &str)> = self
+            .by_lookup_key
+            .iter()
+            .map(|(key, price)| (key.as_str(), price.price_id.as_str()))
+            .collect();
+        pairs.sort();
+        let text: String = pairs.iter().map(|(k, v)| format!("{k}={v};")).collect();
+        hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
+    }
+
     /// The catalog entry a Stripe price id belongs to (webhooks carry price ids).
     pub fn by_price_id(&self, price_id: &str) -> Option<&ResolvedPrice> {
         self.by_lookup_key.values().find(|p| p.price_id == price_id)

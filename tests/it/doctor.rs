@@ -46,6 +46,8 @@ impl Setup {
             ))
             .await
             .unwrap();
+        // As after `catalog apply` then a start: the app holds the catalog's prices.
+        setup.app.state.billing.refresh_prices().await.unwrap();
         let endpoint = endpoint_form(&setup.app.base_url, &api_version());
         setup.stripe_post("webhook_endpoints", &endpoint).await;
         setup
@@ -121,7 +123,36 @@ async fn doctor_is_green_on_a_correct_set_up_and_names_each_broken_item() {
 
     let checks = setup.doctor(&config).await;
     assert_eq!(failing(&checks), [], "{checks:#?}");
-    assert_eq!(checks.len(), 8);
+    assert_eq!(checks.len(), 9);
+
+    // A price replaced in Stripe while the app runs: the app's directory is
+    // stale until it re-reads it.
+    let old = setup
+        .stripe_get("prices?lookup_keys[]=premium_monthly")
+        .await["data"][0]
+        .clone();
+    setup
+        .stripe_post(
+            "prices",
+            &[
+                ("product".into(), old["product"].as_str().unwrap().into()),
+                ("unit_amount".into(), "4900".into()),
+                ("currency".into(), "usd".into()),
+                ("recurring[interval]".into(), "month".into()),
+                ("lookup_key".into(), "premium_monthly".into()),
+                ("transfer_lookup_key".into(), "true".into()),
+            ],
+        )
+        .await;
+    let failed = failing(&setup.doctor(&config).await);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "running prices");
+    assert!(
+        failed[0].1.contains("before the last catalog change"),
+        "{failed:?}"
+    );
+    setup.app.state.billing.refresh_prices().await.unwrap();
+    assert_eq!(failing(&setup.doctor(&config).await), []);
 
     // Two live subscriptions of one user are named, with both ids.
     use billing_starter::db::entities::{subscriptions, users};
