@@ -44,16 +44,24 @@ async fn generate(world: &World) -> Vec<Value> {
                 url.rsplit('/').next().unwrap().to_owned()
             }
         };
-        buy("premium", if i % 2 == 0 { "monthly" } else { "yearly" }).await;
-        if i % 3 == 0 {
+        buy(
+            "premium",
+            if i.is_multiple_of(2) {
+                "monthly"
+            } else {
+                "yearly"
+            },
+        )
+        .await;
+        if i.is_multiple_of(3) {
             let (status, _, body) = world
                 .submit(Some(&browser), "cancel_subscription", &[])
                 .await;
             assert_eq!(status, StatusCode::FOUND, "{body}");
         }
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             let session = buy("standard_pack", "one_time").await;
-            if i % 8 == 0 {
+            if i.is_multiple_of(8) {
                 let paid = world
                     .stripe_get(&format!("checkout/sessions/{session}"))
                     .await;
