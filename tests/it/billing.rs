@@ -1045,24 +1045,7 @@ async fn one_payable_subscription_session_per_customer() {
         .unwrap()
         .id
         .to_string();
-    let other = world
-        .stripe_post(
-            "checkout/sessions",
-            &[
-                ("mode", "subscription"),
-                ("customer", &customer),
-                ("line_items[0][price]", &price),
-                ("line_items[0][quantity]", "1"),
-                ("success_url", "http://127.0.0.1/ok"),
-                ("metadata[application_user_id]", &user_id),
-                ("subscription_data[metadata][application_user_id]", &user_id),
-            ],
-        )
-        .await;
-    let (status, _) = world
-        .pay(other["url"].as_str().unwrap(), "4242424242424242")
-        .await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
+    subscribed_outside_the_app(&world, &customer, &user_id, &price).await;
     for event in world.events().await {
         world.deliver(&event).await;
     }
@@ -1074,6 +1057,43 @@ async fn one_payable_subscription_session_per_customer() {
     );
     world.stop().await;
     db.cleanup().await;
+}
+
+/// A second subscription made outside this app's checkout (say, a session
+/// opened before the app expired the others), paid; its id.
+async fn subscribed_outside_the_app(
+    world: &World,
+    customer: &str,
+    user_id: &str,
+    price: &str,
+) -> String {
+    let other = world
+        .stripe_post(
+            "checkout/sessions",
+            &[
+                ("mode", "subscription"),
+                ("customer", customer),
+                ("line_items[0][price]", price),
+                ("line_items[0][quantity]", "1"),
+                ("success_url", "http://127.0.0.1/ok"),
+                ("metadata[application_user_id]", user_id),
+                ("subscription_data[metadata][application_user_id]", user_id),
+            ],
+        )
+        .await;
+    let (status, _) = world
+        .pay(other["url"].as_str().unwrap(), "4242424242424242")
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    world
+        .stripe_get(&format!(
+            "checkout/sessions/{}",
+            other["id"].as_str().unwrap()
+        ))
+        .await["subscription"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn deleted_customer_stays_deleted(db: TestDb) {
@@ -1430,34 +1450,8 @@ async fn the_newer_of_two_live_subscriptions_is_cancelled_and_refunded() {
         .unwrap()
         .to_owned();
     let user_id = user.id.to_string();
-    let other = world
-        .stripe_post(
-            "checkout/sessions",
-            &[
-                ("mode", "subscription"),
-                ("customer", &customer),
-                ("line_items[0][price]", &price),
-                ("line_items[0][quantity]", "1"),
-                ("success_url", "http://127.0.0.1/ok"),
-                ("metadata[application_user_id]", &user_id),
-                ("subscription_data[metadata][application_user_id]", &user_id),
-            ],
-        )
-        .await;
     world.control("advance", json!({"seconds": 5})).await;
-    let (status, _) = world
-        .pay(other["url"].as_str().unwrap(), "4242424242424242")
-        .await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-    let second = world
-        .stripe_get(&format!(
-            "checkout/sessions/{}",
-            other["id"].as_str().unwrap()
-        ))
-        .await["subscription"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let second = subscribed_outside_the_app(&world, &customer, &user_id, &price).await;
     for event in world.events().await {
         world.deliver(&event).await;
     }
@@ -1548,15 +1542,7 @@ async fn a_click_during_the_first_ones_stripe_call_waits_for_its_answer() {
         first.1.as_deref().unwrap().contains("/checkout/"),
         "{first:?}"
     );
-    let counted: Value = world
-        .http
-        .get(format!("{}_emulator/requests", world.emulator.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let counted = world.emulator_requests().await;
     assert!(
         counted["key_conflicts"].as_u64().unwrap() > 0,
         "the second click met a key in flight: {counted}"

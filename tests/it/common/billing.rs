@@ -283,16 +283,20 @@ impl World {
 
     /// How many Stripe API requests the emulator has served so far.
     pub async fn stripe_requests(&self) -> u64 {
-        let counted: Value = self
-            .http
+        self.emulator_requests().await["count"].as_u64().unwrap()
+    }
+
+    /// The emulator's request counts: `count` served, `key_conflicts` answered
+    /// 409 for an idempotency key in flight.
+    pub async fn emulator_requests(&self) -> Value {
+        self.http
             .get(format!("{}_emulator/requests", self.emulator.base_url))
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
-        counted["count"].as_u64().unwrap()
+            .unwrap()
     }
 
     /// Every event the emulator has emitted, oldest first (the API lists newest
