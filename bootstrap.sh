@@ -73,6 +73,11 @@ ensure_e2e_tools() {
 }
 
 ensure_test_tools() {
+  if ! have promtool; then
+    step "installing promtool from apt (checks /metrics and docs/alerts.yml)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  fi
   local target="$CACHE_DIR/python/stripe-$STRIPE_PYTHON_VERSION"
   if [[ ! -d "$target/stripe" ]]; then
     step "installing stripe-python $STRIPE_PYTHON_VERSION (the signature check's reference)"

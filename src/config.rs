@@ -107,6 +107,9 @@ pub struct Config {
     pub mail: MailConfig,
     /// What happens when a user ends up paying for two live subscriptions.
     pub duplicate_subscriptions: DuplicatePolicy,
+    /// The bearer token `/metrics` asks for; without one it is served in
+    /// development only.
+    pub metrics_token: Option<SecretString>,
 }
 
 /// `DUPLICATE_SUBSCRIPTIONS`: two tabs that paid at once leave two live
@@ -255,6 +258,7 @@ struct RawEnv {
     mail_poll_ms: Option<String>,
     mail_retry_base_ms: Option<String>,
     duplicate_subscriptions: Option<String>,
+    metrics_token: Option<String>,
 }
 
 impl Config {
@@ -519,6 +523,7 @@ impl RawEnv {
             max_connections,
             mail,
             duplicate_subscriptions,
+            metrics_token: self.metrics_token.map(SecretString::from),
         })
     }
 }

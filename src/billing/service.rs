@@ -366,6 +366,11 @@ pub async fn start_checkout(
                 session
             };
             tracing::info!(session = %session.id, "checkout session created");
+            crate::prometheus::checkout_started(if subscription {
+                "subscription"
+            } else {
+                "payment"
+            });
             Ok(Next::Stripe(session.url))
         }
     }

@@ -154,6 +154,26 @@ impl StripeGateway {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, stripe::StripeError>>,
     {
+        let started = std::time::Instant::now();
+        let result = self.retrying_inner(operation, &mut attempt).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(GatewayError::Timeout { .. }) => "timeout",
+            Err(_) => "error",
+        };
+        crate::prometheus::stripe_call(operation, outcome, started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn retrying_inner<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        attempt: &mut F,
+    ) -> Result<T, GatewayError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, stripe::StripeError>>,
+    {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let timed_out = GatewayError::Timeout {
             operation,
@@ -214,13 +234,21 @@ pub(crate) trait Bounded<T>:
         gateway: &StripeGateway,
         operation: &'static str,
     ) -> Result<T, GatewayError> {
-        match tokio::time::timeout(gateway.timeout, self).await {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(gateway.timeout, self).await {
             Ok(result) => result.map_err(GatewayError::call(operation)),
             Err(_) => Err(GatewayError::Timeout {
                 operation,
                 after: gateway.timeout,
             }),
-        }
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(GatewayError::Timeout { .. }) => "timeout",
+            Err(_) => "error",
+        };
+        crate::prometheus::stripe_call(operation, outcome, started.elapsed().as_secs_f64());
+        result
     }
 }
 

@@ -108,11 +108,13 @@ pub async fn send_due(
     for row in &claimed {
         match transport.send(&config.from, row).await {
             Ok(()) => {
+                crate::prometheus::mail("sent");
                 if outbox::mark_sent(db, row).await? {
                     tracing::info!(id = row.id, kind = %row.kind, "mail sent");
                 }
             }
             Err(err) => {
+                crate::prometheus::mail("failed");
                 tracing::warn!(id = row.id, kind = %row.kind, attempt = row.attempts, error = %err, "mail not sent");
                 outbox::mark_failed(db, row, &err.to_string(), config.retry_base).await?;
             }

@@ -5,6 +5,7 @@ pub mod dev_stripe;
 pub mod health;
 pub mod origin;
 pub mod page_cache;
+pub mod scrape;
 pub mod telemetry;
 
 use std::{future::Future, sync::Arc};
@@ -70,6 +71,8 @@ impl Application {
     /// `listener` (bound first, so `APP_URL` can name its port, and so an
     /// emulator's first events queue on it instead of failing).
     pub async fn build_on(listener: TcpListener, config: Config) -> Result<Self, StartError> {
+        // Before anything counts.
+        crate::prometheus::handle();
         let db = crate::db::connect(&config.database_url).await?;
         crate::db::migrate(&db).await?;
         tracing::info!(
@@ -204,6 +207,20 @@ pub fn router(state: AppState) -> Router {
     if dev_mail::enabled(state.config()) {
         app = app.route("/dev/mail", get(dev_mail::inbox));
     }
+    if scrape::enabled(state.config()) {
+        app = app.route("/metrics", get(scrape::metrics));
+    }
+    let counted = Arc::new(scrape::Routes::new(
+        routes.iter().map(|route| route.path().to_owned()),
+        &[
+            "/healthz",
+            &webhook_path,
+            "/metrics",
+            "/dev/mail",
+            "/favicon.svg",
+            "/robots.txt",
+        ],
+    ));
     let app = app.leptos_routes_with_context(&state, routes, context.clone(), pages_shell);
     static_files(app, &state, context)
         .layer(axum::middleware::from_fn(page_cache::mark_sessions))
@@ -221,6 +238,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.security.clone(),
             security::apply_headers,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            counted,
+            scrape::count_requests,
         ))
         .layer(
             ServiceBuilder::new()

@@ -97,15 +97,33 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebhookError> {
-    verify(&billing, &headers, &body)?;
-    let envelope = inbox::Envelope::parse(&body).map_err(|_| WebhookError::Malformed)?;
-    process(&billing, &envelope, &body)
+    let started = std::time::Instant::now();
+    let checked = verify(&billing, &headers, &body)
+        .and_then(|()| inbox::Envelope::parse(&body).map_err(|_| WebhookError::Malformed));
+    let envelope = match checked {
+        Ok(envelope) => envelope,
+        Err(err) => {
+            crate::prometheus::webhook("", "rejected");
+            return Err(err);
+        }
+    };
+    let answered = process(&billing, &envelope, &body)
         .instrument(tracing::info_span!(
             "webhook",
             event = %envelope.id,
             kind = %envelope.event_type
         ))
-        .await
+        .await;
+    let outcome = match &answered {
+        Ok((_, outcome)) => *outcome,
+        Err(_) => "failed",
+    };
+    crate::prometheus::webhook(&envelope.event_type, outcome);
+    crate::prometheus::webhook_timing(
+        started.elapsed().as_secs_f64(),
+        Some((chrono::Utc::now().timestamp() - envelope.created) as f64),
+    );
+    answered.map(|(response, _)| response)
 }
 
 fn verify(billing: &Billing, headers: &HeaderMap, body: &[u8]) -> Result<(), WebhookError> {
@@ -124,11 +142,13 @@ fn verify(billing: &Billing, headers: &HeaderMap, body: &[u8]) -> Result<(), Web
     Ok(())
 }
 
+/// Records and applies one verified delivery; the answer and its outcome
+/// (`processed`, `duplicate` or `ignored`) for the metrics.
 async fn process(
     billing: &Billing,
     envelope: &inbox::Envelope,
     body: &[u8],
-) -> Result<Response, WebhookError> {
+) -> Result<(Response, &'static str), WebhookError> {
     // A live event reaching a test set-up (or the reverse) is another account's
     // business: stored, never applied, and said in the log.
     let live_key = matches!(
@@ -148,9 +168,9 @@ async fn process(
     if wrong_mode || !is_handled(&envelope.event_type) {
         let recorded = inbox::record_ignored(&billing.db, envelope, body).await?;
         tracing::info!(?recorded, "webhook type not handled; recorded as ignored");
-        return Ok(reply(
-            StatusCode::OK,
-            json!({"received": true, "ignored": true}),
+        return Ok((
+            reply(StatusCode::OK, json!({"received": true, "ignored": true})),
+            "ignored",
         ));
     }
     let event = match std::str::from_utf8(body)
@@ -172,12 +192,15 @@ async fn process(
     if inbox::process(&billing.db, ctx, envelope, body, &event).await? == inbox::Recorded::Duplicate
     {
         tracing::info!("webhook duplicate ignored");
-        return Ok(reply(
-            StatusCode::OK,
-            json!({"received": true, "duplicate": true}),
+        return Ok((
+            reply(StatusCode::OK, json!({"received": true, "duplicate": true})),
+            "duplicate",
         ));
     }
     tracing::info!("webhook processed");
+    if event.kind == EventKind::CheckoutSessionCompleted {
+        crate::prometheus::checkout_completed();
+    }
     crate::billing::duplicates::after_event(billing, &event);
     // After the commit, once per event: the inbox answered Duplicate otherwise.
     if let Some(ga4) = &billing.config.ga4 {
@@ -185,7 +208,10 @@ async fn process(
             crate::analytics::send_in_background(ga4, body);
         }
     }
-    Ok(reply(StatusCode::OK, json!({"received": true})))
+    Ok((
+        reply(StatusCode::OK, json!({"received": true})),
+        "processed",
+    ))
 }
 
 fn reply(status: StatusCode, body: serde_json::Value) -> Response {

@@ -116,6 +116,14 @@ async fn account_emails(db: TestDb) {
         verify.data.contains("Content-Type: text/html"),
         "an HTML part too"
     );
+    for header in [
+        "Date: ",
+        "Message-ID: ",
+        "From: Billing Starter <billing@example.com>",
+        "To: ada@example.com",
+    ] {
+        assert!(verify.data.contains(header), "{header} in {}", verify.data);
+    }
     let link = verify.link(&base).expect("a link into the app");
     assert!(link.contains("/verify-email?token="), "{link}");
     let (status, page) = world.get_page(None, &link).await;

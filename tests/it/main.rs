@@ -35,6 +35,8 @@ mod mail;
 #[cfg(feature = "ssr")]
 mod migrations;
 #[cfg(feature = "ssr")]
+mod scrape;
+#[cfg(feature = "ssr")]
 mod server;
 #[cfg(feature = "ssr")]
 mod sessions;
