@@ -11,6 +11,7 @@ use crate::{
     components::mode_badge::ModeBadge,
     pages::{
         account::{AccountDeletedPage, AccountPage},
+        admin::{AdminAccountsPage, AdminAuditPage, AdminPage},
         auth::{LoginPage, SignUpPage, UserMenu},
         billing::BillingPage,
         email_links::{ConfirmEmailPage, ForgotPasswordPage, ResetPasswordPage, VerifyEmailPage},
@@ -85,6 +86,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/confirm-email") view=ConfirmEmailPage ssr=SsrMode::InOrder />
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::InOrder />
                     <Route path=path!("/account/deleted") view=AccountDeletedPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/admin") view=AdminPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/admin/accounts") view=AdminAccountsPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/admin/audit") view=AdminAuditPage ssr=SsrMode::InOrder />
                     <Route path=path!("/pricing") view=PricingPage ssr=SsrMode::InOrder />
                     <Route path=path!("/dashboard/billing") view=BillingPage ssr=SsrMode::InOrder />
                     <Route path=path!("/app") view=GatedPage ssr=SsrMode::InOrder />

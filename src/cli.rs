@@ -38,6 +38,19 @@ pub enum Command {
     /// Compare every local subscription with Stripe, fix drift through the same
     /// upsert the webhooks use, and print what changed.
     Reconcile,
+    /// Grant or take back the operator role (the console at /admin).
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum UsersAction {
+    /// Let the account with this email use the operator console.
+    Promote { email: String },
+    /// Take the operator role back.
+    Demote { email: String },
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -33,6 +33,8 @@ pub mod mail;
 #[cfg(feature = "ssr")]
 pub mod operations;
 #[cfg(feature = "ssr")]
+pub mod operator;
+#[cfg(feature = "ssr")]
 pub mod prometheus;
 #[cfg(feature = "ssr")]
 pub mod request;

@@ -4,7 +4,7 @@ use anyhow::Context;
 use billing_starter::{
     billing::context::Billing,
     catalog::{self, diff},
-    cli::{CatalogAction, Cli, Command, MigrateAction, WebhooksAction},
+    cli::{CatalogAction, Cli, Command, MigrateAction, UsersAction, WebhooksAction},
     config::Config,
     db,
     gateway::StripeGateway,
@@ -101,6 +101,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                     ids.join(", ")
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Users { action } => {
+            let db = db::connect(&config.database_url).await?;
+            db::migrate(&db).await?;
+            let (email, operator) = match &action {
+                UsersAction::Promote { email } => (email, true),
+                UsersAction::Demote { email } => (email, false),
+            };
+            let changed = billing_starter::operator::set_operator(&db, email, operator).await?;
+            println!(
+                "{email} {} an operator{}",
+                if operator { "is" } else { "is not" },
+                if changed { "" } else { " (unchanged)" }
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => {

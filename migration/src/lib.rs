@@ -13,6 +13,7 @@ mod m20261201_000007_create_rate_limits;
 mod m20261201_000008_create_invoices_and_deleted_customers;
 mod m20261201_000009_create_outbox_and_account_tokens;
 mod m20261201_000010_create_dispute_outcomes;
+mod m20261201_000011_create_operators_and_audit_log;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_create_invoices_and_deleted_customers::Migration),
             Box::new(m20261201_000009_create_outbox_and_account_tokens::Migration),
             Box::new(m20261201_000010_create_dispute_outcomes::Migration),
+            Box::new(m20261201_000011_create_operators_and_audit_log::Migration),
         ]
     }
 }

@@ -285,6 +285,7 @@ pub async fn sign_up(
         password_hash: Set(password_hash),
         stripe_customer_id: Set(None),
         email_verified_at: Set(None),
+        is_operator: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()

@@ -56,7 +56,10 @@ impl Transport {
             what.parse::<Mailbox>()
                 .map_err(|err| SendError::Message(format!("{what}: {err}")))
         };
+        // A Message-ID and a Date: mail without them is often taken for spam.
         let message = Message::builder()
+            .message_id(None)
+            .date_now()
             .from(parse(from)?)
             .to(parse(&row.recipient)?)
             .subject(row.subject.clone())

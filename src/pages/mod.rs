@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod account_forms;
+pub mod admin;
 pub mod auth;
 pub mod billing;
 pub mod email_links;

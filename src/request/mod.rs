@@ -127,6 +127,21 @@ pub async fn current_user() -> Result<Option<users::Model>, FnError> {
     }
 }
 
+/// The signed-in operator: 401 signed out, 403 for anyone else. The role is
+/// the user row's, set by `users promote`; nothing the browser sends counts.
+pub async fn require_operator() -> Result<users::Model, FnError> {
+    let user = require_user().await?;
+    if user.is_operator {
+        Ok(user)
+    } else {
+        tracing::warn!(user = user.id, "operator console refused");
+        Err(FnError::User(
+            StatusCode::FORBIDDEN,
+            "This page is for operators only.",
+        ))
+    }
+}
+
 /// The signed-in user, or a 401 with a readable message.
 pub async fn require_user() -> Result<users::Model, FnError> {
     current_user().await?.ok_or(FnError::User(

@@ -91,6 +91,7 @@ async fn add_users(source: &DatabaseConnection, db: &DatabaseConnection) {
             password_hash: Set(user.password_hash),
             stripe_customer_id: Set(None),
             email_verified_at: Set(user.email_verified_at),
+            is_operator: Set(false),
             created_at: Set(user.created_at),
             updated_at: Set(user.created_at),
         })

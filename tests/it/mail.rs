@@ -119,7 +119,7 @@ async fn account_emails(db: TestDb) {
     for header in [
         "Date: ",
         "Message-ID: ",
-        "From: Billing Starter <billing@example.com>",
+        "From: \"Billing Starter\" <billing@example.com>",
         "To: ada@example.com",
     ] {
         assert!(verify.data.contains(header), "{header} in {}", verify.data);

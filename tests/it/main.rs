@@ -27,6 +27,8 @@ mod catalog;
 #[cfg(feature = "ssr")]
 mod chaos;
 #[cfg(feature = "ssr")]
+mod console;
+#[cfg(feature = "ssr")]
 mod docs;
 #[cfg(feature = "ssr")]
 mod doctor;

@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table, matching the `migration` crate.
 
 pub mod account_tokens;
+pub mod audit_log;
 pub mod deleted_customers;
 pub mod dispute_outcomes;
 pub mod invoices;

@@ -12,6 +12,8 @@ pub struct Model {
     pub stripe_customer_id: Option<String>,
     /// When the user followed the link sent to `email`; `None` until then.
     pub email_verified_at: Option<DateTimeUtc>,
+    /// May use the operator console (`billing-starter users promote EMAIL`).
+    pub is_operator: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -1,0 +1,195 @@
+//! The operator console's rules and actions, below its pages: who is an
+//! operator (a column set by `users promote`, never anything a browser sends),
+//! the audit log every action writes, and the actions themselves, which go
+//! through the same paths as the CLI (`operations::replay`).
+
+use chrono::Utc;
+use sea_orm::{
+    sea_query::Expr, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use crate::{
+    billing::context::Billing,
+    db::entities::{audit_log, users, webhook_events},
+    operations,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error("no account with the email {0}")]
+    UnknownUser(String),
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    #[error(transparent)]
+    Ops(#[from] operations::OpsError),
+}
+
+/// `users promote` / `users demote`: sets the role; whether it changed.
+pub async fn set_operator(
+    db: &DatabaseConnection,
+    email: &str,
+    operator: bool,
+) -> Result<bool, OperatorError> {
+    let email = crate::auth::accounts::normalize_email(email)
+        .map_err(|_| OperatorError::UnknownUser(email.to_owned()))?;
+    let user = users::Entity::find()
+        .filter(users::Column::Email.eq(email.as_str()))
+        .one(db)
+        .await?
+        .ok_or_else(|| OperatorError::UnknownUser(email.clone()))?;
+    if user.is_operator == operator {
+        return Ok(false);
+    }
+    users::Entity::update_many()
+        .col_expr(users::Column::IsOperator, Expr::value(operator))
+        .col_expr(users::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(users::Column::Id.eq(user.id))
+        .exec(db)
+        .await?;
+    Ok(true)
+}
+
+/// Writes one audit entry, in the caller's transaction when it has one.
+pub async fn audit<C: ConnectionTrait>(
+    conn: &C,
+    operator: &users::Model,
+    action: &str,
+    target: &str,
+    before: Option<String>,
+    after: Option<String>,
+) -> Result<(), DbErr> {
+    audit_log::Entity::insert(audit_log::ActiveModel {
+        operator_id: Set(operator.id),
+        operator_email: Set(operator.email.clone()),
+        action: Set(action.to_owned()),
+        target: Set(target.to_owned()),
+        before: Set(before),
+        after: Set(after),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// A page of rows and whether there is a next one.
+pub struct Page<T> {
+    pub rows: Vec<T>,
+    pub page: u64,
+    pub has_next: bool,
+}
+
+pub const PAGE_SIZE: u64 = 50;
+
+/// Stored webhook events, newest first; `status` narrows them (`failed`, …).
+pub async fn events(
+    db: &DatabaseConnection,
+    status: Option<webhook_events::EventStatus>,
+    page: u64,
+) -> Result<Page<webhook_events::Model>, DbErr> {
+    let mut query = webhook_events::Entity::find().order_by_desc(webhook_events::Column::Id);
+    if let Some(status) = status {
+        query = query.filter(webhook_events::Column::Status.eq(status));
+    }
+    let mut rows = query
+        .offset(page * PAGE_SIZE)
+        .limit(PAGE_SIZE + 1)
+        .all(db)
+        .await?;
+    let has_next = rows.len() as u64 > PAGE_SIZE;
+    rows.truncate(PAGE_SIZE as usize);
+    Ok(Page {
+        rows,
+        page,
+        has_next,
+    })
+}
+
+/// Accounts whose email contains `query` (lower-cased), at most a page.
+pub async fn find_accounts(
+    db: &DatabaseConnection,
+    query: &str,
+) -> Result<Vec<users::Model>, DbErr> {
+    let query = query.trim().to_ascii_lowercase();
+    if query.is_empty() || query.len() > crate::auth::accounts::MAX_EMAIL_LEN {
+        return Ok(Vec::new());
+    }
+    users::Entity::find()
+        .filter(users::Column::Email.contains(query.as_str()))
+        .order_by_asc(users::Column::Email)
+        .limit(PAGE_SIZE)
+        .all(db)
+        .await
+}
+
+/// How many events wait in each bad state (the console's first screen).
+pub async fn failed_count(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    webhook_events::Entity::find()
+        .filter(webhook_events::Column::Status.eq(webhook_events::EventStatus::Failed))
+        .count(db)
+        .await
+}
+
+/// Replays one stored event (or, with `None`, every failed one) through the one
+/// write path, and records what the operator did with the events' states
+/// before and after.
+pub async fn replay(
+    billing: &Billing,
+    operator: &users::Model,
+    event_id: Option<&str>,
+) -> Result<Vec<operations::Replayed>, OperatorError> {
+    let state = |rows: &[webhook_events::Model]| {
+        rows.iter()
+            .map(|r| {
+                format!(
+                    "{} {:?} attempts={}",
+                    r.stripe_event_id, r.status, r.attempts
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let before = crate::webhooks::inbox::stored(&billing.db, event_id).await?;
+    let replayed = operations::replay(billing, event_id).await?;
+    let ids: Vec<&str> = before.iter().map(|r| r.stripe_event_id.as_str()).collect();
+    let after = webhook_events::Entity::find()
+        .filter(webhook_events::Column::StripeEventId.is_in(ids))
+        .all(&billing.db)
+        .await?;
+    audit(
+        &billing.db,
+        operator,
+        if event_id.is_some() {
+            "replay event"
+        } else {
+            "replay failed events"
+        },
+        event_id.unwrap_or("all failed"),
+        Some(state(&before)),
+        Some(state(&after)),
+    )
+    .await?;
+    Ok(replayed)
+}
+
+/// The latest audit entries, newest first.
+pub async fn audit_entries(
+    db: &DatabaseConnection,
+    page: u64,
+) -> Result<Page<audit_log::Model>, DbErr> {
+    let mut rows = audit_log::Entity::find()
+        .order_by_desc(audit_log::Column::Id)
+        .offset(page * PAGE_SIZE)
+        .limit(PAGE_SIZE + 1)
+        .all(db)
+        .await?;
+    let has_next = rows.len() as u64 > PAGE_SIZE;
+    rows.truncate(PAGE_SIZE as usize);
+    Ok(Page {
+        rows,
+        page,
+        has_next,
+    })
+}

@@ -1,0 +1,429 @@
+//! The operator console (`/admin`): failed webhook events and their replay,
+//! accounts by email with their billing rows and Stripe links, the audit log.
+//! Server-rendered and usable without JavaScript: every action is a plain form
+//! post answered with a redirect. Every server function checks the operator
+//! role first (`request::require_operator`): 401 signed out, 403 otherwise.
+
+use leptos::prelude::*;
+use leptos_router::{components::A, hooks::use_query_map};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRow {
+    pub id: String,
+    pub kind: String,
+    pub status: String,
+    pub received: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsView {
+    pub failed: u64,
+    pub status: String,
+    pub events: Vec<EventRow>,
+    pub page: u64,
+    pub has_next: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRow {
+    pub id: i64,
+    pub email: String,
+    pub verified: bool,
+    pub operator: bool,
+    pub customer: Option<String>,
+    /// The customer in the Stripe dashboard of the configured mode.
+    pub dashboard: Option<String>,
+    pub subscriptions: Vec<String>,
+    pub purchases: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub at: String,
+    pub operator: String,
+    pub action: String,
+    pub target: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+#[cfg(feature = "ssr")]
+fn when(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+#[server(endpoint = "admin_events")]
+pub async fn admin_events(
+    status: Option<String>,
+    page: Option<u64>,
+) -> Result<EventsView, ServerFnError> {
+    use crate::{db::entities::webhook_events::EventStatus, request};
+    use sea_orm::ActiveEnum;
+    request::run(async {
+        request::require_operator().await?;
+        let db = request::state().db().clone();
+        let wanted = match status.as_deref().unwrap_or("failed") {
+            "all" => None,
+            "processed" => Some(EventStatus::Processed),
+            "ignored" => Some(EventStatus::Ignored),
+            "received" => Some(EventStatus::Received),
+            _ => Some(EventStatus::Failed),
+        };
+        let page = page.unwrap_or(0).min(10_000);
+        let found = crate::operator::events(&db, wanted, page)
+            .await
+            .map_err(|err| request::FnError::internal("console events", err))?;
+        let failed = crate::operator::failed_count(&db)
+            .await
+            .map_err(|err| request::FnError::internal("console events", err))?;
+        Ok(EventsView {
+            failed,
+            status: wanted.map_or("all".to_owned(), |s| s.to_value()),
+            events: found
+                .rows
+                .into_iter()
+                .map(|row| EventRow {
+                    id: row.stripe_event_id,
+                    kind: row.event_type,
+                    status: row.status.to_value(),
+                    received: when(row.received_at),
+                    attempts: row.attempts,
+                    last_error: row.last_error,
+                })
+                .collect(),
+            page: found.page,
+            has_next: found.has_next,
+        })
+    })
+    .await
+}
+
+/// Replays one event, or every failed one without `event`, through the one
+/// write path; back to the inbox.
+#[server(endpoint = "admin_replay")]
+pub async fn admin_replay(event: Option<String>) -> Result<(), ServerFnError> {
+    use crate::request;
+    request::run(async {
+        let operator = request::require_operator().await?;
+        let event = event.filter(|id| !id.is_empty());
+        if event
+            .as_deref()
+            .is_some_and(|id| id.len() > 255 || !id.starts_with("evt_"))
+        {
+            return Err(request::FnError::User(
+                axum::http::StatusCode::BAD_REQUEST,
+                "That is not a Stripe event id.",
+            ));
+        }
+        let replayed =
+            crate::operator::replay(&request::state().billing, &operator, event.as_deref())
+                .await
+                .map_err(|err| request::FnError::internal("console replay", err))?;
+        let failed = replayed.iter().filter(|r| r.result.is_err()).count();
+        tracing::info!(
+            operator = operator.id,
+            replayed = replayed.len(),
+            failed,
+            "console replay"
+        );
+        leptos_axum::redirect(&format!(
+            "/admin?replayed={}&still_failing={failed}",
+            replayed.len()
+        ));
+        Ok(())
+    })
+    .await
+}
+
+#[server(endpoint = "admin_accounts")]
+pub async fn admin_accounts(q: Option<String>) -> Result<Vec<AccountRow>, ServerFnError> {
+    use crate::{
+        config::{KeyMode, StripeBackend},
+        db::entities::{one_time_purchases, subscriptions},
+        request,
+    };
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    request::run(async {
+        request::require_operator().await?;
+        let state = request::state();
+        let db = state.db();
+        let internal = |err| request::FnError::internal("console accounts", err);
+        let users = crate::operator::find_accounts(db, q.as_deref().unwrap_or_default())
+            .await
+            .map_err(internal)?;
+        let dashboard = match state.config().stripe.backend {
+            StripeBackend::Stripe {
+                mode: KeyMode::Live,
+                ..
+            } => "https://dashboard.stripe.com/customers/",
+            _ => "https://dashboard.stripe.com/test/customers/",
+        };
+        let mut rows = Vec::new();
+        for user in users {
+            let subs = subscriptions::Entity::find()
+                .filter(subscriptions::Column::UserId.eq(user.id))
+                .all(db)
+                .await
+                .map_err(internal)?;
+            let packs = one_time_purchases::Entity::find()
+                .filter(one_time_purchases::Column::UserId.eq(user.id))
+                .all(db)
+                .await
+                .map_err(internal)?;
+            rows.push(AccountRow {
+                id: user.id,
+                verified: user.email_verified_at.is_some(),
+                operator: user.is_operator,
+                dashboard: user
+                    .stripe_customer_id
+                    .as_ref()
+                    .map(|c| format!("{dashboard}{c}")),
+                customer: user.stripe_customer_id,
+                email: user.email,
+                subscriptions: subs
+                    .into_iter()
+                    .map(|s| {
+                        format!(
+                            "{} {} {} {}",
+                            s.stripe_subscription_id,
+                            s.plan_id.unwrap_or_default(),
+                            s.interval.unwrap_or_default(),
+                            s.status
+                        )
+                    })
+                    .collect(),
+                purchases: packs
+                    .into_iter()
+                    .map(|p| {
+                        format!(
+                            "{} {} {:?}",
+                            p.stripe_payment_intent_id.unwrap_or_default(),
+                            p.plan_id.unwrap_or_default(),
+                            p.status
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        Ok(rows)
+    })
+    .await
+}
+
+#[server(endpoint = "admin_audit")]
+pub async fn admin_audit(page: Option<u64>) -> Result<Vec<AuditRow>, ServerFnError> {
+    use crate::request;
+    request::run(async {
+        request::require_operator().await?;
+        let found =
+            crate::operator::audit_entries(request::state().db(), page.unwrap_or(0).min(10_000))
+                .await
+                .map_err(|err| request::FnError::internal("console audit", err))?;
+        Ok(found
+            .rows
+            .into_iter()
+            .map(|row| AuditRow {
+                at: when(row.created_at),
+                operator: row.operator_email,
+                action: row.action,
+                target: row.target,
+                before: row.before,
+                after: row.after,
+            })
+            .collect())
+    })
+    .await
+}
+
+fn query(name: &'static str) -> Option<String> {
+    use_query_map().with_untracked(|q| q.get(name))
+}
+
+#[component]
+fn ConsoleNav() -> impl IntoView {
+    view! {
+        <nav class="console-nav" aria-label="Console">
+            <A href="/admin">"Webhook inbox"</A>
+            <A href="/admin/accounts">"Accounts"</A>
+            <A href="/admin/audit">"Audit log"</A>
+        </nav>
+    }
+}
+
+/// A refusal (401/403) or failure, as the console shows it.
+#[component]
+fn Refused(err: ServerFnError) -> impl IntoView {
+    view! {
+        <p class="form-error" role="alert" data-testid="console-refused">
+            {crate::components::toast::readable(&err)}
+        </p>
+    }
+}
+
+#[component]
+pub fn AdminPage() -> impl IntoView {
+    let status = query("status");
+    let page = query("page").and_then(|p| p.parse::<u64>().ok());
+    let replayed = query("replayed");
+    let still = query("still_failing");
+    let data = OnceResource::new_blocking(admin_events(status, page));
+    let replay_url = crate::components::form_post::url_of::<AdminReplay>();
+    view! {
+        <super::PageTitle text="Console" />
+        <section class="console">
+            <h1>"Operator console"</h1>
+            <ConsoleNav />
+            {replayed.map(|n| view! {
+                <p class="notice" role="status">
+                    {format!("Replayed {n} event(s); {} still failing.", still.unwrap_or_default())}
+                </p>
+            })}
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(view) => view! {
+                            <h2>"Webhook inbox"</h2>
+                            <p data-testid="failed-count">{format!("{} failed event(s)", view.failed)}</p>
+                            <p class="console-filters">
+                                "Show: "
+                                <a href="/admin?status=failed">"failed"</a>" · "
+                                <a href="/admin?status=processed">"processed"</a>" · "
+                                <a href="/admin?status=ignored">"ignored"</a>" · "
+                                <a href="/admin?status=all">"all"</a>
+                            </p>
+                            {(view.failed > 0).then(|| view! {
+                                <form method="post" action=replay_url>
+                                    <button type="submit" class="button">"Replay every failed event"</button>
+                                </form>
+                            })}
+                            <table class="table console-table" data-testid="events">
+                                <thead><tr><th>"Event"</th><th>"Type"</th><th>"Status"</th><th>"Received"</th><th>"Attempts"</th><th>"Last error"</th><th></th></tr></thead>
+                                <tbody>
+                                    {view.events.into_iter().map(|event| {
+                                        let id = event.id.clone();
+                                        let shown = event.id.clone();
+                                        view! {
+                                            <tr data-event=event.id>
+                                                <td><code>{shown}</code></td>
+                                                <td>{event.kind}</td>
+                                                <td>{event.status}</td>
+                                                <td>{event.received}</td>
+                                                <td>{event.attempts}</td>
+                                                <td class="console-error">{event.last_error.unwrap_or_default()}</td>
+                                                <td>
+                                                    <form method="post" action=replay_url>
+                                                        <input type="hidden" name="event" value=id />
+                                                        <button type="submit" class="button button-secondary">"Replay"</button>
+                                                    </form>
+                                                </td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                            <p>
+                                {(view.page > 0).then(|| view! { <a href=format!("/admin?status={}&page={}", view.status, view.page - 1)>"← Newer"</a> })}
+                                " "
+                                {view.has_next.then(|| view! { <a href=format!("/admin?status={}&page={}", view.status, view.page + 1)>"Older →"</a> })}
+                            </p>
+                        }.into_any(),
+                        Err(err) => view! { <Refused err /> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+pub fn AdminAccountsPage() -> impl IntoView {
+    let q = query("q");
+    let data = OnceResource::new_blocking(admin_accounts(q.clone()));
+    view! {
+        <super::PageTitle text="Console: accounts" />
+        <section class="console">
+            <h1>"Operator console"</h1>
+            <ConsoleNav />
+            <h2>"Accounts"</h2>
+            <form method="get" action="/admin/accounts" class="console-search">
+                <label for="q">"Email contains"</label>
+                <input id="q" name="q" type="search" value=q.unwrap_or_default() />
+                <button type="submit" class="button">"Find"</button>
+            </form>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(rows) => view! {
+                            <table class="table console-table" data-testid="accounts">
+                                <thead><tr><th>"Email"</th><th>"Stripe customer"</th><th>"Subscriptions"</th><th>"Purchases"</th></tr></thead>
+                                <tbody>
+                                    {rows.into_iter().map(|row| {
+                                        let email = row.email.clone();
+                                        view! {
+                                        <tr data-account=row.email>
+                                            <td>
+                                                {email}
+                                                {(!row.verified).then_some(" (not confirmed)")}
+                                                {row.operator.then_some(" · operator")}
+                                            </td>
+                                            <td>
+                                                {match (row.customer, row.dashboard) {
+                                                    (Some(customer), Some(link)) => view! { <a href=link rel="noreferrer">{customer}</a> }.into_any(),
+                                                    _ => view! { <span class="muted">"none"</span> }.into_any(),
+                                                }}
+                                            </td>
+                                            <td>{row.subscriptions.into_iter().map(|s| view! { <div>{s}</div> }).collect_view()}</td>
+                                            <td>{row.purchases.into_iter().map(|p| view! { <div>{p}</div> }).collect_view()}</td>
+                                        </tr>
+                                    }}).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any(),
+                        Err(err) => view! { <Refused err /> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+pub fn AdminAuditPage() -> impl IntoView {
+    let page = query("page").and_then(|p| p.parse::<u64>().ok());
+    let data = OnceResource::new_blocking(admin_audit(page));
+    view! {
+        <super::PageTitle text="Console: audit log" />
+        <section class="console">
+            <h1>"Operator console"</h1>
+            <ConsoleNav />
+            <h2>"Audit log"</h2>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(rows) => view! {
+                            <table class="table console-table" data-testid="audit">
+                                <thead><tr><th>"When"</th><th>"Operator"</th><th>"Action"</th><th>"On"</th><th>"Before"</th><th>"After"</th></tr></thead>
+                                <tbody>
+                                    {rows.into_iter().map(|row| view! {
+                                        <tr>
+                                            <td>{row.at}</td>
+                                            <td>{row.operator}</td>
+                                            <td>{row.action}</td>
+                                            <td><code>{row.target}</code></td>
+                                            <td><pre>{row.before.unwrap_or_default()}</pre></td>
+                                            <td><pre>{row.after.unwrap_or_default()}</pre></td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any(),
+                        Err(err) => view! { <Refused err /> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}

@@ -1,0 +1,158 @@
+//! The operator console: operators only (401 signed out, 403 for everyone
+//! else, on every page and server function), the role granted by the CLI, a
+//! failed event replayed from the console fixed exactly once, and each action
+//! in the audit log.
+
+use billing_starter::db::entities::{audit_log, subscriptions, webhook_events};
+use reqwest::StatusCode;
+use sea_orm::{EntityTrait, PaginatorTrait};
+use serde_json::json;
+
+use crate::common::{
+    billing::{Browser, World},
+    TestDb,
+};
+
+const PAGES: [&str; 3] = ["/admin", "/admin/accounts?q=example", "/admin/audit"];
+const FUNCTIONS: [(&str, &[(&str, &str)]); 4] = [
+    ("admin_events", &[]),
+    ("admin_accounts", &[("q", "example")]),
+    ("admin_audit", &[]),
+    ("admin_replay", &[]),
+];
+
+async fn promote(world: &World, email: &str) {
+    let (code, out) = crate::common::run_binary(
+        &["users", "promote", email],
+        &[("DATABASE_URL", world.app.config.database_url.as_str())],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("is an operator"), "{out}");
+}
+
+async fn status_of(world: &World, browser: Option<&Browser>, path: &str) -> StatusCode {
+    let mut request = world.http.get(world.app.url(path));
+    if let Some(browser) = browser {
+        request = request.header("cookie", &browser.cookie);
+    }
+    request.send().await.unwrap().status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_for_operators_and_fixes_a_failed_event_once() {
+    let db = TestDb::sqlite();
+    let world = World::start(&db).await;
+
+    // Signed out: 401; a customer: 403; every page and server function.
+    let customer = world.sign_up("customer@example.com").await;
+    for path in PAGES {
+        assert_eq!(
+            status_of(&world, None, path).await,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+        assert_eq!(
+            status_of(&world, Some(&customer), path).await,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    for (function, form) in FUNCTIONS {
+        let (status, _, body) = world.call(None, function, form).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{function}: {body}");
+        let (status, _, body) = world.call(Some(&customer), function, form).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{function}: {body}");
+        assert!(body.contains("operators only"), "{body}");
+    }
+
+    // A failed event: the first word of a subscription arrives while every
+    // Stripe call fails.
+    let url = world.checkout(&customer, "premium", "monthly").await;
+    world.pay(&url, "4242424242424242").await;
+    let invoice = world.event("invoice.paid").await;
+    world
+        .control(
+            "faults",
+            json!({"rate": 1.0, "kinds": ["500"], "hang_ms": 0}),
+        )
+        .await;
+    assert_eq!(
+        world.deliver(&invoice).await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    world
+        .control("faults", json!({"rate": 0.0, "kinds": [], "hang_ms": 0}))
+        .await;
+    let event_id = invoice["id"].as_str().unwrap();
+
+    // The operator (promoted by the CLI) sees it and replays it.
+    let operator = world.sign_up("ops@example.com").await;
+    assert_eq!(
+        status_of(&world, Some(&operator), "/admin").await,
+        StatusCode::FORBIDDEN
+    );
+    promote(&world, "ops@example.com").await;
+    let inbox = world.page(&operator, "/admin").await;
+    assert!(inbox.contains("1 failed event(s)"), "{inbox}");
+    assert!(inbox.contains(event_id), "{inbox}");
+    let accounts = world.page(&operator, "/admin/accounts?q=customer@").await;
+    assert!(accounts.contains("customer@example.com"), "{accounts}");
+    assert!(
+        accounts.contains("https://dashboard.stripe.com/test/customers/cus_"),
+        "{accounts}"
+    );
+
+    // Twice at once: the event is fixed, its effects once.
+    let form = [("event", event_id)];
+    let replay = || world.submit(Some(&operator), "admin_replay", &form);
+    let (first, second) = tokio::join!(replay(), replay());
+    for (status, location, body) in [first, second] {
+        assert_eq!(status, StatusCode::FOUND, "{body}");
+        assert!(location
+            .unwrap()
+            .starts_with("/admin?replayed=1&still_failing=0"));
+    }
+    let event = webhook_events::Entity::find()
+        .one(&world.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.status, webhook_events::EventStatus::Processed);
+    assert_eq!(
+        subscriptions::Entity::find()
+            .count(&world.app.db)
+            .await
+            .unwrap(),
+        1
+    );
+    let inbox = world.page(&operator, "/admin").await;
+    assert!(inbox.contains("0 failed event(s)"), "{inbox}");
+
+    // Each replay is in the audit log: who, what, the state before and after.
+    let entries = audit_log::Entity::find().all(&world.app.db).await.unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    for entry in &entries {
+        assert_eq!(entry.operator_email, "ops@example.com");
+        assert_eq!(entry.action, "replay event");
+        assert_eq!(entry.target, event_id);
+        assert!(
+            entry.after.as_deref().unwrap().contains("Processed"),
+            "{entry:?}"
+        );
+    }
+    assert!(entries
+        .iter()
+        .any(|e| e.before.as_deref().unwrap().contains("Failed")));
+    let audit = world.page(&operator, "/admin/audit").await;
+    assert!(
+        audit.contains("replay event") && audit.contains("ops@example.com"),
+        "{audit}"
+    );
+    // The customer still cannot see it.
+    assert_eq!(
+        status_of(&world, Some(&customer), "/admin/audit").await,
+        StatusCode::FORBIDDEN
+    );
+    world.stop().await;
+}
