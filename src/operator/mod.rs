@@ -11,7 +11,7 @@ use sea_orm::{
 
 use crate::{
     billing::context::Billing,
-    db::entities::{audit_log, users, webhook_events},
+    db::entities::{audit_log, outbox, users, webhook_events},
     operations,
 };
 
@@ -192,4 +192,60 @@ pub async fn audit_entries(
         page,
         has_next,
     })
+}
+
+/// Outbox messages that failed for good, newest first, a page at a time.
+pub async fn failed_mail(db: &DatabaseConnection, page: u64) -> Result<Page<outbox::Model>, DbErr> {
+    let mut rows = outbox::Entity::find()
+        .filter(outbox::Column::Status.eq(outbox::MailStatus::Failed))
+        .order_by_desc(outbox::Column::Id)
+        .offset(page * PAGE_SIZE)
+        .limit(PAGE_SIZE + 1)
+        .all(db)
+        .await?;
+    let has_next = rows.len() as u64 > PAGE_SIZE;
+    rows.truncate(PAGE_SIZE as usize);
+    Ok(Page {
+        rows,
+        page,
+        has_next,
+    })
+}
+
+/// Puts a failed message back in the queue with fresh attempts (the worker
+/// sends it at its next round); whether it was failed. Audited.
+pub async fn resend(
+    db: &DatabaseConnection,
+    operator: &users::Model,
+    id: i64,
+) -> Result<bool, DbErr> {
+    let queued = outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::Status,
+            Expr::value(outbox::MailStatus::Pending),
+        )
+        .col_expr(outbox::Column::Attempts, Expr::value(0))
+        .col_expr(outbox::Column::NextAttemptAt, Expr::value(Utc::now()))
+        .col_expr(
+            outbox::Column::ClaimedUntil,
+            Expr::value(None::<chrono::DateTime<Utc>>),
+        )
+        .filter(outbox::Column::Id.eq(id))
+        .filter(outbox::Column::Status.eq(outbox::MailStatus::Failed))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1;
+    if queued {
+        audit(
+            db,
+            operator,
+            "resend mail",
+            &format!("outbox {id}"),
+            Some("failed".to_owned()),
+            Some("pending".to_owned()),
+        )
+        .await?;
+    }
+    Ok(queued)
 }

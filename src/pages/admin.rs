@@ -41,6 +41,16 @@ pub struct AccountRow {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailRow {
+    pub id: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub created: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRow {
     pub at: String,
     pub operator: String,
@@ -213,6 +223,50 @@ pub async fn admin_accounts(q: Option<String>) -> Result<Vec<AccountRow>, Server
     .await
 }
 
+#[server(endpoint = "admin_mail")]
+pub async fn admin_mail(page: Option<u64>) -> Result<Vec<MailRow>, ServerFnError> {
+    use crate::request;
+    request::run(async {
+        request::require_operator().await?;
+        let found =
+            crate::operator::failed_mail(request::state().db(), page.unwrap_or(0).min(10_000))
+                .await
+                .map_err(|err| request::FnError::internal("console mail", err))?;
+        Ok(found
+            .rows
+            .into_iter()
+            .map(|row| MailRow {
+                id: row.id,
+                kind: row.kind,
+                recipient: row.recipient,
+                created: when(row.created_at),
+                attempts: row.attempts,
+                last_error: row.last_error,
+            })
+            .collect())
+    })
+    .await
+}
+
+/// Queues a failed message again; back to the outbox page.
+#[server(endpoint = "admin_resend")]
+pub async fn admin_resend(id: i64) -> Result<(), ServerFnError> {
+    use crate::request;
+    request::run(async {
+        let operator = request::require_operator().await?;
+        let state = request::state();
+        let queued = crate::operator::resend(state.db(), &operator, id)
+            .await
+            .map_err(|err| request::FnError::internal("console resend", err))?;
+        if queued {
+            state.billing.mail.wake();
+        }
+        leptos_axum::redirect(&format!("/admin/mail?resent={}", u8::from(queued)));
+        Ok(())
+    })
+    .await
+}
+
 #[server(endpoint = "admin_audit")]
 pub async fn admin_audit(page: Option<u64>) -> Result<Vec<AuditRow>, ServerFnError> {
     use crate::request;
@@ -248,6 +302,7 @@ fn ConsoleNav() -> impl IntoView {
         <nav class="console-nav" aria-label="Console">
             <A href="/admin">"Webhook inbox"</A>
             <A href="/admin/accounts">"Accounts"</A>
+            <A href="/admin/mail">"Failed mail"</A>
             <A href="/admin/audit">"Audit log"</A>
         </nav>
     }
@@ -415,6 +470,57 @@ pub fn AdminAuditPage() -> impl IntoView {
                                             <td><code>{row.target}</code></td>
                                             <td><pre>{row.before.unwrap_or_default()}</pre></td>
                                             <td><pre>{row.after.unwrap_or_default()}</pre></td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any(),
+                        Err(err) => view! { <Refused err /> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+pub fn AdminMailPage() -> impl IntoView {
+    let page = query("page").and_then(|p| p.parse::<u64>().ok());
+    let resent = query("resent");
+    let data = OnceResource::new_blocking(admin_mail(page));
+    let resend_url = crate::components::form_post::url_of::<AdminResend>();
+    view! {
+        <super::PageTitle text="Console: failed mail" />
+        <section class="console">
+            <h1>"Operator console"</h1>
+            <ConsoleNav />
+            <h2>"Failed mail"</h2>
+            {resent.map(|r| view! {
+                <p class="notice" role="status">
+                    {if r == "1" { "Queued again: the mail worker sends it now." } else { "That message is not failed (any more)." }}
+                </p>
+            })}
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(rows) => view! {
+                            <p data-testid="failed-mail">{format!("{} failed message(s)", rows.len())}</p>
+                            <table class="table console-table">
+                                <thead><tr><th>"Kind"</th><th>"To"</th><th>"Written"</th><th>"Attempts"</th><th>"Last error"</th><th></th></tr></thead>
+                                <tbody>
+                                    {rows.into_iter().map(|row| view! {
+                                        <tr>
+                                            <td>{row.kind}</td>
+                                            <td>{row.recipient}</td>
+                                            <td>{row.created}</td>
+                                            <td>{row.attempts}</td>
+                                            <td class="console-error">{row.last_error.unwrap_or_default()}</td>
+                                            <td>
+                                                <form method="post" action=resend_url>
+                                                    <input type="hidden" name="id" value=row.id.to_string() />
+                                                    <button type="submit" class="button button-secondary">"Send again"</button>
+                                                </form>
+                                            </td>
                                         </tr>
                                     }).collect_view()}
                                 </tbody>

@@ -13,12 +13,19 @@ use crate::common::{
     TestDb,
 };
 
-const PAGES: [&str; 3] = ["/admin", "/admin/accounts?q=example", "/admin/audit"];
-const FUNCTIONS: [(&str, &[(&str, &str)]); 4] = [
+const PAGES: [&str; 4] = [
+    "/admin",
+    "/admin/accounts?q=example",
+    "/admin/audit",
+    "/admin/mail",
+];
+const FUNCTIONS: [(&str, &[(&str, &str)]); 6] = [
     ("admin_events", &[]),
     ("admin_accounts", &[("q", "example")]),
     ("admin_audit", &[]),
     ("admin_replay", &[]),
+    ("admin_mail", &[]),
+    ("admin_resend", &[("id", "1")]),
 ];
 
 async fn promote(world: &World, email: &str) {
