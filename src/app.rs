@@ -11,7 +11,7 @@ use crate::{
     components::mode_badge::ModeBadge,
     pages::{
         account::{AccountDeletedPage, AccountPage},
-        admin::{AdminAccountsPage, AdminAuditPage, AdminMailPage, AdminPage},
+        admin::{AdminAccountsPage, AdminAuditPage, AdminDriftPage, AdminMailPage, AdminPage},
         auth::{LoginPage, SignUpPage, UserMenu},
         billing::BillingPage,
         email_links::{ConfirmEmailPage, ForgotPasswordPage, ResetPasswordPage, VerifyEmailPage},
@@ -90,6 +90,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/accounts") view=AdminAccountsPage ssr=SsrMode::InOrder />
                     <Route path=path!("/admin/audit") view=AdminAuditPage ssr=SsrMode::InOrder />
                     <Route path=path!("/admin/mail") view=AdminMailPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/admin/drift") view=AdminDriftPage ssr=SsrMode::InOrder />
                     <Route path=path!("/pricing") view=PricingPage ssr=SsrMode::InOrder />
                     <Route path=path!("/dashboard/billing") view=BillingPage ssr=SsrMode::InOrder />
                     <Route path=path!("/app") view=GatedPage ssr=SsrMode::InOrder />

@@ -111,6 +111,31 @@ fn describe(local: Option<&subscriptions::Model>, remote: &SubscriptionState) ->
 /// never reverted by a read older than it.
 #[tracing::instrument(skip_all)]
 pub async fn reconcile(billing: &Billing) -> Result<Vec<Drift>, OpsError> {
+    reconcile_with(billing, Reconcile::Apply, None).await
+}
+
+/// What `reconcile` would change, without changing it (the console's dry run).
+pub async fn drift(billing: &Billing) -> Result<Vec<Drift>, OpsError> {
+    reconcile_with(billing, Reconcile::DryRun, None).await
+}
+
+/// Reconciles one subscription only (the console's "apply" for one row).
+pub async fn reconcile_one(billing: &Billing, subscription: &str) -> Result<Vec<Drift>, OpsError> {
+    reconcile_with(billing, Reconcile::Apply, Some(subscription)).await
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reconcile {
+    Apply,
+    DryRun,
+}
+
+async fn reconcile_with(
+    billing: &Billing,
+    mode: Reconcile,
+    only: Option<&str>,
+) -> Result<Vec<Drift>, OpsError> {
+    let wanted = |id: &str| only.is_none_or(|only| only == id);
     let local = subscriptions::Entity::find().all(&billing.db).await?;
     let prices = billing.price_directory();
     let mut seen = std::collections::HashSet::new();
@@ -123,6 +148,12 @@ pub async fn reconcile(billing: &Billing) -> Result<Vec<Drift>, OpsError> {
         let prices = &prices;
         async move {
             let change = describe(before.as_ref(), &sub);
+            if mode == Reconcile::DryRun {
+                return Ok(change.map(|change| Drift {
+                    subscription_id: sub.id.clone(),
+                    change,
+                }));
+            }
             let reads = apply::StripeReads::default();
             let outcomes = apply::write(
                 &billing.db,
@@ -139,7 +170,7 @@ pub async fn reconcile(billing: &Billing) -> Result<Vec<Drift>, OpsError> {
             })
         }
     };
-    for row in &local {
+    for row in local.iter().filter(|r| wanted(&r.stripe_subscription_id)) {
         seen.insert(row.stripe_subscription_id.clone());
         let sub = billing
             .stripe
@@ -156,9 +187,12 @@ pub async fn reconcile(billing: &Billing) -> Result<Vec<Drift>, OpsError> {
             continue;
         };
         for sub in billing.stripe.customer_subscriptions(&customer).await? {
-            if seen.insert(sub.id.clone()) {
+            if wanted(&sub.id) && seen.insert(sub.id.clone()) {
                 drift.extend(settle(sub).await?);
             }
+        }
+        if mode == Reconcile::DryRun || only.is_some() {
+            continue;
         }
         // The invoice mirror: what events were missed (or came before it existed).
         for invoice in billing.stripe.invoices(&customer).await? {

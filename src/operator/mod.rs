@@ -249,3 +249,34 @@ pub async fn resend(
     }
     Ok(queued)
 }
+
+/// `reconcile` from the console, for one subscription or all; audited with
+/// the dry run's list before and what was fixed after.
+pub async fn reconcile(
+    billing: &Billing,
+    operator: &users::Model,
+    subscription: Option<&str>,
+) -> Result<Vec<operations::Drift>, OperatorError> {
+    let list = |drift: &[operations::Drift]| {
+        drift
+            .iter()
+            .map(|d| format!("{}: {}", d.subscription_id, d.change))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let before = operations::drift(billing).await?;
+    let fixed = match subscription {
+        Some(id) => operations::reconcile_one(billing, id).await?,
+        None => operations::reconcile(billing).await?,
+    };
+    audit(
+        &billing.db,
+        operator,
+        "reconcile",
+        subscription.unwrap_or("all subscriptions"),
+        Some(list(&before)),
+        Some(list(&fixed)),
+    )
+    .await?;
+    Ok(fixed)
+}

@@ -267,6 +267,63 @@ pub async fn admin_resend(id: i64) -> Result<(), ServerFnError> {
     .await
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftRow {
+    pub subscription: String,
+    pub change: String,
+}
+
+/// `reconcile`'s dry run: what differs from Stripe (reads Stripe, writes nothing).
+#[server(endpoint = "admin_drift")]
+pub async fn admin_drift() -> Result<Vec<DriftRow>, ServerFnError> {
+    use crate::request;
+    request::run(async {
+        let operator = request::require_operator().await?;
+        request::limit_stripe_actions(&operator).await?;
+        let drift = crate::operations::drift(&request::state().billing)
+            .await
+            .map_err(|err| request::FnError::internal("console drift", err))?;
+        Ok(drift
+            .into_iter()
+            .map(|d| DriftRow {
+                subscription: d.subscription_id,
+                change: d.change,
+            })
+            .collect())
+    })
+    .await
+}
+
+/// Applies the reconcile for one subscription (or all without one).
+#[server(endpoint = "admin_reconcile")]
+pub async fn admin_reconcile(subscription: Option<String>) -> Result<(), ServerFnError> {
+    use crate::request;
+    request::run(async {
+        let operator = request::require_operator().await?;
+        request::limit_stripe_actions(&operator).await?;
+        let subscription = subscription.filter(|s| !s.is_empty());
+        if subscription
+            .as_deref()
+            .is_some_and(|id| id.len() > 255 || !id.starts_with("sub_"))
+        {
+            return Err(request::FnError::User(
+                axum::http::StatusCode::BAD_REQUEST,
+                "That is not a Stripe subscription id.",
+            ));
+        }
+        let fixed = crate::operator::reconcile(
+            &request::state().billing,
+            &operator,
+            subscription.as_deref(),
+        )
+        .await
+        .map_err(|err| request::FnError::internal("console reconcile", err))?;
+        leptos_axum::redirect(&format!("/admin/drift?fixed={}", fixed.len()));
+        Ok(())
+    })
+    .await
+}
+
 #[server(endpoint = "admin_audit")]
 pub async fn admin_audit(page: Option<u64>) -> Result<Vec<AuditRow>, ServerFnError> {
     use crate::request;
@@ -303,6 +360,7 @@ fn ConsoleNav() -> impl IntoView {
             <A href="/admin">"Webhook inbox"</A>
             <A href="/admin/accounts">"Accounts"</A>
             <A href="/admin/mail">"Failed mail"</A>
+            <A href="/admin/drift">"Drift"</A>
             <A href="/admin/audit">"Audit log"</A>
         </nav>
     }
@@ -522,6 +580,58 @@ pub fn AdminMailPage() -> impl IntoView {
                                                 </form>
                                             </td>
                                         </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any(),
+                        Err(err) => view! { <Refused err /> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+pub fn AdminDriftPage() -> impl IntoView {
+    let fixed = query("fixed");
+    let data = OnceResource::new_blocking(admin_drift());
+    let reconcile_url = crate::components::form_post::url_of::<AdminReconcile>();
+    view! {
+        <super::PageTitle text="Console: drift" />
+        <section class="console">
+            <h1>"Operator console"</h1>
+            <ConsoleNav />
+            <h2>"Drift from Stripe"</h2>
+            <p>"What `reconcile` would change, read from Stripe now; nothing changes until you apply it."</p>
+            {fixed.map(|n| view! { <p class="notice" role="status">{format!("Fixed {n} subscription(s).")}</p> })}
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(rows) => view! {
+                            <p data-testid="drift-count">{format!("{} subscription(s) differ", rows.len())}</p>
+                            {(!rows.is_empty()).then(|| view! {
+                                <form method="post" action=reconcile_url>
+                                    <button type="submit" class="button">"Apply all"</button>
+                                </form>
+                            })}
+                            <table class="table console-table">
+                                <thead><tr><th>"Subscription"</th><th>"Difference"</th><th></th></tr></thead>
+                                <tbody>
+                                    {rows.into_iter().map(|row| {
+                                        let id = row.subscription.clone();
+                                        view! {
+                                            <tr>
+                                                <td><code>{row.subscription}</code></td>
+                                                <td>{row.change}</td>
+                                                <td>
+                                                    <form method="post" action=reconcile_url>
+                                                        <input type="hidden" name="subscription" value=id />
+                                                        <button type="submit" class="button button-secondary">"Apply"</button>
+                                                    </form>
+                                                </td>
+                                            </tr>
+                                        }
                                     }).collect_view()}
                                 </tbody>
                             </table>

@@ -13,13 +13,16 @@ use crate::common::{
     TestDb,
 };
 
-const PAGES: [&str; 4] = [
+const PAGES: [&str; 5] = [
     "/admin",
     "/admin/accounts?q=example",
     "/admin/audit",
     "/admin/mail",
+    "/admin/drift",
 ];
-const FUNCTIONS: [(&str, &[(&str, &str)]); 6] = [
+const FUNCTIONS: [(&str, &[(&str, &str)]); 8] = [
+    ("admin_drift", &[]),
+    ("admin_reconcile", &[]),
     ("admin_events", &[]),
     ("admin_accounts", &[("q", "example")]),
     ("admin_audit", &[]),
@@ -161,5 +164,84 @@ async fn the_console_is_for_operators_and_fixes_a_failed_event_once() {
         status_of(&world, Some(&customer), "/admin/audit").await,
         StatusCode::FORBIDDEN
     );
+    world.stop().await;
+}
+
+/// The drift page lists what differs from Stripe without changing anything;
+/// applying it for one subscription fixes exactly that, audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_listed_then_fixed_for_one_subscription() {
+    let db = TestDb::sqlite();
+    let world = World::start(&db).await;
+    let customer = world.sign_up("drifting@example.com").await;
+    let url = world.checkout(&customer, "premium", "monthly").await;
+    let (_, success) = world.pay(&url, "4242424242424242").await;
+    let success = reqwest::Url::parse(&success).unwrap();
+    world
+        .page(
+            &customer,
+            &format!("{}?{}", success.path(), success.query().unwrap()),
+        )
+        .await;
+    let row = subscriptions::Entity::find()
+        .one(&world.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!row.cancel_at_period_end);
+    // Changed in Stripe behind the app's back (its event never delivered).
+    world
+        .stripe_post(
+            &format!("subscriptions/{}", row.stripe_subscription_id),
+            &[("cancel_at_period_end", "true")],
+        )
+        .await;
+
+    let operator = world.sign_up("drift-ops@example.com").await;
+    promote(&world, "drift-ops@example.com").await;
+    let page = world.page(&operator, "/admin/drift").await;
+    assert!(page.contains("1 subscription(s) differ"), "{page}");
+    assert!(page.contains("cancel_at_period_end false → true"), "{page}");
+    let unchanged = subscriptions::Entity::find()
+        .one(&world.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !unchanged.cancel_at_period_end,
+        "the dry run writes nothing"
+    );
+
+    let id = row.stripe_subscription_id.clone();
+    let (status, location, body) = world
+        .submit(
+            Some(&operator),
+            "admin_reconcile",
+            &[("subscription", id.as_str())],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FOUND, "{body}");
+    assert_eq!(location.as_deref(), Some("/admin/drift?fixed=1"));
+    let fixed = subscriptions::Entity::find()
+        .one(&world.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(fixed.cancel_at_period_end);
+    let page = world.page(&operator, "/admin/drift").await;
+    assert!(page.contains("0 subscription(s) differ"), "{page}");
+    let entry = audit_log::Entity::find()
+        .one(&world.app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (entry.action.as_str(), entry.target.as_str()),
+        ("reconcile", id.as_str())
+    );
+    assert!(entry
+        .before
+        .unwrap()
+        .contains("cancel_at_period_end false → true"));
     world.stop().await;
 }
