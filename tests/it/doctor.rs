@@ -161,6 +161,7 @@ async fn doctor_is_green_on_a_correct_set_up_and_names_each_broken_item() {
     let user = users::ActiveModel {
         email: Set("twice@example.com".into()),
         password_hash: Set("x".into()),
+        is_operator: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()

@@ -67,6 +67,8 @@ async fn insert_user(
         email: Set(email.to_owned()),
         password_hash: Set("$argon2id$v=19$placeholder".to_owned()),
         stripe_customer_id: Set(customer.map(str::to_owned)),
+        email_verified_at: Set(None),
+        is_operator: Set(false),
         created_at: Set(at(9)),
         updated_at: Set(at(9)),
         ..Default::default()
