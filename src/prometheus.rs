@@ -153,48 +153,45 @@ pub fn http(route: String, status: u16, seconds: f64) {
 
 /// Queue depths, read from the database at scrape time.
 pub async fn refresh_gauges(db: &DatabaseConnection) -> Result<(), DbErr> {
-    let now = chrono::Utc::now();
-    let backend = db.get_database_backend();
-    let row = |sql: &str| Statement::from_string(backend, sql.to_owned());
-    let failed = db
-        .query_one_raw(row(
-            "SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM webhook_events WHERE status = 'failed'",
-        ))
+    let (failed, oldest) = depth(db, "webhook_events", "received_at", "failed").await?;
+    gauge!("billing_webhook_failed_events").set(failed);
+    gauge!("billing_webhook_oldest_failed_age_seconds").set(oldest);
+    let (pending, oldest) = depth(db, "outbox", "created_at", "pending").await?;
+    gauge!("billing_outbox_messages", "status" => "pending").set(pending);
+    gauge!("billing_outbox_oldest_pending_age_seconds").set(oldest);
+    let (failed, _) = depth(db, "outbox", "created_at", "failed").await?;
+    gauge!("billing_outbox_messages", "status" => "failed").set(failed);
+    Ok(())
+}
+
+/// How many rows of `table` have `status`, and the age in seconds of the
+/// oldest by `since` (0 when there are none). Table and column names are
+/// this module's own literals.
+async fn depth(
+    db: &DatabaseConnection,
+    table: &'static str,
+    since: &'static str,
+    status: &'static str,
+) -> Result<(f64, f64), DbErr> {
+    let sql = format!(
+        "SELECT COUNT(*) AS n, MIN({since}) AS oldest FROM {table} WHERE status = '{status}'"
+    );
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
         .await?;
-    let (count, oldest) = match failed {
-        Some(r) => (
-            r.try_get::<i64>("", "n").unwrap_or(0),
+    let count = row
+        .as_ref()
+        .and_then(|r| r.try_get::<i64>("", "n").ok())
+        .unwrap_or(0);
+    let oldest = row
+        .as_ref()
+        .and_then(|r| {
             r.try_get::<Option<chrono::DateTime<chrono::Utc>>>("", "oldest")
                 .ok()
-                .flatten(),
-        ),
-        None => (0, None),
-    };
-    gauge!("billing_webhook_failed_events").set(count as f64);
-    gauge!("billing_webhook_oldest_failed_age_seconds").set(oldest.map_or(0.0, |at| {
-        (now - at).num_milliseconds().max(0) as f64 / 1000.0
-    }));
-    for status in ["pending", "failed"] {
-        let mail = db
-            .query_one_raw(row(&format!(
-                "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE status = '{status}'"
-            )))
-            .await?;
-        let (count, oldest) = match mail {
-            Some(r) => (
-                r.try_get::<i64>("", "n").unwrap_or(0),
-                r.try_get::<Option<chrono::DateTime<chrono::Utc>>>("", "oldest")
-                    .ok()
-                    .flatten(),
-            ),
-            None => (0, None),
-        };
-        gauge!("billing_outbox_messages", "status" => status).set(count as f64);
-        if status == "pending" {
-            gauge!("billing_outbox_oldest_pending_age_seconds").set(oldest.map_or(0.0, |at| {
-                (now - at).num_milliseconds().max(0) as f64 / 1000.0
-            }));
-        }
-    }
-    Ok(())
+        })
+        .flatten();
+    let age = oldest.map_or(0.0, |at| {
+        (chrono::Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0
+    });
+    Ok((count as f64, age))
 }

@@ -156,12 +156,7 @@ impl StripeGateway {
     {
         let started = std::time::Instant::now();
         let result = self.retrying_inner(operation, &mut attempt).await;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(GatewayError::Timeout { .. }) => "timeout",
-            Err(_) => "error",
-        };
-        crate::prometheus::stripe_call(operation, outcome, started.elapsed().as_secs_f64());
+        record_call(operation, started, &result);
         result
     }
 
@@ -213,6 +208,20 @@ impl StripeGateway {
     }
 }
 
+/// Counts one Stripe call (retries included) by its outcome, with its duration.
+fn record_call<T>(
+    operation: &'static str,
+    started: std::time::Instant,
+    result: &Result<T, GatewayError>,
+) {
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(GatewayError::Timeout { .. }) => "timeout",
+        Err(_) => "error",
+    };
+    crate::prometheus::stripe_call(operation, outcome, started.elapsed().as_secs_f64());
+}
+
 /// The wait before retry number `retry` (0, 1, …): 50 ms, then four times
 /// longer each time, at most a second.
 fn retry_delay(retry: u32) -> std::time::Duration {
@@ -242,12 +251,7 @@ pub(crate) trait Bounded<T>:
                 after: gateway.timeout,
             }),
         };
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(GatewayError::Timeout { .. }) => "timeout",
-            Err(_) => "error",
-        };
-        crate::prometheus::stripe_call(operation, outcome, started.elapsed().as_secs_f64());
+        record_call(operation, started, &result);
         result
     }
 }

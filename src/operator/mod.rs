@@ -83,16 +83,13 @@ pub struct Page<T> {
 
 pub const PAGE_SIZE: u64 = 50;
 
-/// Stored webhook events, newest first; `status` narrows them (`failed`, …).
-pub async fn events(
+/// Page number `page` of `query`: one row more than a page is read to know
+/// whether a next one exists.
+async fn page_of<E: EntityTrait>(
     db: &DatabaseConnection,
-    status: Option<webhook_events::EventStatus>,
+    query: sea_orm::Select<E>,
     page: u64,
-) -> Result<Page<webhook_events::Model>, DbErr> {
-    let mut query = webhook_events::Entity::find().order_by_desc(webhook_events::Column::Id);
-    if let Some(status) = status {
-        query = query.filter(webhook_events::Column::Status.eq(status));
-    }
+) -> Result<Page<E::Model>, DbErr> {
     let mut rows = query
         .offset(page * PAGE_SIZE)
         .limit(PAGE_SIZE + 1)
@@ -105,6 +102,19 @@ pub async fn events(
         page,
         has_next,
     })
+}
+
+/// Stored webhook events, newest first; `status` narrows them (`failed`, …).
+pub async fn events(
+    db: &DatabaseConnection,
+    status: Option<webhook_events::EventStatus>,
+    page: u64,
+) -> Result<Page<webhook_events::Model>, DbErr> {
+    let mut query = webhook_events::Entity::find().order_by_desc(webhook_events::Column::Id);
+    if let Some(status) = status {
+        query = query.filter(webhook_events::Column::Status.eq(status));
+    }
+    page_of(db, query, page).await
 }
 
 /// Accounts whose email contains `query` (lower-cased), at most a page.
@@ -179,37 +189,24 @@ pub async fn audit_entries(
     db: &DatabaseConnection,
     page: u64,
 ) -> Result<Page<audit_log::Model>, DbErr> {
-    let mut rows = audit_log::Entity::find()
-        .order_by_desc(audit_log::Column::Id)
-        .offset(page * PAGE_SIZE)
-        .limit(PAGE_SIZE + 1)
-        .all(db)
-        .await?;
-    let has_next = rows.len() as u64 > PAGE_SIZE;
-    rows.truncate(PAGE_SIZE as usize);
-    Ok(Page {
-        rows,
+    page_of(
+        db,
+        audit_log::Entity::find().order_by_desc(audit_log::Column::Id),
         page,
-        has_next,
-    })
+    )
+    .await
 }
 
 /// Outbox messages that failed for good, newest first, a page at a time.
 pub async fn failed_mail(db: &DatabaseConnection, page: u64) -> Result<Page<outbox::Model>, DbErr> {
-    let mut rows = outbox::Entity::find()
-        .filter(outbox::Column::Status.eq(outbox::MailStatus::Failed))
-        .order_by_desc(outbox::Column::Id)
-        .offset(page * PAGE_SIZE)
-        .limit(PAGE_SIZE + 1)
-        .all(db)
-        .await?;
-    let has_next = rows.len() as u64 > PAGE_SIZE;
-    rows.truncate(PAGE_SIZE as usize);
-    Ok(Page {
-        rows,
+    page_of(
+        db,
+        outbox::Entity::find()
+            .filter(outbox::Column::Status.eq(outbox::MailStatus::Failed))
+            .order_by_desc(outbox::Column::Id),
         page,
-        has_next,
-    })
+    )
+    .await
 }
 
 /// Puts a failed message back in the queue with fresh attempts (the worker

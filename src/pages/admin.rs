@@ -366,6 +366,25 @@ fn ConsoleNav() -> impl IntoView {
     }
 }
 
+/// Every console page: its title, the console's heading and navigation, and
+/// the page's own heading when it has one outside its data.
+#[component]
+fn ConsoleShell(
+    title: &'static str,
+    #[prop(optional)] heading: Option<&'static str>,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <super::PageTitle text=title />
+        <section class="console">
+            <h1>"Operator console"</h1>
+            <ConsoleNav />
+            {heading.map(|heading| view! { <h2>{heading}</h2> })}
+            {children()}
+        </section>
+    }
+}
+
 /// A refusal (401/403) or failure, as the console shows it.
 #[component]
 fn Refused(err: ServerFnError) -> impl IntoView {
@@ -385,10 +404,7 @@ pub fn AdminPage() -> impl IntoView {
     let data = OnceResource::new_blocking(admin_events(status, page));
     let replay_url = crate::components::form_post::url_of::<AdminReplay>();
     view! {
-        <super::PageTitle text="Console" />
-        <section class="console">
-            <h1>"Operator console"</h1>
-            <ConsoleNav />
+        <ConsoleShell title="Console">
             {replayed.map(|n| view! {
                 <p class="notice" role="status">
                     {format!("Replayed {n} event(s); {} still failing.", still.unwrap_or_default())}
@@ -447,7 +463,7 @@ pub fn AdminPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-        </section>
+        </ConsoleShell>
     }
 }
 
@@ -456,11 +472,7 @@ pub fn AdminAccountsPage() -> impl IntoView {
     let q = query("q");
     let data = OnceResource::new_blocking(admin_accounts(q.clone()));
     view! {
-        <super::PageTitle text="Console: accounts" />
-        <section class="console">
-            <h1>"Operator console"</h1>
-            <ConsoleNav />
-            <h2>"Accounts"</h2>
+        <ConsoleShell title="Console: accounts" heading="Accounts">
             <form method="get" action="/admin/accounts" class="console-search">
                 <label for="q">"Email contains"</label>
                 <input id="q" name="q" type="search" value=q.unwrap_or_default() />
@@ -499,7 +511,7 @@ pub fn AdminAccountsPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-        </section>
+        </ConsoleShell>
     }
 }
 
@@ -508,11 +520,7 @@ pub fn AdminAuditPage() -> impl IntoView {
     let page = query("page").and_then(|p| p.parse::<u64>().ok());
     let data = OnceResource::new_blocking(admin_audit(page));
     view! {
-        <super::PageTitle text="Console: audit log" />
-        <section class="console">
-            <h1>"Operator console"</h1>
-            <ConsoleNav />
-            <h2>"Audit log"</h2>
+        <ConsoleShell title="Console: audit log" heading="Audit log">
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
                     match data.await {
@@ -537,7 +545,7 @@ pub fn AdminAuditPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-        </section>
+        </ConsoleShell>
     }
 }
 
@@ -548,11 +556,7 @@ pub fn AdminMailPage() -> impl IntoView {
     let data = OnceResource::new_blocking(admin_mail(page));
     let resend_url = crate::components::form_post::url_of::<AdminResend>();
     view! {
-        <super::PageTitle text="Console: failed mail" />
-        <section class="console">
-            <h1>"Operator console"</h1>
-            <ConsoleNav />
-            <h2>"Failed mail"</h2>
+        <ConsoleShell title="Console: failed mail" heading="Failed mail">
             {resent.map(|r| view! {
                 <p class="notice" role="status">
                     {if r == "1" { "Queued again: the mail worker sends it now." } else { "That message is not failed (any more)." }}
@@ -588,7 +592,7 @@ pub fn AdminMailPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-        </section>
+        </ConsoleShell>
     }
 }
 
@@ -598,11 +602,7 @@ pub fn AdminDriftPage() -> impl IntoView {
     let data = OnceResource::new_blocking(admin_drift());
     let reconcile_url = crate::components::form_post::url_of::<AdminReconcile>();
     view! {
-        <super::PageTitle text="Console: drift" />
-        <section class="console">
-            <h1>"Operator console"</h1>
-            <ConsoleNav />
-            <h2>"Drift from Stripe"</h2>
+        <ConsoleShell title="Console: drift" heading="Drift from Stripe">
             <p>"What `reconcile` would change, read from Stripe now; nothing changes until you apply it."</p>
             {fixed.map(|n| view! { <p class="notice" role="status">{format!("Fixed {n} subscription(s).")}</p> })}
             <Suspense fallback=|| ()>
@@ -640,6 +640,6 @@ pub fn AdminDriftPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-        </section>
+        </ConsoleShell>
     }
 }
