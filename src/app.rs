@@ -20,6 +20,7 @@ use crate::{
         legal::{PrivacyPolicyPage, TermsOfServicePage},
         not_found::NotFound,
         pricing::PricingPage,
+        team::{AcceptInvitationPage, TeamPage},
     },
 };
 
@@ -68,6 +69,7 @@ pub fn App() -> impl IntoView {
                 <nav class="site-nav" aria-label="Main">
                     <A href="/pricing">"Pricing"</A>
                     <A href="/dashboard/billing">"Billing"</A>
+                    <A href="/dashboard/team">"Team"</A>
                     <A href="/app">"App"</A>
                 </nav>
                 <ModeBadge />
@@ -94,6 +96,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/pricing") view=PricingPage ssr=SsrMode::InOrder />
                     <Route path=path!("/dashboard/billing") view=BillingPage ssr=SsrMode::InOrder />
                     <Route path=path!("/app") view=GatedPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/dashboard/team") view=TeamPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/invitations/accept") view=AcceptInvitationPage ssr=SsrMode::InOrder />
                     <Route path=path!("/privacy-policy") view=PrivacyPolicyPage />
                     <Route path=path!("/terms-of-service") view=TermsOfServicePage />
                 </Routes>

@@ -45,6 +45,8 @@ pub mod server;
 #[cfg(feature = "ssr")]
 pub mod state;
 #[cfg(feature = "ssr")]
+pub mod teams;
+#[cfg(feature = "ssr")]
 pub mod webhooks;
 
 /// Browser entry point. Pages are server-rendered HTML; only the `#[island]`

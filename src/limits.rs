@@ -74,6 +74,29 @@ pub const ACCOUNT_ACTIONS_PER_USER: Rule = Rule {
     window_secs: 600,
 };
 
+/// Team changes of one user (create, switch, roles, removals): each is a few
+/// writes and may change a seat count in Stripe.
+pub const TEAM_ACTIONS_PER_USER: Rule = Rule {
+    name: "team_user",
+    hits: 60,
+    window_secs: 600,
+};
+
+/// Invitations one user may send (each mails someone).
+pub const INVITATIONS_PER_USER: Rule = Rule {
+    name: "invite_user",
+    hits: 20,
+    window_secs: 600,
+};
+
+/// Invitation links opened from one client (each a token lookup): guessing
+/// tokens is hopeless at 2^256, but the lookups still cost.
+pub const INVITATION_VIEWS_PER_IP: Rule = Rule {
+    name: "invite_view_ip",
+    hits: 60,
+    window_secs: 600,
+};
+
 /// The longest window of any rule: counters older than this are swept.
 const LONGEST_WINDOW_SECS: i64 = 600;
 

@@ -10,7 +10,7 @@ use crate::{
         context::Billing,
         objects::SubscriptionState,
     },
-    db::entities::{subscriptions, users},
+    db::entities::{accounts, subscriptions},
     gateway::{objects::parse_event, GatewayError},
     webhooks::inbox,
 };
@@ -178,12 +178,12 @@ async fn reconcile_with(
             .await?;
         drift.extend(settle(sub).await?);
     }
-    let customers = users::Entity::find()
-        .filter(users::Column::StripeCustomerId.is_not_null())
+    let customers = accounts::Entity::find()
+        .filter(accounts::Column::StripeCustomerId.is_not_null())
         .all(&billing.db)
         .await?;
-    for user in customers {
-        let Some(customer) = user.stripe_customer_id else {
+    for account in customers {
+        let Some(customer) = account.stripe_customer_id else {
             continue;
         };
         for sub in billing.stripe.customer_subscriptions(&customer).await? {

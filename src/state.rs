@@ -84,9 +84,9 @@ impl SharedState {
     /// The pricing grid for this visitor (`None`: signed out, the shared one).
     pub async fn pricing_view(
         &self,
-        user: Option<&crate::db::entities::users::Model>,
+        account_id: Option<i64>,
     ) -> Result<PricingView, crate::billing::service::ServiceError> {
-        crate::views::build::pricing(&self.billing, &self.public_pricing, user).await
+        crate::views::build::pricing(&self.billing, &self.public_pricing, account_id).await
     }
 }
 

@@ -62,3 +62,12 @@ export async function verifyEmail(page: Page, email: string) {
   await followMailLink(page, email, '/verify-email');
   await expect(page.getByTestId('link-outcome')).toHaveText(`Thank you: ${email} is confirmed.`);
 }
+
+export const password = 'correct horse battery';
+export const unique = (name: string) => `${name}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
+
+/** Opens `path` and waits until its islands are live. */
+export async function hydrated(page: Page, path: string) {
+  await page.goto(path);
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+}

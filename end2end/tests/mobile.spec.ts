@@ -1,7 +1,7 @@
 import { test, expect, Page } from './fixtures';
 
-const publicPages = ['/', '/pricing', '/pricing?interval=yearly', '/signup', '/login', '/forgot-password', '/reset-password?token=x', '/verify-email?token=x', '/account', '/dashboard/billing', '/app', '/privacy-policy', '/terms-of-service', '/no/such/page'];
-const signedInPages = ['/', '/pricing', '/dashboard/billing', '/app', '/account'];
+const publicPages = ['/', '/pricing', '/pricing?interval=yearly', '/signup', '/login', '/forgot-password', '/reset-password?token=x', '/verify-email?token=x', '/account', '/dashboard/billing', '/dashboard/team', '/app', '/privacy-policy', '/terms-of-service', '/no/such/page'];
+const signedInPages = ['/', '/pricing', '/dashboard/billing', '/dashboard/team', '/app', '/account'];
 
 async function fitsTheScreen(page: Page, paths: string[], width: number) {
   for (const path of paths) {

@@ -14,6 +14,7 @@ mod m20261201_000008_create_invoices_and_deleted_customers;
 mod m20261201_000009_create_outbox_and_account_tokens;
 mod m20261201_000010_create_dispute_outcomes;
 mod m20261201_000011_create_operators_and_audit_log;
+mod m20261201_000012_create_billing_accounts;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_create_outbox_and_account_tokens::Migration),
             Box::new(m20261201_000010_create_dispute_outcomes::Migration),
             Box::new(m20261201_000011_create_operators_and_audit_log::Migration),
+            Box::new(m20261201_000012_create_billing_accounts::Migration),
         ]
     }
 }

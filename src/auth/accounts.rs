@@ -283,7 +283,6 @@ pub async fn sign_up(
     let user = users::ActiveModel {
         email: Set(email),
         password_hash: Set(password_hash),
-        stripe_customer_id: Set(None),
         email_verified_at: Set(None),
         is_operator: Set(false),
         created_at: Set(now),
@@ -293,6 +292,7 @@ pub async fn sign_up(
     .insert(&tx)
     .await
     .map_err(email_taken)?;
+    crate::teams::members::create_personal(&tx, &user).await?;
     super::verification::send(&tx, mailer, &user).await?;
     tx.commit().await?;
     mailer.wake();

@@ -13,7 +13,7 @@ use super::{
     session_store,
 };
 use crate::{
-    billing::{apply, context::Billing, objects::is_terminal_status},
+    billing::{apply, context::Billing},
     db::entities::{outbox, users},
     gateway::GatewayError,
     mail::Template,
@@ -25,6 +25,8 @@ pub enum DeletionError {
     Account(#[from] AccountError),
     #[error("Stripe: {0}")]
     Stripe(#[from] GatewayError),
+    #[error("You are the only owner of {0}. Make another member an owner, or delete the organization, first.")]
+    StillOwner(String),
 }
 
 impl From<sea_orm::DbErr> for DeletionError {
@@ -54,22 +56,40 @@ pub async fn delete_account(
     password: &str,
 ) -> Result<Deleted, DeletionError> {
     accounts::check_current_password(hashing, user, password).await?;
+    if let Some(org) = crate::teams::members::solely_owned_with_others(&billing.db, user.id)
+        .await?
+        .into_iter()
+        .next()
+    {
+        return Err(DeletionError::StillOwner(org.name));
+    }
+    let personal = crate::teams::members::personal(&billing.db, user.id).await?;
     let mut done = Deleted::default();
-    if let Some(customer) = &user.stripe_customer_id {
-        for sub in billing.stripe.customer_subscriptions(customer).await? {
-            if !is_terminal_status(&sub.status) {
-                billing.stripe.cancel_subscription_now(&sub.id).await?;
-                done.subscriptions_cancelled += 1;
-            }
-        }
-        billing.stripe.delete_customer(customer).await?;
-        done.customer_deleted = true;
+    if let Some(account) = &personal {
+        let erased = crate::teams::members::erase_in_stripe(billing, account).await?;
+        done.subscriptions_cancelled = erased.subscriptions_cancelled;
+        done.customer_deleted = erased.customer_deleted;
     }
     let tx = billing.db.begin().await?;
-    if let Some(customer) = &user.stripe_customer_id {
-        // Tombstoned: the events of the cancellation and the deletion, still
-        // on their way, must not link the customer to anyone again.
-        apply::forget_customer(&tx, customer).await?;
+    if let Some(account) = &personal {
+        if let Some(customer) = &account.stripe_customer_id {
+            // Tombstoned: the events of the cancellation and the deletion, still
+            // on their way, must not link the customer to anyone again.
+            apply::forget_customer(&tx, customer).await?;
+        }
+        crate::teams::members::delete_billing_rows(&tx, account.id).await?;
+    }
+    // Organizations left without anyone (the user was their only member)
+    // go too; their Stripe customers were never shared with anyone else.
+    for (org, _) in crate::teams::members::accounts_of(&tx, user.id).await? {
+        if org.kind == crate::db::entities::accounts::AccountKind::Organization
+            && crate::teams::members::members_of(&tx, org.id).await?.len() == 1
+            && org.stripe_customer_id.is_none()
+        {
+            crate::db::entities::accounts::Entity::delete_by_id(org.id)
+                .exec(&tx)
+                .await?;
+        }
     }
     session_store::end_sessions_of(&tx, user.id, None).await?;
     // Mail not sent yet has nobody to go to.

@@ -19,6 +19,18 @@ use crate::db::entities::users;
 /// kept in the session, so a changed email or a deleted account takes effect at once.
 pub const USER_ID_KEY: &str = "user_id";
 
+/// Session key holding the account the user chose to act in (the header's
+/// switcher). Only a choice: `teams::members::current` checks the membership
+/// on every request, and falls back to the personal account.
+pub const ACCOUNT_ID_KEY: &str = "account_id";
+
+/// A signed-in session: its user, and the account chosen in it (if any).
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    pub user: users::Model,
+    pub chosen_account: Option<i64>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("session store: {0}")]
@@ -29,10 +41,10 @@ pub enum SessionError {
 
 /// The signed-in user, from the server-side session only (never from anything the
 /// browser sends in a form or URL).
-pub async fn current_user(
+pub async fn signed_in(
     session: &Session,
     db: &DatabaseConnection,
-) -> Result<Option<users::Model>, SessionError> {
+) -> Result<Option<SignedIn>, SessionError> {
     match session.id() {
         // Every signed-in page asks: the stored session and its user in one query
         // rather than two (on SQLite each query is a round trip to a database
@@ -43,7 +55,14 @@ pub async fn current_user(
             let Some(id) = session.get::<i64>(USER_ID_KEY).await? else {
                 return Ok(None);
             };
-            Ok(users::Entity::find_by_id(id).one(db).await?)
+            let chosen_account = session.get::<i64>(ACCOUNT_ID_KEY).await?;
+            Ok(users::Entity::find_by_id(id)
+                .one(db)
+                .await?
+                .map(|user| SignedIn {
+                    user,
+                    chosen_account,
+                }))
         }
     }
 }

@@ -17,31 +17,42 @@ use tower_sessions::{
 
 use crate::db::entities::{sessions, users};
 
-/// The user of an unexpired stored session, read with the session in one query:
-/// the user id under `USER_ID_KEY` in the session's JSON, as `start_session` stores it.
-pub async fn user_of(db: &DatabaseConnection, id: &Id) -> Result<Option<users::Model>, DbErr> {
-    let key = super::USER_ID_KEY;
+/// The user of an unexpired stored session and the account they chose to act
+/// in, read with the session in one query: the ids under `USER_ID_KEY` and
+/// `ACCOUNT_ID_KEY` in the session's JSON, as `start_session` and the account
+/// switcher store them.
+pub async fn user_of(db: &DatabaseConnection, id: &Id) -> Result<Option<super::SignedIn>, DbErr> {
+    use sea_orm::{ConnectionTrait, FromQueryResult};
+    let (key, account) = (super::USER_ID_KEY, super::ACCOUNT_ID_KEY);
     let backend = db.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => format!(
-            "SELECT u.* FROM sessions s JOIN users u \
+            "SELECT u.*, (s.data::jsonb ->> '{account}')::bigint AS chosen_account \
+             FROM sessions s JOIN users u \
              ON u.id = (s.data::jsonb ->> '{key}')::bigint \
              WHERE s.id = $1 AND s.expiry_date > $2"
         ),
         _ => format!(
-            "SELECT u.* FROM sessions s JOIN users u \
+            "SELECT u.*, json_extract(s.data, '$.{account}') AS chosen_account \
+             FROM sessions s JOIN users u \
              ON u.id = json_extract(s.data, '$.{key}') \
              WHERE s.id = ? AND s.expiry_date > ?"
         ),
     };
-    users::Entity::find()
-        .from_raw_sql(Statement::from_sql_and_values(
+    let Some(row) = db
+        .query_one_raw(Statement::from_sql_and_values(
             backend,
             sql,
             [id.to_string().into(), Utc::now().into()],
         ))
-        .one(db)
-        .await
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(super::SignedIn {
+        user: users::Model::from_query_result(&row, "")?,
+        chosen_account: row.try_get("", "chosen_account")?,
+    }))
 }
 
 /// Ends every stored session of `user_id` except `keep` (the session making the

@@ -135,7 +135,11 @@ pub async fn confirm_email_change(
         .one(&billing.db)
         .await?
         .ok_or(AccountError::LinkInvalid)?;
-    if let Some(customer) = &user.stripe_customer_id {
+    let personal = crate::teams::members::personal(&billing.db, user.id).await?;
+    if let Some(customer) = personal
+        .as_ref()
+        .and_then(|a| a.stripe_customer_id.as_ref())
+    {
         billing
             .stripe
             .update_customer_email(customer, &new_email)

@@ -27,6 +27,13 @@ pub(crate) fn digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// A new random token (32 bytes from the OS, as 64 hex digits).
+pub(crate) fn fresh() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
 /// Whether `token` has the shape of one we issue (refused before any query).
 pub fn well_formed(token: &str) -> bool {
     token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
@@ -40,9 +47,7 @@ pub async fn issue<C: ConnectionTrait>(
     new_email: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<String, DbErr> {
-    let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    let token = hex::encode(bytes);
+    let token = fresh();
     account_tokens::Entity::insert(account_tokens::ActiveModel {
         user_id: Set(user_id),
         purpose: Set(purpose),

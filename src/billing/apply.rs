@@ -30,16 +30,16 @@ use super::{
     freshness::{self, Decision, Source, Stamp},
     objects::{
         invoice_status_rank, is_terminal_status, BillingEvent, ChargeState, CheckoutMode,
-        CheckoutSessionState, DisputeState, EventKind, InvoiceState, StripeObject,
+        CheckoutSessionState, DisputeState, EventKind, InvoiceState, Owner, StripeObject,
         SubscriptionState,
     },
 };
 use crate::{
     catalog::{BillingType, Catalog, Interval},
     db::entities::{
-        deleted_customers, dispute_outcomes, invoices,
+        accounts, deleted_customers, dispute_outcomes, invoices,
         one_time_purchases::{self, PurchaseStatus},
-        subscriptions, users,
+        subscriptions,
     },
     gateway::{catalog::PriceDirectory, GatewayError, StripeGateway},
 };
@@ -175,10 +175,10 @@ pub struct ApplyContext<'a> {
 /// One write through the one write path (the webhook inbox has its own loop,
 /// since its claim shares the transaction).
 pub enum Write<'a> {
-    /// A checkout session read from Stripe for `user_id` (the success page).
+    /// A checkout session read from Stripe for `account_id` (the success page).
     CheckoutSession {
         session: &'a CheckoutSessionState,
-        user_id: i64,
+        account_id: i64,
     },
     /// A subscription read from or returned by Stripe (reconcile, cancel/resume).
     Fetched(&'a SubscriptionState),
@@ -202,9 +202,10 @@ pub async fn write(
             let _turn = crate::db::write_turn(db).await;
             let tx = db.begin().await?;
             let outcomes = match &what {
-                Write::CheckoutSession { session, user_id } => {
-                    checkout_session_for_user(&tx, ctx, session, *user_id).await?
-                }
+                Write::CheckoutSession {
+                    session,
+                    account_id,
+                } => checkout_session_for_account(&tx, ctx, session, *account_id).await?,
                 Write::Fetched(sub) => {
                     vec![upsert_subscription(&tx, ctx, sub, 0, Source::Fetched).await?]
                 }
@@ -323,20 +324,24 @@ pub async fn apply_event<C: ConnectionTrait>(
 }
 
 /// The success page: the session read from Stripe (with its subscription), checked
-/// to belong to `user_id`, then written exactly as the webhook would.
-async fn checkout_session_for_user<C: ConnectionTrait>(
+/// to belong to `account_id`, then written exactly as the webhook would.
+async fn checkout_session_for_account<C: ConnectionTrait>(
     conn: &C,
     ctx: ApplyContext<'_>,
     session: &CheckoutSessionState,
-    user_id: i64,
+    account_id: i64,
 ) -> Result<Vec<Outcome>, ApplyError> {
     let session_id = session.id.as_str();
-    let user_customer = users::Entity::find_by_id(user_id)
+    let account_customer = accounts::Entity::find_by_id(account_id)
         .one(conn)
         .await?
-        .and_then(|u| u.stripe_customer_id);
-    let ours = session.user_id() == Some(user_id)
-        && (session.customer_id.is_none() || session.customer_id == user_customer);
+        .and_then(|a| a.stripe_customer_id);
+    let owner = match session.owner() {
+        Some(owner) => account_of_owner(conn, owner).await?,
+        None => None,
+    };
+    let ours = owner == Some(account_id)
+        && (session.customer_id.is_none() || session.customer_id == account_customer);
     if !ours {
         return Err(ApplyError::NotYours(session_id.to_owned()));
     }
@@ -369,10 +374,13 @@ pub async fn forget_customer<C: ConnectionTrait>(conn: &C, customer: &str) -> Re
     )
     .exec_without_returning(conn)
     .await?;
-    users::Entity::update_many()
-        .col_expr(users::Column::StripeCustomerId, Expr::value(None::<String>))
-        .col_expr(users::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(users::Column::StripeCustomerId.eq(customer))
+    accounts::Entity::update_many()
+        .col_expr(
+            accounts::Column::StripeCustomerId,
+            Expr::value(None::<String>),
+        )
+        .col_expr(accounts::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(accounts::Column::StripeCustomerId.eq(customer))
         .exec(conn)
         .await?;
     Ok(())
@@ -423,21 +431,21 @@ async fn upsert_invoice<C: ConnectionTrait>(
         (Source::Fetched, Some(row)) => row.stripe_state_at.max(invoice.created),
         (Source::Fetched, None) => invoice.created,
     };
-    let user_id = match existing.as_ref().and_then(|row| row.user_id) {
+    let account_id = match existing.as_ref().and_then(|row| row.account_id) {
         Some(id) => Some(id),
-        None => match resolve_user(conn, invoice.customer_id.as_deref(), None).await? {
+        None => match resolve_account(conn, invoice.customer_id.as_deref(), None).await? {
             Some(id) => Some(id),
             None => match &invoice.subscription_id {
                 Some(sub) => find_subscription(conn, sub)
                     .await?
-                    .and_then(|row| row.user_id),
+                    .and_then(|row| row.account_id),
                 None => None,
             },
         },
     };
     let at = Utc::now();
     let row = invoices::ActiveModel {
-        user_id: Set(user_id),
+        account_id: Set(account_id),
         stripe_invoice_id: Set(invoice.id.clone()),
         stripe_customer_id: Set(invoice.customer_id.clone()),
         stripe_subscription_id: Set(invoice.subscription_id.clone()),
@@ -460,7 +468,7 @@ async fn upsert_invoice<C: ConnectionTrait>(
         .on_conflict(
             OnConflict::column(I::StripeInvoiceId)
                 .update_columns([
-                    I::UserId,
+                    I::AccountId,
                     I::StripeCustomerId,
                     I::StripeSubscriptionId,
                     I::Number,
@@ -499,26 +507,40 @@ async fn find_subscription<C: ConnectionTrait>(
         .await
 }
 
-/// The local user a Stripe object belongs to: by its customer first (set by our
-/// own `ensure_customer`), else by the user id our checkout put in its metadata.
-async fn resolve_user<C: ConnectionTrait>(
+/// The billing account a Stripe object belongs to: by its customer first (set
+/// by our own `ensure_customer`), else by the account our checkout put in its
+/// metadata (or, on an object made before accounts existed, its user's
+/// personal account).
+async fn resolve_account<C: ConnectionTrait>(
     conn: &C,
     customer_id: Option<&str>,
-    app_user_id: Option<i64>,
+    owner: Option<Owner>,
 ) -> Result<Option<i64>, DbErr> {
     if let Some(customer) = customer_id {
-        if let Some(user) = users::Entity::find()
-            .filter(users::Column::StripeCustomerId.eq(customer))
+        if let Some(account) = accounts::Entity::find()
+            .filter(accounts::Column::StripeCustomerId.eq(customer))
             .one(conn)
             .await?
         {
-            return Ok(Some(user.id));
+            return Ok(Some(account.id));
         }
     }
-    match app_user_id {
-        Some(id) => Ok(users::Entity::find_by_id(id).one(conn).await?.map(|u| u.id)),
+    match owner {
+        Some(owner) => account_of_owner(conn, owner).await,
         None => Ok(None),
     }
+}
+
+/// The existing account an owner in our metadata names.
+async fn account_of_owner<C: ConnectionTrait>(
+    conn: &C,
+    owner: Owner,
+) -> Result<Option<i64>, DbErr> {
+    let query = match owner {
+        Owner::Account(id) => accounts::Entity::find_by_id(id),
+        Owner::User(id) => accounts::Entity::find().filter(accounts::Column::PersonalUserId.eq(id)),
+    };
+    Ok(query.one(conn).await?.map(|a| a.id))
 }
 
 /// The catalog plan a subscription is on: by the price's lookup key (survives
@@ -609,9 +631,9 @@ async fn upsert_subscription<C: ConnectionTrait>(
             (fresh, stamp, kind)
         }
     };
-    let user_id = match existing.as_ref().and_then(|row| row.user_id) {
+    let account_id = match existing.as_ref().and_then(|row| row.account_id) {
         Some(id) => Some(id),
-        None => resolve_user(conn, Some(&sub.customer_id), sub.app_user_id).await?,
+        None => resolve_account(conn, Some(&sub.customer_id), sub.owner()).await?,
     };
     let interval = sub.interval.clone().or_else(|| {
         sub.price_lookup_key
@@ -621,7 +643,7 @@ async fn upsert_subscription<C: ConnectionTrait>(
     });
     let at = Utc::now();
     let row = subscriptions::ActiveModel {
-        user_id: Set(user_id),
+        account_id: Set(account_id),
         stripe_subscription_id: Set(sub.id.clone()),
         stripe_customer_id: Set(sub.customer_id.clone()),
         stripe_price_id: Set(sub.price_id.clone()),
@@ -649,7 +671,7 @@ async fn upsert_subscription<C: ConnectionTrait>(
         .on_conflict(
             OnConflict::column(S::StripeSubscriptionId)
                 .update_columns([
-                    S::UserId,
+                    S::AccountId,
                     S::StripeCustomerId,
                     S::StripePriceId,
                     S::PlanId,
@@ -717,12 +739,12 @@ async fn apply_checkout_session<C: ConnectionTrait>(
                         upsert_subscription(conn, ctx, &sub, observed_at, Source::Fetched).await?,
                     );
                 }
-                (None, Some(row)) if row.user_id.is_none() => {
-                    let user =
-                        resolve_user(conn, session.customer_id.as_deref(), session.user_id())
+                (None, Some(row)) if row.account_id.is_none() => {
+                    let account =
+                        resolve_account(conn, session.customer_id.as_deref(), session.owner())
                             .await?;
                     subscriptions::Entity::update_many()
-                        .col_expr(subscriptions::Column::UserId, Expr::value(user))
+                        .col_expr(subscriptions::Column::AccountId, Expr::value(account))
                         .filter(subscriptions::Column::Id.eq(row.id))
                         .exec(conn)
                         .await?;
@@ -736,23 +758,24 @@ async fn apply_checkout_session<C: ConnectionTrait>(
         }
         CheckoutMode::Setup => outcomes.push(Outcome::Nothing),
     }
-    // Remember the customer on the user if our own link is missing (a restored
-    // database, or a customer Checkout created). Last: the billing rows' foreign
-    // keys share-lock the user row, so locking it first could deadlock with a
-    // concurrent event about the same subscription.
-    if let (Some(customer), Some(user_id)) = (&session.customer_id, session.user_id()) {
+    // Remember the customer on the account if our own link is missing (a
+    // restored database, or a customer Checkout created). Last, so the account
+    // row is locked after the billing rows, in the order other writes take them.
+    if let (Some(customer), Some(owner)) = (&session.customer_id, session.owner()) {
         if is_deleted_customer(conn, customer).await? {
             return Ok(outcomes);
         }
-        users::Entity::update_many()
-            .col_expr(
-                users::Column::StripeCustomerId,
-                Expr::value(customer.clone()),
-            )
-            .filter(users::Column::Id.eq(user_id))
-            .filter(users::Column::StripeCustomerId.is_null())
-            .exec(conn)
-            .await?;
+        if let Some(account_id) = account_of_owner(conn, owner).await? {
+            accounts::Entity::update_many()
+                .col_expr(
+                    accounts::Column::StripeCustomerId,
+                    Expr::value(customer.clone()),
+                )
+                .filter(accounts::Column::Id.eq(account_id))
+                .filter(accounts::Column::StripeCustomerId.is_null())
+                .exec(conn)
+                .await?;
+        }
     }
     Ok(outcomes)
 }
@@ -815,9 +838,9 @@ async fn upsert_purchase<C: ConnectionTrait>(
         .and_then(|p| ctx.prices.get(&p.lookup_key))
         .map(|p| p.price_id.clone())
         .unwrap_or_default();
-    let user_id = resolve_user(conn, session.customer_id.as_deref(), session.user_id()).await?;
+    let account_id = resolve_account(conn, session.customer_id.as_deref(), session.owner()).await?;
     let row = one_time_purchases::ActiveModel {
-        user_id: Set(user_id),
+        account_id: Set(account_id),
         stripe_customer_id: Set(session.customer_id.clone()),
         stripe_checkout_session_id: Set(Some(session.id.clone())),
         stripe_payment_intent_id: Set(session.payment_intent_id.clone()),

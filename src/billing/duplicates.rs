@@ -12,7 +12,7 @@ use super::{access, context::Billing, objects::EventKind, service::ServiceError}
 use crate::{
     billing::objects::{BillingEvent, StripeObject},
     config::DuplicatePolicy,
-    db::entities::{subscriptions, users},
+    db::entities::{accounts, subscriptions},
 };
 
 /// Of `live` (oldest first), the ones to cancel: all but the oldest.
@@ -20,8 +20,8 @@ pub fn newer_ones(live: &[String]) -> &[String] {
     live.get(1..).unwrap_or_default()
 }
 
-/// The user an event that can create a second subscription concerns.
-async fn user_of_event(
+/// The account an event that can create a second subscription concerns.
+async fn account_of_event(
     billing: &Billing,
     event: &BillingEvent,
 ) -> Result<Option<i64>, ServiceError> {
@@ -38,14 +38,14 @@ async fn user_of_event(
     let Some(customer) = customer else {
         return Ok(None);
     };
-    Ok(users::Entity::find()
-        .filter(users::Column::StripeCustomerId.eq(customer))
+    Ok(accounts::Entity::find()
+        .filter(accounts::Column::StripeCustomerId.eq(customer))
         .one(&billing.db)
         .await?
-        .map(|user| user.id))
+        .map(|account| account.id))
 }
 
-/// After an event is applied: with `cancel_newer`, resolves the user's
+/// After an event is applied: with `cancel_newer`, resolves the account's
 /// duplicates in the background (the webhook's answer does not wait for Stripe).
 pub fn after_event(billing: &Billing, event: &BillingEvent) {
     if billing.config.duplicate_subscriptions != DuplicatePolicy::CancelNewer {
@@ -54,8 +54,8 @@ pub fn after_event(billing: &Billing, event: &BillingEvent) {
     let (billing, event) = (billing.clone(), event.clone());
     tokio::spawn(async move {
         let resolved = async {
-            match user_of_event(&billing, &event).await? {
-                Some(user) => resolve(&billing, user).await,
+            match account_of_event(&billing, &event).await? {
+                Some(account) => resolve(&billing, account).await,
                 None => Ok(Vec::new()),
             }
         };
@@ -69,14 +69,14 @@ pub fn after_event(billing: &Billing, event: &BillingEvent) {
     });
 }
 
-/// Cancels every live subscription of `user` but the oldest, and refunds what
+/// Cancels every live subscription of `account` but the oldest, and refunds what
 /// each was paid; the ids cancelled. Safe to run twice at once: a subscription
 /// already ended is not cancelled again, and a refund's idempotency key is its
 /// PaymentIntent.
 #[tracing::instrument(skip(billing))]
-pub async fn resolve(billing: &Billing, user: i64) -> Result<Vec<String>, ServiceError> {
+pub async fn resolve(billing: &Billing, account: i64) -> Result<Vec<String>, ServiceError> {
     let live: Vec<String> = subscriptions::Entity::find()
-        .filter(subscriptions::Column::UserId.eq(user))
+        .filter(subscriptions::Column::AccountId.eq(account))
         .filter(subscriptions::Column::Status.is_in(access::LIVE_STATUSES))
         .order_by_asc(subscriptions::Column::CurrentPeriodStart)
         .order_by_asc(subscriptions::Column::Id)

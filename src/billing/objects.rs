@@ -23,13 +23,27 @@ pub struct SubscriptionState {
     pub ended_at: Option<i64>,
     pub trial_start: Option<i64>,
     pub trial_end: Option<i64>,
-    /// `metadata.application_user_id`, set by our checkout on `subscription_data`.
+    /// `metadata.application_user_id`, set by our checkout on `subscription_data`
+    /// (before billing accounts: the owner; now: who checked out).
     pub app_user_id: Option<i64>,
+    /// `metadata.application_account_id`: the billing account checked out for.
+    pub app_account_id: Option<i64>,
+    /// The subscription's (only) item, whose quantity is the seat count.
+    pub item_id: Option<String>,
     /// `metadata.plan_conceptual_id`.
     pub plan_id: Option<String>,
 }
 
 impl SubscriptionState {
+    /// The account this subscription was checked out for, by our metadata.
+    pub fn owner(&self) -> Option<Owner> {
+        match (self.app_account_id, self.app_user_id) {
+            (Some(account), _) => Some(Owner::Account(account)),
+            (None, Some(user)) => Some(Owner::User(user)),
+            (None, None) => None,
+        }
+    }
+
     /// Canceled and expired subscriptions never come back to life in Stripe.
     pub fn is_terminal(&self) -> bool {
         is_terminal_status(&self.status)
@@ -60,6 +74,7 @@ pub struct CheckoutSessionState {
     pub payment_intent_id: Option<String>,
     pub client_reference_id: Option<String>,
     pub app_user_id: Option<i64>,
+    pub app_account_id: Option<i64>,
     pub plan_id: Option<String>,
     pub amount_total: i64,
     pub currency: String,
@@ -68,17 +83,35 @@ pub struct CheckoutSessionState {
     pub subscription: Option<Box<SubscriptionState>>,
 }
 
+/// Whom a Stripe object was made for, by our own metadata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// A billing account (every session made since accounts exist).
+    Account(i64),
+    /// A user, by a session made before billing accounts: their personal account.
+    User(i64),
+}
+
 impl CheckoutSessionState {
-    /// The user this session was created for, from our own metadata only. A
+    /// The account this session was created for, from our own metadata only. A
     /// `client_reference_id` alone proves nothing: a Payment Link or a session
     /// made by other code on the same account can carry any value there; on our
     /// sessions it must agree with the metadata.
-    pub fn user_id(&self) -> Option<i64> {
-        let id = self.app_user_id?;
+    pub fn owner(&self) -> Option<Owner> {
+        let (owner, id) = match (self.app_account_id, self.app_user_id) {
+            (Some(account), _) => (Owner::Account(account), account),
+            (None, Some(user)) => (Owner::User(user), user),
+            (None, None) => return None,
+        };
         match self.client_reference_id.as_deref() {
             Some(reference) if reference != id.to_string() => None,
-            _ => Some(id),
+            _ => Some(owner),
         }
+    }
+
+    /// The user who checked out (analytics), if our metadata names one.
+    pub fn user_id(&self) -> Option<i64> {
+        self.app_user_id
     }
 }
 

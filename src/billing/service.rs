@@ -7,6 +7,8 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
+use crate::teams::Member;
+
 use super::{
     access::{self, Access},
     apply::{self, ApplyError},
@@ -16,7 +18,7 @@ use super::{
 };
 use crate::{
     catalog::{BillingType, Interval},
-    db::entities::users,
+    db::entities::accounts,
     gateway::{
         billing::{CheckoutRequest, PlanChange, PortalConfigSpec},
         GatewayError,
@@ -33,6 +35,9 @@ pub enum ServiceError {
     PriceMissing(String),
     #[error("there is no subscription to change")]
     NoSubscription,
+    /// The member's role does not allow it (a member opening the portal).
+    #[error("{0}")]
+    NotAllowed(&'static str),
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),
     #[error(transparent)]
@@ -46,6 +51,7 @@ impl ServiceError {
     pub fn status(&self) -> StatusCode {
         match self {
             ServiceError::Refused(_) | ServiceError::NoSubscription => StatusCode::BAD_REQUEST,
+            ServiceError::NotAllowed(_) => StatusCode::FORBIDDEN,
             ServiceError::PriceMissing(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Stripe(_) => StatusCode::BAD_GATEWAY,
             ServiceError::Database(_) | ServiceError::Apply(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -58,6 +64,7 @@ impl ServiceError {
         let fixed = match self {
             ServiceError::Refused(refusal) => return Some(refusal.to_string()),
             ServiceError::NoSubscription => "You have no subscription to change.",
+            ServiceError::NotAllowed(message) => message,
             // The catalog and Stripe disagree: the operator's to fix.
             ServiceError::PriceMissing(_) => {
                 "This plan is not available right now. Please try again later."
@@ -91,8 +98,19 @@ pub enum Next {
     App(String),
 }
 
-pub async fn access_for(billing: &Billing, user_id: i64) -> Result<Access, ServiceError> {
-    let snapshot = snapshot::load(&billing.db, user_id).await?;
+/// Refuses a billing action to a member whose role does not manage billing.
+fn may_manage(member: &Member) -> Result<(), ServiceError> {
+    member
+        .may(crate::teams::Action::ManageBilling)
+        .map_err(|_| {
+            ServiceError::NotAllowed(
+                "Only owners and admins of this organization manage its billing.",
+            )
+        })
+}
+
+pub async fn access_for(billing: &Billing, account_id: i64) -> Result<Access, ServiceError> {
+    let snapshot = snapshot::load(&billing.db, account_id).await?;
     Ok(access::evaluate(
         &snapshot,
         &billing.catalog,
@@ -117,71 +135,78 @@ async fn price_id(billing: &Billing, lookup_key: &str) -> Result<String, Service
     known(billing).ok_or_else(|| ServiceError::PriceMissing(lookup_key.to_owned()))
 }
 
-/// The user's Stripe customer, created at most once: the database keeps one id
-/// per user (unique), and the create call's idempotency key is derived from the
-/// user, so racing requests get the same customer from Stripe.
-#[tracing::instrument(skip_all, fields(user = user.id))]
+/// The account's Stripe customer, created at most once: the database keeps one
+/// id per account (unique), and the create call's idempotency key is derived
+/// from the account, so racing requests get the same customer from Stripe.
+#[tracing::instrument(skip_all, fields(account = account.id))]
 pub async fn ensure_customer(
     billing: &Billing,
-    user: &users::Model,
+    account: &accounts::Model,
+    email: &str,
 ) -> Result<String, ServiceError> {
-    if let Some(id) = &user.stripe_customer_id {
+    if let Some(id) = &account.stripe_customer_id {
         return Ok(id.clone());
     }
     let stripe = &billing.stripe;
-    let found = match stripe.find_customer(user.id, &user.email).await? {
+    let found = match stripe
+        .find_customer(account.id, account.personal_user_id, email)
+        .await?
+    {
         Some(found) if apply::is_deleted_customer(&billing.db, &found).await? => None,
         other => other,
     };
     let customer = match found {
         Some(found) => found,
-        // `updated_at` changes when a deleted customer is unlinked, so a user whose
-        // customer was deleted gets a new one rather than the old key's replay
-        // (to the microsecond: a deletion can follow the first customer within
-        // the same second).
+        // `updated_at` changes when a deleted customer is unlinked, so an account
+        // whose customer was deleted gets a new one rather than the old key's
+        // replay (to the microsecond: a deletion can follow the first customer
+        // within the same second).
         None => {
-            let key = format!("{}:{}", user.id, user.updated_at.timestamp_micros());
-            stripe.create_customer(user.id, &user.email, &key).await?
+            let key = format!(
+                "account:{}:{}",
+                account.id,
+                account.updated_at.timestamp_micros()
+            );
+            let name = (account.kind == accounts::AccountKind::Organization)
+                .then_some(account.name.as_str());
+            stripe
+                .create_customer(account.id, name, email, &key)
+                .await?
         }
     };
-    users::Entity::update_many()
+    accounts::Entity::update_many()
         .col_expr(
-            users::Column::StripeCustomerId,
+            accounts::Column::StripeCustomerId,
             Expr::value(customer.clone()),
         )
-        .col_expr(users::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(users::Column::Id.eq(user.id))
-        .filter(users::Column::StripeCustomerId.is_null())
+        .col_expr(accounts::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(accounts::Column::Id.eq(account.id))
+        .filter(accounts::Column::StripeCustomerId.is_null())
         .exec(&billing.db)
         .await?;
     // Whoever linked first wins; everyone returns that id.
-    let linked = users::Entity::find_by_id(user.id)
-        .one(&billing.db)
-        .await?
-        .and_then(|u| u.stripe_customer_id)
-        .unwrap_or(customer);
-    Ok(linked)
+    Ok(customer_of(billing, account.id).await?.unwrap_or(customer))
 }
 
-/// Users with more than one live subscription (active, trialing or past_due),
-/// with those subscriptions' ids: two tabs paid at once got through. `user`
-/// narrows it to one user.
+/// Accounts with more than one live subscription (active, trialing or
+/// past_due), with those subscriptions' ids: two tabs paid at once got
+/// through. `account` narrows it to one account.
 pub async fn live_subscriptions_beyond_one(
     db: &sea_orm::DatabaseConnection,
-    user: Option<i64>,
+    account: Option<i64>,
 ) -> Result<Vec<(i64, Vec<String>)>, ServiceError> {
     use crate::db::entities::subscriptions;
     let mut query = subscriptions::Entity::find()
         .filter(subscriptions::Column::Status.is_in(access::LIVE_STATUSES))
-        .filter(subscriptions::Column::UserId.is_not_null())
-        .order_by_asc(subscriptions::Column::UserId)
+        .filter(subscriptions::Column::AccountId.is_not_null())
+        .order_by_asc(subscriptions::Column::AccountId)
         .order_by_asc(subscriptions::Column::Id);
-    if let Some(user) = user {
-        query = query.filter(subscriptions::Column::UserId.eq(user));
+    if let Some(account) = account {
+        query = query.filter(subscriptions::Column::AccountId.eq(account));
     }
     let mut by_user: Vec<(i64, Vec<String>)> = Vec::new();
     for row in query.all(db).await? {
-        let user = row.user_id.unwrap_or_default();
+        let user = row.account_id.unwrap_or_default();
         match by_user.last_mut() {
             Some((last, ids)) if *last == user => ids.push(row.stripe_subscription_id),
             _ => by_user.push((user, vec![row.stripe_subscription_id])),
@@ -191,13 +216,15 @@ pub async fn live_subscriptions_beyond_one(
     Ok(by_user)
 }
 
-/// The user's linked customer now (it may have been replaced during checkout).
-async fn customer_of(billing: &Billing, user_id: i64) -> Result<String, ServiceError> {
-    Ok(users::Entity::find_by_id(user_id)
+/// The account's linked customer now (it may have been replaced during checkout).
+pub async fn customer_of(
+    billing: &Billing,
+    account_id: i64,
+) -> Result<Option<String>, ServiceError> {
+    Ok(accounts::Entity::find_by_id(account_id)
         .one(&billing.db)
         .await?
-        .and_then(|u| u.stripe_customer_id)
-        .unwrap_or_default())
+        .and_then(|a| a.stripe_customer_id))
 }
 
 /// Makes `session` the customer's only payable subscription session: every other
@@ -251,8 +278,14 @@ pub const CHECKOUT_KEY_WINDOW_SECS: i64 = 600;
 
 /// The Checkout Session's idempotency key: a double click or a retry within
 /// the ten-minute `window` gets the same session, for the same customer.
-fn checkout_key(user_id: i64, customer_id: &str, price_id: &str, window: i64) -> String {
-    format!("checkout:{user_id}:{customer_id}:{price_id}:{window}")
+fn checkout_key(
+    account_id: i64,
+    customer_id: &str,
+    price_id: &str,
+    quantity: u32,
+    window: i64,
+) -> String {
+    format!("checkout:{account_id}:{customer_id}:{price_id}:{quantity}:{window}")
 }
 
 fn with_query(path: &str, extra: &str) -> String {
@@ -261,15 +294,19 @@ fn with_query(path: &str, extra: &str) -> String {
 }
 
 /// A click on a plan: the free plan, a new Checkout Session, or a plan change in
-/// the portal for a user who already has a subscription.
-#[tracing::instrument(skip_all, fields(user = user.id, plan = plan_id, ?interval))]
+/// the portal for an account that already has a subscription. Owners and
+/// admins only.
+#[tracing::instrument(skip_all, fields(user = member.user.id, account = member.account.id, plan = plan_id, ?interval))]
 pub async fn start_checkout(
     billing: &Billing,
-    user: &users::Model,
+    member: &Member,
     plan_id: &str,
     interval: Interval,
 ) -> Result<Next, ServiceError> {
-    let access = access_for(billing, user.id).await?;
+    may_manage(member)?;
+    let user = &member.user;
+    let account = &member.account;
+    let access = access_for(billing, account.id).await?;
     match checkout::decide(&billing.catalog, plan_id, interval, &access)? {
         CheckoutPlan::Free => Ok(Next::App(
             billing.config.paths.customer_portal_return.clone(),
@@ -282,7 +319,9 @@ pub async fn start_checkout(
                 subscription_id,
                 price_id: price_id(billing, &price.lookup_key).await?,
             };
-            portal(billing, user, Some(change)).await.map(Next::Stripe)
+            portal(billing, member, Some(change))
+                .await
+                .map(Next::Stripe)
         }
         CheckoutPlan::Checkout {
             plan,
@@ -293,7 +332,8 @@ pub async fn start_checkout(
                 return Err(CheckoutRefusal::EmailNotVerified.into());
             }
             let price_id = price_id(billing, &price.lookup_key).await?;
-            let customer_id = ensure_customer(billing, user).await?;
+            let quantity = crate::teams::seats::checkout_quantity(billing, plan, account).await?;
+            let customer_id = ensure_customer(billing, account, member.billing_email()).await?;
             let billing_type = if subscription {
                 "subscription"
             } else {
@@ -309,11 +349,19 @@ pub async fn start_checkout(
                 } else {
                     super::objects::CheckoutMode::Payment
                 },
-                idempotency_key: checkout_key(user.id, &customer_id, &price_id, window),
+                idempotency_key: checkout_key(
+                    account.id,
+                    &customer_id,
+                    &price_id,
+                    quantity,
+                    window,
+                ),
                 customer_id,
+                account_id: account.id,
                 user_id: user.id,
                 plan_id: plan.id.clone(),
                 price_id: price_id.clone(),
+                quantity,
                 trial_days: plan.trial_days.filter(|_| subscription),
                 success_url: billing.config.absolute_url(&with_query(
                     &paths.checkout_success,
@@ -334,13 +382,19 @@ pub async fn start_checkout(
                         let _turn = crate::db::write_turn(&billing.db).await;
                         apply::forget_customer(&billing.db, &request.customer_id).await?;
                     }
-                    let user = users::Entity::find_by_id(user.id)
+                    let account = accounts::Entity::find_by_id(account.id)
                         .one(&billing.db)
                         .await?
                         .ok_or(ServiceError::NoSubscription)?;
-                    request.customer_id = ensure_customer(billing, &user).await?;
-                    request.idempotency_key =
-                        checkout_key(user.id, &request.customer_id, &price_id, window);
+                    request.customer_id =
+                        ensure_customer(billing, &account, member.billing_email()).await?;
+                    request.idempotency_key = checkout_key(
+                        account.id,
+                        &request.customer_id,
+                        &price_id,
+                        quantity,
+                        window,
+                    );
                     billing.stripe.create_checkout_session(&request).await?
                 }
                 // `catalog apply` replaced the price since this server read its
@@ -353,14 +407,19 @@ pub async fn start_checkout(
                         return Err(err.into());
                     }
                     request.price_id = current;
-                    request.idempotency_key =
-                        checkout_key(user.id, &request.customer_id, &request.price_id, window);
+                    request.idempotency_key = checkout_key(
+                        account.id,
+                        &request.customer_id,
+                        &request.price_id,
+                        quantity,
+                        window,
+                    );
                     billing.stripe.create_checkout_session(&request).await?
                 }
                 other => other?,
             };
             let session = if subscription {
-                let customer = customer_of(billing, user.id).await?;
+                let customer = customer_of(billing, account.id).await?.unwrap_or_default();
                 only_payable_session(billing, &customer, &request, session).await?
             } else {
                 session
@@ -442,15 +501,16 @@ pub async fn ensure_portal(
     Ok(stripe.ensure_portal_configuration(&spec).await?)
 }
 
-/// A portal session for the user's own customer (optionally straight to
-/// confirming a plan change).
-#[tracing::instrument(skip_all, fields(user = user.id, change = change.is_some()))]
+/// A portal session for the account's own customer (optionally straight to
+/// confirming a plan change). Owners and admins only.
+#[tracing::instrument(skip_all, fields(user = member.user.id, account = member.account.id, change = change.is_some()))]
 pub async fn portal(
     billing: &Billing,
-    user: &users::Model,
+    member: &Member,
     change: Option<PlanChange>,
 ) -> Result<String, ServiceError> {
-    let customer = ensure_customer(billing, user).await?;
+    may_manage(member)?;
+    let customer = ensure_customer(billing, &member.account, member.billing_email()).await?;
     let configuration = portal_configuration(billing).await?;
     let return_url = billing
         .config
@@ -461,15 +521,16 @@ pub async fn portal(
         .await?)
 }
 
-/// In-app "Cancel at period end" / "Resume" for the user's own subscription; the
-/// answer from Stripe is written through the one write path.
-#[tracing::instrument(skip_all, fields(user = user.id, cancel))]
+/// In-app "Cancel at period end" / "Resume" for the account's own
+/// subscription; the answer from Stripe is written through the one write path.
+#[tracing::instrument(skip_all, fields(user = member.user.id, account = member.account.id, cancel))]
 pub async fn set_cancel_at_period_end(
     billing: &Billing,
-    user: &users::Model,
+    member: &Member,
     cancel: bool,
 ) -> Result<(), ServiceError> {
-    let access = access_for(billing, user.id).await?;
+    may_manage(member)?;
+    let access = access_for(billing, member.account.id).await?;
     let sub = access.subscription.ok_or(ServiceError::NoSubscription)?;
     let updated = billing
         .stripe
@@ -501,7 +562,7 @@ pub enum CheckoutOutcome {
     Complete,
     /// The session was left or expired: nothing was charged.
     NotCompleted,
-    /// Not a Checkout Session of this user (or not one at all).
+    /// Not a Checkout Session of this account (or not one at all).
     NotYours,
     /// Stripe could not be read now; the webhook will still deliver it.
     Pending,
@@ -510,10 +571,10 @@ pub enum CheckoutOutcome {
 /// The success page's read: the Checkout Session from Stripe, written through
 /// `apply` first, so the page shows the new plan whether or not the webhook has
 /// arrived.
-#[tracing::instrument(skip_all, fields(user = user.id))]
+#[tracing::instrument(skip_all, fields(user = member.user.id, account = member.account.id))]
 pub async fn confirm_checkout(
     billing: &Billing,
-    user: &users::Model,
+    member: &Member,
     session_id: &str,
 ) -> CheckoutOutcome {
     // Not a Checkout Session id at all: Stripe is not asked.
@@ -531,7 +592,7 @@ pub async fn confirm_checkout(
             billing.apply_context(&prices, &reads),
             apply::Write::CheckoutSession {
                 session: &session,
-                user_id: user.id,
+                account_id: member.account.id,
             },
         )
         .await?;
@@ -541,7 +602,7 @@ pub async fn confirm_checkout(
         Ok(session) if session.status == "complete" => CheckoutOutcome::Complete,
         Ok(_) => CheckoutOutcome::NotCompleted,
         Err(ApplyError::NotYours(_)) => {
-            tracing::warn!(session = session_id, "checkout session of another user");
+            tracing::warn!(session = session_id, "checkout session of another account");
             CheckoutOutcome::NotYours
         }
         Err(err) => {

@@ -1,4 +1,4 @@
-//! A user's billing rows, read for the access policy.
+//! An account's billing rows, read for the access policy.
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
@@ -15,10 +15,10 @@ pub fn interval_from_stripe(word: Option<&str>) -> Option<Interval> {
     }
 }
 
-/// A user's subscriptions and purchases in one query (`UNION ALL`): every signed-in
+/// An account's subscriptions and purchases in one query (`UNION ALL`): every signed-in
 /// page reads them, and on SQLite each query is a round trip to a database thread
 /// (the largest cost of a signed-in page; see README, Performance).
-pub async fn load<C: ConnectionTrait>(conn: &C, user_id: i64) -> Result<BillingSnapshot, DbErr> {
+pub async fn load<C: ConnectionTrait>(conn: &C, account_id: i64) -> Result<BillingSnapshot, DbErr> {
     let backend = conn.get_database_backend();
     let (first, second) = match backend {
         DbBackend::Postgres => ("$1", "$2"),
@@ -29,16 +29,16 @@ pub async fn load<C: ConnectionTrait>(conn: &C, user_id: i64) -> Result<BillingS
         r#"SELECT 's' AS "kind", "stripe_subscription_id", "status", "plan_id", "interval",
                   "quantity", "current_period_start", "current_period_end",
                   "cancel_at_period_end", "cancel_at", "trial_end"
-           FROM "subscriptions" WHERE "user_id" = {first}
+           FROM "subscriptions" WHERE "account_id" = {first}
            UNION ALL
            SELECT 'p', NULL, "status", "plan_id", NULL, "quantity", NULL, NULL, NULL, NULL, NULL
-           FROM "one_time_purchases" WHERE "user_id" = {second}"#
+           FROM "one_time_purchases" WHERE "account_id" = {second}"#
     );
     let rows = conn
         .query_all_raw(Statement::from_sql_and_values(
             backend,
             sql,
-            [user_id.into(), user_id.into()],
+            [account_id.into(), account_id.into()],
         ))
         .await?;
     let mut snapshot = BillingSnapshot {

@@ -5,7 +5,10 @@ use super::{money, BillingType, CallToActionView, Interval, Plan, Price, PriceDi
 
 pub fn price_display(plan: &Plan, price: &Price) -> PriceDisplay {
     let amount = money::format(price.amount, &price.currency, true);
+    let per = if plan.per_seat { " per seat" } else { "" };
     let label = match price.interval {
+        Interval::Month if plan.per_seat => format!("{amount} per seat / month"),
+        Interval::Year if plan.per_seat => format!("{amount} per seat / year"),
         Interval::Month => format!("{amount}/month"),
         Interval::Year => format!("{amount}/year"),
         Interval::OneTime => amount,
@@ -21,7 +24,7 @@ pub fn price_display(plan: &Plan, price: &Price) -> PriceDisplay {
                 .filter(|m| m.currency == price.currency)
                 .and_then(|m| savings_percent(m.amount, price.amount))
                 .map(|percent| format!("Save {percent}%"));
-            (Some(format!("{per_month}/month")), savings)
+            (Some(format!("{per_month}{per}/month")), savings)
         }
         (Interval::OneTime, _) => (Some("one-time payment".to_owned()), None),
         _ => (None, None),
@@ -188,6 +191,14 @@ mod tests {
             }
         );
         assert_eq!(free_price("jpy").label, "¥0");
+        let team = catalog.plan("team").unwrap();
+        assert_eq!(
+            price_display(team, team.price(Interval::Month).unwrap()).label,
+            "$12 per seat / month"
+        );
+        let yearly = price_display(team, team.price(Interval::Year).unwrap());
+        assert_eq!(yearly.label, "$120 per seat / year");
+        assert_eq!(yearly.note.as_deref(), Some("$10 per seat/month"));
     }
 
     #[test]

@@ -114,6 +114,16 @@ pub struct Plan {
     pub cta: CallToAction,
     #[serde(default)]
     pub trial_days: Option<u32>,
+    /// Billed per seat: the subscription's quantity is the account's seats
+    /// (members and open invitations, `teams::seats`).
+    #[serde(default)]
+    pub per_seat: bool,
+    /// A per-seat plan's fewest seats billed.
+    #[serde(default)]
+    pub min_seats: Option<u32>,
+    /// A per-seat plan's most seats; invitations beyond it are refused.
+    #[serde(default)]
+    pub max_seats: Option<u32>,
     #[serde(default)]
     pub prices: Vec<Price>,
 }

@@ -182,6 +182,7 @@ fn check_billing_type(plan: &Plan, name: &str, report: &mut Report) {
             }
         }
     }
+    check_seats(plan, name, report);
     if let Some(days) = plan.trial_days {
         if plan.billing != BillingType::Subscription {
             report.errors.push(problem(
@@ -196,6 +197,40 @@ fn check_billing_type(plan: &Plan, name: &str, report: &mut Report) {
                 "Stripe allows 1 to 730 trial days",
             ));
         }
+    }
+}
+
+/// Seat terms belong to per-seat subscriptions and must leave room for one.
+fn check_seats(plan: &Plan, name: &str, report: &mut Report) {
+    if !plan.per_seat {
+        if plan.min_seats.is_some() || plan.max_seats.is_some() {
+            report.errors.push(problem(
+                name,
+                "min_seats",
+                "seat limits need `per_seat = true`",
+            ));
+        }
+        return;
+    }
+    if plan.billing != BillingType::Subscription {
+        report.errors.push(problem(
+            name,
+            "per_seat",
+            "only subscriptions are billed per seat",
+        ));
+    }
+    match (plan.min_seats, plan.max_seats) {
+        (Some(0), _) | (_, Some(0)) => report.errors.push(problem(
+            name,
+            "min_seats",
+            "a per-seat plan has at least one seat",
+        )),
+        (Some(min), Some(max)) if min > max => {
+            report
+                .errors
+                .push(problem(name, "max_seats", "max_seats is below min_seats"))
+        }
+        _ => {}
     }
 }
 
@@ -246,6 +281,9 @@ mod tests {
             (plan("id = \"s\"\nbilling = \"subscription\"\n[[plans.prices]]\nlookup_key = \"s_m\"\namount = 100\ncurrency = \"usx\"\ninterval = \"month\""), "plan `s`, prices[0].currency: `usx` is not"),
             (plan("id = \"o\"\nbilling = \"one_time\"\n[[plans.prices]]\nlookup_key = \"k\"\namount = 100\ncurrency = \"usd\"\ninterval = \"one_time\"\n[[plans.prices]]\nlookup_key = \"k\"\namount = 100\ncurrency = \"usd\"\ninterval = \"one_time\""), "plan `o`, prices[1].lookup_key: duplicate lookup key `k`"),
             (plan("id = \"f\"\nbilling = \"free\"\ntrial_days = 14"), "plan `f`, trial_days: only subscriptions have trials"),
+            (plan("id = \"f\"\nbilling = \"free\"\nper_seat = true"), "plan `f`, per_seat: only subscriptions are billed per seat"),
+            (plan("id = \"f\"\nbilling = \"free\"\nmax_seats = 3"), "plan `f`, min_seats: seat limits need `per_seat = true`"),
+            (plan("id = \"s\"\nbilling = \"subscription\"\nper_seat = true\nmin_seats = 5\nmax_seats = 2\n[[plans.prices]]\nlookup_key = \"s_m\"\namount = 100\ncurrency = \"usd\"\ninterval = \"month\""), "plan `s`, max_seats: max_seats is below min_seats"),
             (plan("id = \"f\"\nbilling = \"free\"\n[[plans.prices]]\nlookup_key = \"f\"\namount = 0\ncurrency = \"usd\"\ninterval = \"one_time\""), "plan `f`, prices: a free plan has no prices"),
             (plan("id = \"o\"\nbilling = \"one_time\"\n[[plans.prices]]\nlookup_key = \"o\"\namount = 100\ncurrency = \"usd\"\ninterval = \"one_time\"\nstripe = { test = \"prod_x\" }"), "plan `o`, prices[0].stripe.test: Stripe price ids start with `price_`"),
         ];

@@ -180,6 +180,18 @@ fn returned_failure(action: &str) -> Option<String> {
     (path == action).then(|| url_failure_message(&err))
 }
 
+/// The refusal a plain form post (any form of the page) was answered with,
+/// carried back in the URL; for pages whose forms are not islands.
+pub fn any_returned_failure() -> Option<String> {
+    #[cfg(feature = "ssr")]
+    {
+        let error = use_context::<leptos::server::ServerActionError>()?;
+        Some(url_failure_message(error.err()))
+    }
+    #[cfg(not(feature = "ssr"))]
+    None
+}
+
 /// The message in a URL's `__err`: the server function's error, base64 (URL-safe).
 pub fn url_failure_message(err: &str) -> String {
     use base64::{engine::general_purpose::URL_SAFE, Engine as _};

@@ -42,7 +42,7 @@ use stripe_core::{
 
 use super::{
     idempotent,
-    objects::{self, PURCHASE_PLAN_METADATA, USER_ID_METADATA},
+    objects::{self, ACCOUNT_ID_METADATA, PURCHASE_PLAN_METADATA, USER_ID_METADATA},
     GatewayError, StripeGateway,
 };
 use crate::billing::objects::{
@@ -54,9 +54,14 @@ use crate::billing::objects::{
 pub struct CheckoutRequest {
     pub mode: CheckoutMode,
     pub customer_id: String,
+    /// The billing account checked out for.
+    pub account_id: i64,
+    /// Who clicked (kept in metadata for analytics and support).
     pub user_id: i64,
     pub plan_id: String,
     pub price_id: String,
+    /// Seats on a per-seat plan, else 1.
+    pub quantity: u32,
     pub trial_days: Option<u32>,
     pub success_url: String,
     pub cancel_url: String,
@@ -93,22 +98,25 @@ pub struct PortalConfigSpec {
 const PORTAL_FINGERPRINT_METADATA: &str = "billing_starter_portal";
 
 impl StripeGateway {
-    /// Creates the customer for a user; the key makes concurrent or retried calls
-    /// for one user return the same customer.
+    /// Creates the customer for a billing account; the key makes concurrent or
+    /// retried calls for one account return the same customer.
     pub async fn create_customer(
         &self,
-        user_id: i64,
+        account_id: i64,
+        name: Option<&str>,
         email: &str,
         key: &str,
     ) -> Result<String, GatewayError> {
         let customer = self
             .retrying("create customer", || async move {
-                CreateCustomer::new()
-                    .email(email)
-                    .metadata(HashMap::from([(
-                        USER_ID_METADATA.to_owned(),
-                        user_id.to_string(),
-                    )]))
+                let mut create = CreateCustomer::new().email(email).metadata(HashMap::from([(
+                    ACCOUNT_ID_METADATA.to_owned(),
+                    account_id.to_string(),
+                )]));
+                if let Some(name) = name {
+                    create = create.name(name);
+                }
+                create
                     .customize()
                     .request_strategy(idempotent(&["customer", key]))
                     .send(self.client())
@@ -217,11 +225,14 @@ impl StripeGateway {
         }
     }
 
-    /// A customer created earlier for this user whose id was lost locally (e.g. a
-    /// restored backup): found by email, confirmed by our metadata.
+    /// A customer created earlier for this account whose id was lost locally
+    /// (e.g. a restored backup): found by email, confirmed by our metadata (the
+    /// account's id, or for a personal account made before accounts existed,
+    /// its user's).
     pub async fn find_customer(
         &self,
-        user_id: i64,
+        account_id: i64,
+        legacy_user_id: Option<i64>,
         email: &str,
     ) -> Result<Option<String>, GatewayError> {
         let escaped = email.replace('\\', "\\\\").replace('\'', "\\'");
@@ -233,15 +244,19 @@ impl StripeGateway {
                     .await
             })
             .await?;
-        let wanted = user_id.to_string();
+        let account = account_id.to_string();
+        let user = legacy_user_id.map(|id| id.to_string());
         Ok(found
             .data
             .into_iter()
             .find(|c| {
-                c.metadata
-                    .as_ref()
-                    .and_then(|m| m.get(USER_ID_METADATA))
-                    .is_some_and(|id| *id == wanted)
+                let Some(m) = c.metadata.as_ref() else {
+                    return false;
+                };
+                match m.get(ACCOUNT_ID_METADATA) {
+                    Some(id) => *id == account,
+                    None => user.is_some() && m.get(USER_ID_METADATA) == user.as_ref(),
+                }
             })
             .map(|c| c.id.to_string()))
     }
@@ -251,15 +266,19 @@ impl StripeGateway {
         request: &CheckoutRequest,
     ) -> Result<CreatedSession, GatewayError> {
         let metadata = HashMap::from([
+            (
+                ACCOUNT_ID_METADATA.to_owned(),
+                request.account_id.to_string(),
+            ),
             (USER_ID_METADATA.to_owned(), request.user_id.to_string()),
             (PURCHASE_PLAN_METADATA.to_owned(), request.plan_id.clone()),
         ]);
         let mut create = CreateCheckoutSession::new()
             .customer(request.customer_id.clone())
-            .client_reference_id(request.user_id.to_string())
+            .client_reference_id(request.account_id.to_string())
             .line_items(vec![CreateCheckoutSessionLineItems {
                 price: Some(request.price_id.clone()),
-                quantity: Some(1),
+                quantity: Some(u64::from(request.quantity.max(1))),
                 ..Default::default()
             }])
             .success_url(request.success_url.clone())
@@ -397,6 +416,36 @@ impl StripeGateway {
             })
             .await?;
         Ok(page.data.iter().map(objects::subscription).collect())
+    }
+
+    /// Sets the seat count of a per-seat subscription, prorated (Stripe adds the
+    /// difference to the next invoice). `key` names this change, so a retried
+    /// call applies it once.
+    pub async fn set_subscription_quantity(
+        &self,
+        id: &str,
+        item_id: &str,
+        quantity: u32,
+        key: &str,
+    ) -> Result<SubscriptionState, GatewayError> {
+        let sub = self
+            .retrying("update subscription quantity", || async move {
+                UpdateSubscription::new(id)
+                    .items(vec![stripe_billing::subscription::UpdateSubscriptionItems {
+                        id: Some(item_id.to_owned()),
+                        quantity: Some(u64::from(quantity)),
+                        ..Default::default()
+                    }])
+                    .proration_behavior(
+                        stripe_billing::subscription::UpdateSubscriptionProrationBehavior::CreateProrations,
+                    )
+                    .customize()
+                    .request_strategy(idempotent(&["seats", id, key]))
+                    .send(self.client())
+                    .await
+            })
+            .await?;
+        Ok(objects::subscription(&sub))
     }
 
     pub async fn set_cancel_at_period_end(

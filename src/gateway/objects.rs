@@ -13,6 +13,7 @@ use crate::billing::objects::{
 
 /// Metadata keys our checkout writes (the guide's names).
 pub const USER_ID_METADATA: &str = "application_user_id";
+pub const ACCOUNT_ID_METADATA: &str = "application_account_id";
 pub const PURCHASE_PLAN_METADATA: &str = "plan_conceptual_id";
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +84,10 @@ fn user_id(metadata: Option<&HashMap<String, String>>) -> Option<i64> {
     metadata?.get(USER_ID_METADATA)?.parse().ok()
 }
 
+fn account_id(metadata: Option<&HashMap<String, String>>) -> Option<i64> {
+    metadata?.get(ACCOUNT_ID_METADATA)?.parse().ok()
+}
+
 fn plan_id(metadata: Option<&HashMap<String, String>>) -> Option<String> {
     metadata?.get(PURCHASE_PLAN_METADATA).cloned()
 }
@@ -112,6 +117,8 @@ pub(crate) fn subscription(sub: &stripe_shared::Subscription) -> SubscriptionSta
         trial_start: sub.trial_start,
         trial_end: sub.trial_end,
         app_user_id: user_id(Some(&sub.metadata)),
+        app_account_id: account_id(Some(&sub.metadata)),
+        item_id: item.map(|item| item.id.to_string()),
         plan_id: plan_id(Some(&sub.metadata)),
     }
 }
@@ -136,6 +143,7 @@ pub(crate) fn checkout_session(session: &stripe_shared::CheckoutSession) -> Chec
         payment_intent_id: session.payment_intent.as_ref().map(|p| p.id().to_string()),
         client_reference_id: session.client_reference_id.clone(),
         app_user_id: user_id(session.metadata.as_ref()),
+        app_account_id: account_id(session.metadata.as_ref()),
         plan_id: plan_id(session.metadata.as_ref()),
         amount_total: session.amount_total.unwrap_or(0),
         currency: session

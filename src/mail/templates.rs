@@ -3,19 +3,40 @@
 //! `layout.html`. `{{name}}` is replaced by a value; in HTML every value is
 //! escaped (an address or a product name can hold `&` or `<`).
 //!
-//! Hand-written rather than a template engine: six short messages with one
+//! Hand-written rather than a template engine: seven short messages with one
 //! kind of placeholder do not need a language, and `include_str!` keeps them
 //! checked at compile time and shipped inside the binary.
 
 /// One kind of message and what fills it in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Template {
-    VerifyEmail { link: String },
-    ResetPassword { link: String },
-    ChangeEmail { link: String, new_email: String },
-    PaymentFailed { link: String, amount: String },
-    TrialWillEnd { link: String, date: String },
-    AccountDeleted { email: String, summary: String },
+    VerifyEmail {
+        link: String,
+    },
+    ResetPassword {
+        link: String,
+    },
+    ChangeEmail {
+        link: String,
+        new_email: String,
+    },
+    PaymentFailed {
+        link: String,
+        amount: String,
+    },
+    TrialWillEnd {
+        link: String,
+        date: String,
+    },
+    AccountDeleted {
+        email: String,
+        summary: String,
+    },
+    Invitation {
+        link: String,
+        organization: String,
+        inviter: String,
+    },
 }
 
 /// A message ready for the outbox.
@@ -38,6 +59,7 @@ impl Template {
             Template::PaymentFailed { .. } => "payment_failed",
             Template::TrialWillEnd { .. } => "trial_will_end",
             Template::AccountDeleted { .. } => "account_deleted",
+            Template::Invitation { .. } => "invitation",
         }
     }
 
@@ -57,6 +79,7 @@ impl Template {
             Template::PaymentFailed { .. } => pair!("payment_failed"),
             Template::TrialWillEnd { .. } => pair!("trial_will_end"),
             Template::AccountDeleted { .. } => pair!("account_deleted"),
+            Template::Invitation { .. } => pair!("invitation"),
         }
     }
 
@@ -73,6 +96,15 @@ impl Template {
             Template::AccountDeleted { email, summary } => {
                 vec![("email", email), ("summary", summary)]
             }
+            Template::Invitation {
+                link,
+                organization,
+                inviter,
+            } => vec![
+                ("link", link),
+                ("organization", organization),
+                ("inviter", inviter),
+            ],
         }
     }
 
@@ -137,6 +169,11 @@ mod tests {
             Template::AccountDeleted {
                 email: "ada@example.com".into(),
                 summary: "We cancelled 1 subscription.".into(),
+            },
+            Template::Invitation {
+                link: "https://app.example/invitations/accept?token=abc".into(),
+                organization: "Acme <Labs>".into(),
+                inviter: "ada@example.com".into(),
             },
         ]
     }

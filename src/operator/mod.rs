@@ -11,7 +11,7 @@ use sea_orm::{
 
 use crate::{
     billing::context::Billing,
-    db::entities::{audit_log, outbox, users, webhook_events},
+    db::entities::{accounts, audit_log, outbox, users, webhook_events},
     operations,
 };
 
@@ -117,21 +117,57 @@ pub async fn events(
     page_of(db, query, page).await
 }
 
-/// Accounts whose email contains `query` (lower-cased), at most a page.
+/// A billing account the console found, with its user if it is personal.
+pub struct FoundAccount {
+    pub account: accounts::Model,
+    pub user: Option<users::Model>,
+}
+
+/// Personal accounts whose user's email contains `query` (lower-cased), then
+/// organizations whose name or slug does, at most a page of each.
 pub async fn find_accounts(
     db: &DatabaseConnection,
     query: &str,
-) -> Result<Vec<users::Model>, DbErr> {
-    let query = query.trim().to_ascii_lowercase();
+) -> Result<Vec<FoundAccount>, DbErr> {
+    let query = query.trim().to_lowercase();
     if query.is_empty() || query.len() > crate::auth::accounts::MAX_EMAIL_LEN {
         return Ok(Vec::new());
     }
-    users::Entity::find()
+    let mut found = Vec::new();
+    let people = users::Entity::find()
         .filter(users::Column::Email.contains(query.as_str()))
         .order_by_asc(users::Column::Email)
         .limit(PAGE_SIZE)
         .all(db)
-        .await
+        .await?;
+    for user in people {
+        let account = accounts::Entity::find()
+            .filter(accounts::Column::PersonalUserId.eq(user.id))
+            .one(db)
+            .await?;
+        if let Some(account) = account {
+            found.push(FoundAccount {
+                account,
+                user: Some(user),
+            });
+        }
+    }
+    let organizations = accounts::Entity::find()
+        .filter(accounts::Column::Kind.eq(accounts::AccountKind::Organization))
+        .filter(
+            sea_orm::Condition::any()
+                .add(accounts::Column::Slug.contains(query.as_str()))
+                .add(accounts::Column::Name.contains(query.as_str())),
+        )
+        .order_by_asc(accounts::Column::Name)
+        .limit(PAGE_SIZE)
+        .all(db)
+        .await?;
+    found.extend(organizations.into_iter().map(|account| FoundAccount {
+        account,
+        user: None,
+    }));
+    Ok(found)
 }
 
 /// How many events wait in each bad state (the console's first screen).

@@ -164,6 +164,9 @@ pub async fn delete_account(password: String) -> Result<(), ServerFnError> {
         {
             Ok(done) => done,
             Err(DeletionError::Account(err)) => return Err(err.into()),
+            Err(err @ DeletionError::StillOwner(_)) => {
+                return Err(FnError::Readable(StatusCode::BAD_REQUEST, err.to_string()))
+            }
             Err(DeletionError::Stripe(err)) => {
                 tracing::error!(error = %err, "account deletion stopped at Stripe");
                 return Err(FnError::User(

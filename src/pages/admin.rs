@@ -172,27 +172,30 @@ pub async fn admin_accounts(q: Option<String>) -> Result<Vec<AccountRow>, Server
             _ => "https://dashboard.stripe.com/test/customers/",
         };
         let mut rows = Vec::new();
-        for user in users {
+        for crate::operator::FoundAccount { account, user } in users {
             let subs = subscriptions::Entity::find()
-                .filter(subscriptions::Column::UserId.eq(user.id))
+                .filter(subscriptions::Column::AccountId.eq(account.id))
                 .all(db)
                 .await
                 .map_err(internal)?;
             let packs = one_time_purchases::Entity::find()
-                .filter(one_time_purchases::Column::UserId.eq(user.id))
+                .filter(one_time_purchases::Column::AccountId.eq(account.id))
                 .all(db)
                 .await
                 .map_err(internal)?;
             rows.push(AccountRow {
-                id: user.id,
-                verified: user.email_verified_at.is_some(),
-                operator: user.is_operator,
-                dashboard: user
+                id: account.id,
+                verified: user.as_ref().is_some_and(|u| u.email_verified_at.is_some()),
+                operator: user.as_ref().is_some_and(|u| u.is_operator),
+                dashboard: account
                     .stripe_customer_id
                     .as_ref()
                     .map(|c| format!("{dashboard}{c}")),
-                customer: user.stripe_customer_id,
-                email: user.email,
+                customer: account.stripe_customer_id,
+                email: match user {
+                    Some(user) => user.email,
+                    None => format!("Organization: {}", account.name),
+                },
                 subscriptions: subs
                     .into_iter()
                     .map(|s| {

@@ -127,11 +127,18 @@ pub async fn sign_out() -> Result<(), ServerFnError> {
     .await
 }
 
-/// The signed-in user's email, for the header.
+/// The signed-in user's email and the accounts they can act in, for the header.
 #[server(endpoint = "current_user_email")]
-pub async fn current_user_email() -> Result<Option<String>, ServerFnError> {
+pub async fn current_user_email(
+) -> Result<Option<(String, Vec<crate::views::AccountChoice>)>, ServerFnError> {
     use crate::request;
-    request::run(async { Ok(request::current_user().await?.map(|u| u.email)) }).await
+    request::run(async {
+        let Some(user) = request::current_user().await? else {
+            return Ok(None);
+        };
+        Ok(Some((user.email, request::account_choices().await?)))
+    })
+    .await
 }
 
 #[component]
@@ -229,7 +236,8 @@ pub fn UserMenu() -> impl IntoView {
                 // server tests, about one run in 30). Awaiting takes the lock.
                 {move || Suspend::new(async move {
                     match user.await {
-                        Ok(Some(email)) => view! {
+                        Ok(Some((email, accounts))) => view! {
+                            <super::team::AccountSwitcher accounts />
                             <A href="/account" attr:class="user-email">{email}</A>
                             <form method="post" action=sign_out_url>
                                 <button type="submit" class="button button-secondary">"Sign out"</button>

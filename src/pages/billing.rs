@@ -24,31 +24,32 @@ pub async fn load_billing(
 ) -> Result<Option<BillingView>, ServerFnError> {
     use crate::{billing::service, request, views::build};
     request::run(async {
-        let Some(user) = request::current_user().await? else {
+        let Some(member) = request::current_member().await? else {
             return Ok(None);
         };
         let billing = &request::state().billing;
         let checkout = match checkout_session.as_deref() {
             Some(id) => {
-                request::limit_stripe_actions(&user).await?;
-                let outcome = service::confirm_checkout(billing, &user, id).await;
+                request::limit_stripe_actions(&member.user).await?;
+                let outcome = service::confirm_checkout(billing, &member, id).await;
                 Some(build::checkout_return(outcome))
             }
             None => None,
         };
-        Ok(Some(build::billing_page(billing, &user, checkout).await?))
+        Ok(Some(build::billing_page(billing, &member, checkout).await?))
     })
     .await
 }
 
-/// Opens the Stripe customer portal for the signed-in user's own customer.
+/// Opens the Stripe customer portal for the current account's own customer
+/// (owners and admins).
 #[server(endpoint = "open_portal")]
 pub async fn open_portal() -> Result<(), ServerFnError> {
     use crate::request;
     request::run(async {
-        let user = request::require_user().await?;
-        request::limit_stripe_actions(&user).await?;
-        let url = crate::billing::service::portal(&request::state().billing, &user, None).await?;
+        let member = request::require_member().await?;
+        request::limit_stripe_actions(&member.user).await?;
+        let url = crate::billing::service::portal(&request::state().billing, &member, None).await?;
         leptos_axum::redirect(&url);
         Ok(())
     })
@@ -74,10 +75,14 @@ pub async fn resume_subscription() -> Result<(), ServerFnError> {
 async fn cancel_at_period_end(cancel: bool) -> Result<(), ServerFnError> {
     use crate::request;
     request::run(async {
-        let user = request::require_user().await?;
-        request::limit_stripe_actions(&user).await?;
-        crate::billing::service::set_cancel_at_period_end(&request::state().billing, &user, cancel)
-            .await?;
+        let member = request::require_member().await?;
+        request::limit_stripe_actions(&member.user).await?;
+        crate::billing::service::set_cancel_at_period_end(
+            &request::state().billing,
+            &member,
+            cancel,
+        )
+        .await?;
         leptos_axum::redirect("/dashboard/billing");
         Ok(())
     })
@@ -273,22 +278,37 @@ fn BillingDetails(view: BillingView) -> impl IntoView {
         })}
         <section class="panel current-plan" aria-labelledby="current-plan-heading">
             <h2 id="current-plan-heading">"Current plan"</h2>
+            {view.organization.clone().map(|name| view! {
+                <p class="muted" data-testid="billed-account">{format!("Billed to {name}")}</p>
+            })}
             <p class="plan-name" data-testid="plan-name">{view.plan_name.clone()}</p>
             <dl class="plan-facts">
                 {row("Status", view.status.clone())}
                 {row("Billing", view.interval.clone())}
                 {row("Renews on", view.renews_on.clone())}
+                {view.seats.map(|(used, paid)| view! {
+                    <dt>"Seats"</dt>
+                    <dd data-testid="seats">{format!("{used} in use, {paid} paid")}</dd>
+                })}
                 {row("Trial ends on", view.trial_ends_on.clone())}
                 {view.ends_on.clone().map(|on| view! {
                     <dt>"Ends on"</dt>
                     <dd data-testid="ends-on">{on}</dd>
                 })}
             </dl>
-            <PlanActions
-                has_customer=view.has_customer
-                can_cancel=view.can_cancel
-                can_resume=view.can_resume
-            />
+            {if view.can_manage {
+                view! {
+                    <PlanActions
+                        has_customer=view.has_customer
+                        can_cancel=view.can_cancel
+                        can_resume=view.can_resume
+                    />
+                }.into_any()
+            } else {
+                view! {
+                    <p class="muted" data-testid="billing-managed-by">"Owners and admins of this organization manage its billing."</p>
+                }.into_any()
+            }}
         </section>
 
         <section class="panel" aria-labelledby="purchases-heading">

@@ -9,11 +9,11 @@ use crate::views::GateView;
 pub async fn load_gate() -> Result<GateView, ServerFnError> {
     use crate::{catalog::Limit, request};
     request::run(async {
-        let Some(user) = request::current_user().await? else {
+        let Some(member) = request::current_member().await? else {
             return Ok(GateView::SignedOut);
         };
         let billing = &request::state().billing;
-        let access = crate::billing::service::access_for(billing, user.id).await?;
+        let access = crate::billing::service::access_for(billing, member.account.id).await?;
         let plan_name = access
             .plan_id
             .as_deref()

@@ -11,6 +11,7 @@ pub mod home;
 pub mod legal;
 pub mod not_found;
 pub mod pricing;
+pub mod team;
 
 /// Percent-encodes a path for a `next=` query parameter.
 pub(crate) fn encode_next(path: &str) -> String {

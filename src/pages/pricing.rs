@@ -26,8 +26,10 @@ pub async fn load_pricing() -> Result<PricingView, ServerFnError> {
         if let Some(viewer) = request::known_viewer() {
             return Ok(viewer.pricing().clone());
         }
-        let user = request::current_user().await?;
-        Ok(request::state().pricing_view(user.as_ref()).await?)
+        let member = request::current_member().await?;
+        Ok(request::state()
+            .pricing_view(member.map(|m| m.account.id))
+            .await?)
     })
     .await
 }
@@ -45,8 +47,8 @@ pub async fn start_checkout(plan: String, interval: Option<String>) -> Result<()
     use axum::http::StatusCode;
 
     request::run(async {
-        let user = request::require_user().await?;
-        request::limit_stripe_actions(&user).await?;
+        let member = request::require_member().await?;
+        request::limit_stripe_actions(&member.user).await?;
         let interval = match interval.as_deref().unwrap_or("monthly") {
             "month" | "monthly" => Interval::Month,
             "year" | "yearly" => Interval::Year,
@@ -60,7 +62,7 @@ pub async fn start_checkout(plan: String, interval: Option<String>) -> Result<()
         };
         let billing = &request::state().billing;
         let (Next::Stripe(url) | Next::App(url)) =
-            service::start_checkout(billing, &user, &plan, interval).await?;
+            service::start_checkout(billing, &member, &plan, interval).await?;
         leptos_axum::redirect(&url);
         Ok(())
     })

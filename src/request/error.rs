@@ -24,6 +24,11 @@ pub enum FnError {
     Service(#[from] ServiceError),
     #[error(transparent)]
     Account(#[from] AccountError),
+    #[error(transparent)]
+    Team(#[from] crate::teams::TeamError),
+    /// The user can fix this; the message (made at run time) says how.
+    #[error("{1}")]
+    Readable(StatusCode, String),
     /// A failure whose text is not for the user: logged, shown as generic.
     #[error("{what} failed: {detail}")]
     Internal { what: &'static str, detail: String },
@@ -45,6 +50,8 @@ impl FnError {
             FnError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             FnError::Service(err) => err.status(),
             FnError::Account(err) => err.status(),
+            FnError::Team(err) => err.status(),
+            FnError::Readable(status, _) => *status,
             FnError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -57,6 +64,8 @@ impl FnError {
             }
             FnError::Service(err) => err.user_message(),
             FnError::Account(err) => err.user_message(),
+            FnError::Team(err) => err.user_message(),
+            FnError::Readable(_, message) => Some(message.clone()),
             FnError::Internal { .. } => None,
         }
     }

@@ -8,7 +8,13 @@ use axum::http::StatusCode;
 use leptos::prelude::*;
 
 pub use self::error::{run, FnError};
-use crate::{auth, db::entities::users, state::AppState, views::PricingView};
+use crate::{
+    auth,
+    db::entities::users,
+    state::AppState,
+    teams::Member,
+    views::{AccountChoice, PricingView},
+};
 
 pub fn state() -> AppState {
     expect_context::<AppState>()
@@ -77,23 +83,39 @@ pub async fn session() -> Result<tower_sessions::Session, FnError> {
         .map_err(|err| FnError::internal("session extraction", err))
 }
 
-/// The signed-in user, looked up at most once per request: a page's header and its
-/// body both ask. Provided fresh for every request by the router's context.
+/// The signed-in user and the account they act in, each looked up at most once
+/// per request: a page's header and its body both ask. Provided fresh for
+/// every request by the router's context.
 #[derive(Clone, Default)]
-pub struct RequestUser(std::sync::Arc<tokio::sync::OnceCell<Option<users::Model>>>);
+pub struct RequestUser(std::sync::Arc<RequestLookups>);
+
+#[derive(Default)]
+pub struct RequestLookups {
+    signed_in: tokio::sync::OnceCell<Option<auth::SignedIn>>,
+    member: tokio::sync::OnceCell<Option<Member>>,
+}
 
 /// The signed-in visitor of a page request and their pricing view, as the page
 /// cache read them (`server::page_cache`), so the page shows exactly what the
 /// cache keeps its template under. Put in the request's extensions.
 #[derive(Clone)]
-pub struct KnownViewer(std::sync::Arc<(users::Model, PricingView)>);
+pub struct KnownViewer(std::sync::Arc<(Member, PricingView, Vec<AccountChoice>)>);
 
 impl KnownViewer {
-    pub fn new(user: users::Model, pricing: PricingView) -> Self {
-        KnownViewer(std::sync::Arc::new((user, pricing)))
+    pub fn new(member: Member, pricing: PricingView, accounts: Vec<AccountChoice>) -> Self {
+        KnownViewer(std::sync::Arc::new((member, pricing, accounts)))
+    }
+
+    /// The header's account switcher (part of the page cache's key).
+    pub fn accounts(&self) -> &[AccountChoice] {
+        &self.0 .2
     }
 
     pub fn user(&self) -> &users::Model {
+        &self.0 .0.user
+    }
+
+    pub fn member(&self) -> &Member {
         &self.0 .0
     }
 
@@ -110,21 +132,67 @@ pub fn known_viewer() -> Option<KnownViewer> {
         .cloned()
 }
 
+async fn signed_in() -> Result<Option<auth::SignedIn>, FnError> {
+    let lookup = || async {
+        let session = session().await?;
+        auth::signed_in(&session, state().db())
+            .await
+            .map_err(|err| FnError::internal("session lookup", err))
+    };
+    match use_context::<RequestUser>() {
+        Some(cached) => cached.0.signed_in.get_or_try_init(lookup).await.cloned(),
+        None => lookup().await,
+    }
+}
+
 /// The signed-in user, from the server-side session only.
 pub async fn current_user() -> Result<Option<users::Model>, FnError> {
     if let Some(viewer) = known_viewer() {
         return Ok(Some(viewer.user().clone()));
     }
+    Ok(signed_in().await?.map(|s| s.user))
+}
+
+/// The signed-in user acting in their current account, with their role there:
+/// the session's choice of account if they are a member of it, else their
+/// personal account. Nothing the browser sends names the account.
+pub async fn current_member() -> Result<Option<Member>, FnError> {
+    if let Some(viewer) = known_viewer() {
+        return Ok(Some(viewer.member().clone()));
+    }
     let lookup = || async {
-        let session = session().await?;
-        auth::current_user(&session, state().db())
+        let Some(signed_in) = signed_in().await? else {
+            return Ok(None);
+        };
+        crate::teams::members::current(state().db(), &signed_in.user, signed_in.chosen_account)
             .await
-            .map_err(|err| FnError::internal("session lookup", err))
+            .map_err(|err| FnError::internal("account lookup", err))
     };
     match use_context::<RequestUser>() {
-        Some(cached) => cached.0.get_or_try_init(lookup).await.cloned(),
+        Some(cached) => cached.0.member.get_or_try_init(lookup).await.cloned(),
         None => lookup().await,
     }
+}
+
+/// The accounts the signed-in member can switch between, for the header.
+pub async fn account_choices() -> Result<Vec<AccountChoice>, FnError> {
+    if let Some(viewer) = known_viewer() {
+        return Ok(viewer.accounts().to_vec());
+    }
+    let Some(member) = current_member().await? else {
+        return Ok(Vec::new());
+    };
+    crate::teams::members::choices(state().db(), &member)
+        .await
+        .map_err(|err| FnError::internal("account choices", err))
+}
+
+/// The signed-in member, or a 401 with a readable message.
+pub async fn require_member() -> Result<Member, FnError> {
+    current_member().await?.ok_or(FnError::User(
+        StatusCode::UNAUTHORIZED,
+        "Please sign in first.",
+    ))
 }
 
 /// The signed-in operator: 401 signed out, 403 for anyone else. The role is

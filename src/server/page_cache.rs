@@ -94,7 +94,9 @@ impl Kept {
     }
 }
 
-type ViewerKey = (&'static str, PricingView);
+/// A signed-in page differs by its pricing view and by the header's account
+/// switcher (the names of the viewer's organizations); the email is filled in.
+type ViewerKey = (&'static str, PricingView, Vec<crate::views::AccountChoice>);
 
 pub struct PageCache {
     state: AppState,
@@ -159,17 +161,29 @@ impl PageCache {
     /// The signed-in visitor of this session and their pricing view; `None` when
     /// there is none (or it cannot be read), and the page renders as usual.
     async fn viewer(&self, session_id: &tower_sessions::session::Id) -> Option<KnownViewer> {
-        let user = crate::auth::session_store::user_of(self.state.db(), session_id)
+        let signed_in = crate::auth::session_store::user_of(self.state.db(), session_id)
             .await
             .inspect_err(|err| tracing::warn!(error = %err, "session lookup for the page cache"))
             .ok()??;
+        let member = crate::teams::members::current(
+            self.state.db(),
+            &signed_in.user,
+            signed_in.chosen_account,
+        )
+        .await
+        .inspect_err(|err| tracing::warn!(error = %err, "account lookup for the page cache"))
+        .ok()??;
+        let accounts = crate::teams::members::choices(self.state.db(), &member)
+            .await
+            .inspect_err(|err| tracing::warn!(error = %err, "accounts for the page cache"))
+            .ok()?;
         let view = self
             .state
-            .pricing_view(Some(&user))
+            .pricing_view(Some(member.account.id))
             .await
             .inspect_err(|err| tracing::warn!(error = %err, "pricing view for the page cache"))
             .ok()?;
-        Some(KnownViewer::new(user, view))
+        Some(KnownViewer::new(member, view, accounts))
     }
 }
 
@@ -351,7 +365,12 @@ pub async fn serve(
     let Some(viewer) = viewer else {
         return next.run(request).await;
     };
-    let key = (page, viewer.pricing().clone());
+    // One account shows no switcher: the page is the same for everyone.
+    let switcher = match viewer.accounts() {
+        [_] | [] => Vec::new(),
+        many => many.to_vec(),
+    };
+    let key = (page, viewer.pricing().clone(), switcher);
     if let Some(response) = cache.viewer_hit(&key, &viewer.user().email) {
         return response;
     }

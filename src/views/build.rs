@@ -13,7 +13,8 @@ use crate::{
         service::{self, CheckoutOutcome, ServiceError},
     },
     catalog::{display, money, BillingType, Interval},
-    db::entities::{invoices, one_time_purchases, users},
+    db::entities::{invoices, one_time_purchases},
+    teams::{Action, Member},
 };
 
 fn date(at: DateTime<Utc>) -> String {
@@ -38,17 +39,17 @@ fn status_word(status: &str) -> String {
 pub async fn pricing(
     billing: &Billing,
     public: &std::sync::OnceLock<PricingView>,
-    user: Option<&users::Model>,
+    account_id: Option<i64>,
 ) -> Result<PricingView, ServiceError> {
-    if user.is_none() {
+    if account_id.is_none() {
         if let Some(view) = public.get() {
             return Ok(view.clone());
         }
     }
-    let holdings = match user {
+    let holdings = match account_id {
         None => display::Holdings::default(),
-        Some(user) => {
-            let access = service::access_for(billing, user.id).await?;
+        Some(account_id) => {
+            let access = service::access_for(billing, account_id).await?;
             display::Holdings {
                 signed_in: true,
                 subscription: access
@@ -81,7 +82,7 @@ pub async fn pricing(
         }
     };
     let view = PricingView {
-        signed_in: user.is_some(),
+        signed_in: account_id.is_some(),
         has_yearly: billing
             .catalog
             .prices()
@@ -102,7 +103,7 @@ pub async fn pricing(
             })
             .collect(),
     };
-    if user.is_none() {
+    if account_id.is_none() {
         let _ = public.set(view.clone());
     }
     Ok(view)
@@ -133,10 +134,11 @@ pub fn checkout_return(outcome: CheckoutOutcome) -> CheckoutReturn {
 /// invoices from the mirror (a page view never calls Stripe).
 pub async fn billing_page(
     billing: &Billing,
-    user: &users::Model,
+    member: &Member,
     checkout: Option<CheckoutReturn>,
 ) -> Result<BillingView, ServiceError> {
-    let access = service::access_for(billing, user.id).await?;
+    let (user, account) = (&member.user, &member.account);
+    let access = service::access_for(billing, account.id).await?;
     let plan = access
         .plan_id
         .as_deref()
@@ -159,14 +161,17 @@ pub async fn billing_page(
         past_due_until: None,
         can_cancel: sub.is_some_and(|s| !s.cancel_at_period_end),
         can_resume: sub.is_some_and(|s| s.cancel_at_period_end),
-        has_customer: user.stripe_customer_id.is_some(),
+        has_customer: account.stripe_customer_id.is_some(),
         email_unverified: user.email_verified_at.is_none(),
         purchases: Vec::new(),
         invoices: Vec::new(),
         duplicate_subscriptions: Vec::new(),
         checkout,
+        organization: member.is_organization().then(|| account.name.clone()),
+        can_manage: member.may(Action::ManageBilling).is_ok(),
+        seats: crate::teams::seats::summary(billing, account.id).await?,
     };
-    if let Some((_, ids)) = service::live_subscriptions_beyond_one(&billing.db, Some(user.id))
+    if let Some((_, ids)) = service::live_subscriptions_beyond_one(&billing.db, Some(account.id))
         .await?
         .into_iter()
         .next()
@@ -183,7 +188,7 @@ pub async fn billing_page(
     }
 
     view.purchases = one_time_purchases::Entity::find()
-        .filter(one_time_purchases::Column::UserId.eq(user.id))
+        .filter(one_time_purchases::Column::AccountId.eq(account.id))
         .order_by_desc(one_time_purchases::Column::CreatedAt)
         .all(&billing.db)
         .await?
@@ -202,14 +207,11 @@ pub async fn billing_page(
         .collect();
 
     // The customer id may have been linked just now (by the checkout sync).
-    let customer = users::Entity::find_by_id(user.id)
-        .one(&billing.db)
-        .await?
-        .and_then(|u| u.stripe_customer_id);
+    let customer = service::customer_of(billing, account.id).await?;
     view.has_customer = customer.is_some();
     // From the mirror the invoice events keep (`billing::apply`): a page view
     // never calls Stripe, so viewing cannot spend the account's rate limit.
-    let mut owned = Condition::any().add(invoices::Column::UserId.eq(user.id));
+    let mut owned = Condition::any().add(invoices::Column::AccountId.eq(account.id));
     if let Some(customer) = &customer {
         owned = owned.add(invoices::Column::StripeCustomerId.eq(customer.as_str()));
     }

@@ -86,6 +86,63 @@ pub struct BillingView {
     /// paid at once): the page warns, since each is charged.
     pub duplicate_subscriptions: Vec<String>,
     pub checkout: Option<CheckoutReturn>,
+    /// The organization billed, when the user acts in one (else their own).
+    pub organization: Option<String>,
+    /// Whether the viewer's role manages billing (owner or admin).
+    pub can_manage: bool,
+    /// On a per-seat plan: seats in use (members and open invitations) and
+    /// seats paid for.
+    pub seats: Option<(u32, u32)>,
+}
+
+/// One account the signed-in user can act in, for the header's switcher.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AccountChoice {
+    pub id: i64,
+    /// "Personal" for the user's own account, else the organization's name.
+    pub name: String,
+    pub current: bool,
+}
+
+/// The team page: the current account's members, invitations and seats.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamView {
+    pub account_name: String,
+    pub is_organization: bool,
+    /// "owner", "admin" or "member".
+    pub role: String,
+    pub can_manage: bool,
+    pub can_own: bool,
+    pub members: Vec<MemberRow>,
+    pub invitations: Vec<InvitationRow>,
+    /// On a per-seat plan: seats in use and seats paid for.
+    pub seats: Option<(u32, u32)>,
+    pub accounts: Vec<AccountChoice>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRow {
+    pub user_id: i64,
+    pub email: String,
+    pub role: String,
+    pub is_you: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationRow {
+    pub id: i64,
+    pub email: String,
+    pub role: String,
+    pub expires_on: String,
+}
+
+/// What an invitation link shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationView {
+    pub organization: String,
+    pub email: String,
+    /// The signed-in user's email, if anyone is signed in.
+    pub signed_in_as: Option<String>,
 }
 
 /// The gated area's answer.

@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use crate::{
     billing::objects::{BillingEvent, EventKind, StripeObject},
     catalog::money,
-    db::entities::users,
+    db::entities::accounts,
     mail::{Mailer, Template},
 };
 
@@ -23,22 +23,28 @@ pub async fn after_event<C: ConnectionTrait>(
     let Some((customer, template)) = message_for(event, &mailer.link(billing_page)) else {
         return Ok(false);
     };
-    let Some(user) = users::Entity::find()
-        .filter(users::Column::StripeCustomerId.eq(customer))
+    let Some(account) = accounts::Entity::find()
+        .filter(accounts::Column::StripeCustomerId.eq(customer))
         .one(conn)
         .await?
     else {
         return Ok(false);
     };
-    mailer
-        .enqueue(
-            conn,
-            format!("stripe:{}", event.id),
-            Some(user.id),
-            &user.email,
-            template,
-        )
-        .await
+    // An organization's billing mail goes to each of its owners and admins.
+    let mut queued = false;
+    for (user, role) in crate::teams::members::members_of(conn, account.id).await? {
+        if !crate::teams::rules::allows(role, crate::teams::Action::ManageBilling) {
+            continue;
+        }
+        let key = match account.kind {
+            accounts::AccountKind::Personal => format!("stripe:{}", event.id),
+            accounts::AccountKind::Organization => format!("stripe:{}:{}", event.id, user.id),
+        };
+        queued |= mailer
+            .enqueue(conn, key, Some(user.id), &user.email, template.clone())
+            .await?;
+    }
+    Ok(queued)
 }
 
 /// The customer an event's mail goes to and the mail; pure.
@@ -127,6 +133,8 @@ mod tests {
             price_lookup_key: None,
             interval: Some("month".into()),
             quantity: 1,
+            app_account_id: None,
+            item_id: None,
             current_period_start: None,
             current_period_end: None,
             cancel_at_period_end: false,

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 /// bookkeeping: ids, timestamps of our writes, the freshness stamp).
 fn state_of(row: &subscriptions::Model) -> Value {
     json!({
-        "user": row.user_id, "customer": row.stripe_customer_id, "price": row.stripe_price_id,
+        "account": row.account_id, "customer": row.stripe_customer_id, "price": row.stripe_price_id,
         "plan": row.plan_id, "interval": row.interval, "status": row.status,
         "period_end": row.current_period_end.map(|t| t.timestamp()),
         "cancel_at_period_end": row.cancel_at_period_end,
@@ -67,7 +67,9 @@ async fn subscribe_then_cancel(world: &World, email: &str) -> (i64, String) {
         .await
         .unwrap()
         .unwrap();
-    let customer = user.stripe_customer_id.clone().expect("customer linked");
+    let customer = crate::common::customer_of(&world.app.db, user.id)
+        .await
+        .expect("customer linked");
     let subs = world
         .stripe_get(&format!("subscriptions?customer={customer}"))
         .await;
@@ -120,7 +122,7 @@ async fn order_independence(db: TestDb) {
     assert_eq!(reference["status"], "active");
     assert_eq!(reference["cancel_at_period_end"], true);
     assert_eq!(reference["plan"], "premium");
-    assert!(reference["user"].is_number(), "linked to the user");
+    assert!(reference["account"].is_number(), "linked to the account");
 
     // Duplicates: each event again, twice — no new rows, no change.
     for event in sequence.iter().chain(sequence.iter()) {
@@ -364,13 +366,17 @@ async fn success_page_then_webhooks(stripe_clock_ahead_secs: i64) {
     assert_eq!(
         subscriptions::Entity::find()
             .filter(
-                subscriptions::Column::UserId.ne(users::Entity::find()
-                    .filter(users::Column::Email.eq("first@example.com"))
-                    .one(&world.app.db)
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .id)
+                subscriptions::Column::AccountId.ne(crate::common::personal_account_id(
+                    &world.app.db,
+                    users::Entity::find()
+                        .filter(users::Column::Email.eq("first@example.com"))
+                        .one(&world.app.db)
+                        .await
+                        .unwrap()
+                        .unwrap()
+                        .id
+                )
+                .await)
             )
             .count(&world.app.db)
             .await
@@ -1012,13 +1018,14 @@ async fn one_payable_subscription_session_per_customer() {
     );
     let (status, _) = world.pay(&yearly, "4242424242424242").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    let customer = users::Entity::find()
+    let tabs = users::Entity::find()
         .filter(users::Column::Email.eq("tabs@example.com"))
         .one(&world.app.db)
         .await
         .unwrap()
-        .unwrap()
-        .stripe_customer_id
+        .unwrap();
+    let customer = crate::common::customer_of(&world.app.db, tabs.id)
+        .await
         .unwrap();
     let subs = world
         .stripe_get(&format!("subscriptions?customer={customer}"))
@@ -1105,7 +1112,9 @@ async fn deleted_customer_stays_deleted(db: TestDb) {
         .await
         .unwrap()
         .unwrap();
-    let customer = user.stripe_customer_id.clone().expect("linked at checkout");
+    let customer = crate::common::customer_of(&world.app.db, user.id)
+        .await
+        .expect("linked at checkout");
     let deleted = world
         .http
         .delete(format!(
@@ -1132,13 +1141,14 @@ async fn deleted_customer_stays_deleted(db: TestDb) {
         pick("customer.deleted"),
     ];
     let relink = || async {
+        use billing_starter::db::entities::accounts;
         use sea_orm::{sea_query::Expr, ConnectionTrait};
-        users::Entity::update_many()
+        accounts::Entity::update_many()
             .col_expr(
-                users::Column::StripeCustomerId,
+                accounts::Column::StripeCustomerId,
                 Expr::value(customer.clone()),
             )
-            .filter(users::Column::Id.eq(user.id))
+            .filter(accounts::Column::PersonalUserId.eq(user.id))
             .exec(&world.app.db)
             .await
             .unwrap();
@@ -1172,43 +1182,27 @@ async fn deleted_customer_stays_deleted(db: TestDb) {
             );
             cancellation_stored |= i == 3;
         }
-        let now = users::Entity::find_by_id(user.id)
-            .one(&world.app.db)
-            .await
-            .unwrap()
-            .unwrap();
         assert_eq!(
-            now.stripe_customer_id, None,
+            crate::common::customer_of(&world.app.db, user.id).await,
+            None,
             "order {order:?} linked the deleted customer again"
         );
     }
     // A new checkout gets a new customer.
     let url = world.checkout(&browser, "premium", "monthly").await;
     assert!(url.contains("/checkout/"), "{url}");
-    let now = users::Entity::find_by_id(user.id)
-        .one(&world.app.db)
+    assert!(crate::common::customer_of(&world.app.db, user.id)
         .await
-        .unwrap()
-        .unwrap();
-    assert!(now
-        .stripe_customer_id
-        .as_ref()
-        .is_some_and(|c| *c != customer));
+        .is_some_and(|c| c != customer));
 
     // The deletion never heard of (the event lost): checkout replaces the link
     // instead of failing from now on.
     relink().await;
     let url = world.checkout(&browser, "premium", "yearly").await;
     assert!(url.contains("/checkout/"), "{url}");
-    let now = users::Entity::find_by_id(user.id)
-        .one(&world.app.db)
+    assert!(crate::common::customer_of(&world.app.db, user.id)
         .await
-        .unwrap()
-        .unwrap();
-    assert!(now
-        .stripe_customer_id
-        .as_ref()
-        .is_some_and(|c| *c != customer));
+        .is_some_and(|c| c != customer));
     world.stop().await;
     db.cleanup().await;
 }
@@ -1249,7 +1243,7 @@ async fn billing_page_views_make_no_stripe_calls() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].status, "paid");
     assert_eq!(rows[0].amount_total, 4900);
-    assert!(rows[0].user_id.is_some() && rows[0].hosted_invoice_url.is_some());
+    assert!(rows[0].account_id.is_some() && rows[0].hosted_invoice_url.is_some());
 
     world
         .control(
@@ -1436,7 +1430,9 @@ async fn the_newer_of_two_live_subscriptions_is_cancelled_and_refunded() {
         .await
         .unwrap()
         .unwrap();
-    let customer = user.stripe_customer_id.clone().unwrap();
+    let customer = crate::common::customer_of(&world.app.db, user.id)
+        .await
+        .unwrap();
     let first = world
         .stripe_get(&format!("subscriptions?customer={customer}"))
         .await["data"][0]["id"]

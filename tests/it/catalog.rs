@@ -32,7 +32,7 @@ async fn apply_on_an_empty_account_then_plan_shows_no_drift() {
     let catalog = example();
 
     let changes = diff::plan(&catalog, &stripe.remote_catalog(&catalog).await.unwrap());
-    assert_eq!(changes.len(), 5, "{changes:?}");
+    assert_eq!(changes.len(), 8, "{changes:?}");
     stripe.apply_catalog(&changes).await.unwrap();
     assert_eq!(
         diff::plan(&catalog, &stripe.remote_catalog(&catalog).await.unwrap()),
@@ -53,7 +53,7 @@ async fn apply_on_an_empty_account_then_plan_shows_no_drift() {
     // the idempotency keys replay the first responses.
     stripe.apply_catalog(&changes).await.unwrap();
     let remote = stripe.remote_catalog(&catalog).await.unwrap();
-    assert_eq!((remote.products.len(), remote.prices.len()), (2, 3));
+    assert_eq!((remote.products.len(), remote.prices.len()), (3, 5));
     emulator.stop().await;
 }
 
@@ -156,7 +156,7 @@ async fn the_cli_plans_applies_and_checks_for_drift() {
 
     let (code, out) = cli(&emulator.base_url, &catalog, &["catalog", "plan"]).await;
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("5 change(s)"), "{out}");
+    assert!(out.contains("8 change(s)"), "{out}");
 
     let (code, out) = cli(&emulator.base_url, &catalog, &["catalog", "apply"]).await;
     assert_eq!(code, 0, "{out}");

@@ -89,7 +89,6 @@ async fn add_users(source: &DatabaseConnection, db: &DatabaseConnection) {
             id: Set(user.id),
             email: Set(user.email),
             password_hash: Set(user.password_hash),
-            stripe_customer_id: Set(None),
             email_verified_at: Set(user.email_verified_at),
             is_operator: Set(false),
             created_at: Set(user.created_at),
@@ -98,6 +97,23 @@ async fn add_users(source: &DatabaseConnection, db: &DatabaseConnection) {
         .exec(db)
         .await
         .unwrap();
+    }
+    use billing_starter::db::entities::{accounts, memberships};
+    for account in accounts::Entity::find().all(source).await.unwrap() {
+        accounts::Entity::insert(accounts::ActiveModel {
+            stripe_customer_id: Set(None),
+            updated_at: Set(account.created_at),
+            ..accounts::ActiveModel::from(account)
+        })
+        .exec(db)
+        .await
+        .unwrap();
+    }
+    for member in memberships::Entity::find().all(source).await.unwrap() {
+        memberships::Entity::insert(memberships::ActiveModel::from(member))
+            .exec(db)
+            .await
+            .unwrap();
     }
 }
 
@@ -142,13 +158,14 @@ async fn billing_state(db: &DatabaseConnection) -> Value {
             (r.stripe_invoice_id.clone(), format!("{r:?}"))
         })
         .collect();
-    let customers: BTreeMap<i64, Option<String>> = users::Entity::find()
-        .all(db)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|u| (u.id, u.stripe_customer_id))
-        .collect();
+    let customers: BTreeMap<i64, Option<String>> =
+        billing_starter::db::entities::accounts::Entity::find()
+            .all(db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.id, a.stripe_customer_id))
+            .collect();
     // Status, attempts and error: a delivery that failed once shows here.
     let events: BTreeMap<String, String> = webhook_events::Entity::find()
         .all(db)

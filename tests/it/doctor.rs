@@ -169,9 +169,12 @@ async fn doctor_is_green_on_a_correct_set_up_and_names_each_broken_item() {
     .insert(&setup.app.db)
     .await
     .unwrap();
+    let account = billing_starter::teams::members::create_personal(&setup.app.db, &user)
+        .await
+        .unwrap();
     for id in ["sub_one", "sub_two"] {
         subscriptions::ActiveModel {
-            user_id: Set(Some(user.id)),
+            account_id: Set(Some(account.id)),
             stripe_subscription_id: Set(id.into()),
             stripe_customer_id: Set("cus_twice".into()),
             stripe_price_id: Set("price_1".into()),

@@ -234,10 +234,8 @@ async fn account_emails(db: TestDb) {
     world
         .page(&browser, "/dashboard/billing?checkout_status=success")
         .await;
-    let customer = user(&world, email)
+    let customer = crate::common::customer_of(&world.app.db, user(&world, email).await.unwrap().id)
         .await
-        .unwrap()
-        .stripe_customer_id
         .unwrap();
     let new_email = "ada.new@example.com";
     let (status, location, body) = world
@@ -374,8 +372,10 @@ async fn account_emails(db: TestDb) {
         let status = world.deliver(&event).await;
         assert!(status.is_success(), "{} → {status}", event["type"]);
     }
-    let linked = users::Entity::find()
-        .filter(users::Column::StripeCustomerId.eq(customer.as_str()))
+    let linked = billing_starter::db::entities::accounts::Entity::find()
+        .filter(
+            billing_starter::db::entities::accounts::Column::StripeCustomerId.eq(customer.as_str()),
+        )
         .count(&world.app.db)
         .await
         .unwrap();

@@ -43,4 +43,6 @@ mod server;
 #[cfg(feature = "ssr")]
 mod sessions;
 #[cfg(feature = "ssr")]
+mod teams;
+#[cfg(feature = "ssr")]
 mod webhooks;

@@ -5,7 +5,7 @@ use crate::common::on_each_backend;
 use billing_starter::{
     billing::access::{PurchaseFacts, SubscriptionFacts},
     catalog::Interval,
-    db::entities::{one_time_purchases, subscriptions, users, webhook_events},
+    db::entities::{accounts, one_time_purchases, subscriptions, users, webhook_events},
 };
 use chrono::{TimeZone, Utc};
 use migration::{Migrator, MigratorTrait, SchemaManager};
@@ -58,15 +58,15 @@ fn at(hour: u32) -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, hour, 0, 0).unwrap()
 }
 
+/// A user and their personal account (holding `customer`); the account's id.
 async fn insert_user(
     db: &DatabaseConnection,
     email: &str,
     customer: Option<&str>,
-) -> Result<users::Model, sea_orm::DbErr> {
-    users::ActiveModel {
+) -> Result<(users::Model, i64), sea_orm::DbErr> {
+    let user = users::ActiveModel {
         email: Set(email.to_owned()),
         password_hash: Set("$argon2id$v=19$placeholder".to_owned()),
-        stripe_customer_id: Set(customer.map(str::to_owned)),
         email_verified_at: Set(None),
         is_operator: Set(false),
         created_at: Set(at(9)),
@@ -74,7 +74,21 @@ async fn insert_user(
         ..Default::default()
     }
     .insert(db)
-    .await
+    .await?;
+    let account = accounts::ActiveModel {
+        kind: Set(accounts::AccountKind::Personal),
+        name: Set(email.to_owned()),
+        slug: Set(None),
+        personal_user_id: Set(Some(user.id)),
+        stripe_customer_id: Set(customer.map(str::to_owned)),
+        seats_wanted: Set(None),
+        created_at: Set(at(9)),
+        updated_at: Set(at(9)),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok((user, account.id))
 }
 
 #[tokio::test]
@@ -82,7 +96,7 @@ async fn entities_round_trip_and_uniqueness_holds() {
     on_each_backend(|db| async move {
         Migrator::up(&db, None).await.unwrap();
 
-        let user = insert_user(&db, "ada@example.com", Some("cus_1"))
+        let (user, account) = insert_user(&db, "ada@example.com", Some("cus_1"))
             .await
             .unwrap();
         assert!(
@@ -100,7 +114,7 @@ async fn entities_round_trip_and_uniqueness_holds() {
         insert_user(&db, "dan@example.com", None).await.unwrap();
 
         let subscription = subscriptions::ActiveModel {
-            user_id: Set(Some(user.id)),
+            account_id: Set(Some(account)),
             stripe_subscription_id: Set("sub_1".into()),
             stripe_customer_id: Set("cus_1".into()),
             stripe_price_id: Set("price_1".into()),
@@ -132,7 +146,7 @@ async fn entities_round_trip_and_uniqueness_holds() {
         assert_eq!(read.as_ref(), Some(&subscription));
 
         let purchase = one_time_purchases::ActiveModel {
-            user_id: Set(Some(user.id)),
+            account_id: Set(Some(account)),
             stripe_customer_id: Set(Some("cus_1".into())),
             stripe_checkout_session_id: Set(Some("cs_1".into())),
             stripe_payment_intent_id: Set(Some("pi_1".into())),
@@ -183,7 +197,7 @@ async fn entities_round_trip_and_uniqueness_holds() {
             "stripe_checkout_session_id is unique"
         );
         // What the access policy reads: both tables in one query.
-        let snapshot = billing_starter::billing::snapshot::load(&db, user.id)
+        let snapshot = billing_starter::billing::snapshot::load(&db, account)
             .await
             .unwrap();
         assert_eq!(
@@ -210,6 +224,12 @@ async fn entities_round_trip_and_uniqueness_holds() {
         );
         let carol = users::Entity::find()
             .filter(users::Column::Email.eq("carol@example.com"))
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        let carol = accounts::Entity::find()
+            .filter(accounts::Column::PersonalUserId.eq(carol.id))
             .one(&db)
             .await
             .unwrap()
@@ -253,12 +273,138 @@ async fn entities_round_trip_and_uniqueness_holds() {
             "an event id is recorded once"
         );
 
-        // Deleting a user removes their billing rows with them.
+        // Deleting a user removes their personal account with them, and the
+        // account's deletion its billing rows.
+        billing_starter::teams::members::delete_billing_rows(&db, account)
+            .await
+            .unwrap();
         user.delete(&db).await.unwrap();
+        assert_eq!(
+            accounts::Entity::find_by_id(account)
+                .one(&db)
+                .await
+                .unwrap(),
+            None
+        );
         assert_eq!(subscriptions::Entity::find().count(&db).await.unwrap(), 0);
         assert_eq!(
             one_time_purchases::Entity::find().count(&db).await.unwrap(),
             0
+        );
+        db.close().await.unwrap();
+    })
+    .await;
+}
+
+/// Billing accounts arrive on a database filled by the per-user schema: each
+/// user gets a personal account holding their Stripe customer, and every
+/// subscription, purchase and invoice of theirs moves onto it, nothing lost;
+/// going down puts the customer back on the user.
+#[tokio::test]
+async fn per_user_billing_moves_onto_personal_accounts() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    on_each_backend(|db| async move {
+        Migrator::up(&db, Some(11)).await.unwrap();
+        let backend = db.get_database_backend();
+        let run = |sql: &str, values: Vec<sea_orm::Value>| {
+            let sql = match backend {
+                DbBackend::Postgres => {
+                    let mut n = 0;
+                    sql.chars()
+                        .map(|c| {
+                            if c == '?' {
+                                n += 1;
+                                format!("${n}")
+                            } else {
+                                c.to_string()
+                            }
+                        })
+                        .collect()
+                }
+                _ => sql.to_owned(),
+            };
+            let db = db.clone();
+            async move {
+                db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+                    .await
+                    .unwrap();
+            }
+        };
+        for (email, customer) in [("old@example.com", Some("cus_old")), ("plain@example.com", None)] {
+            run(
+                "INSERT INTO users (email, password_hash, stripe_customer_id, is_operator, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                vec![email.into(), "x".into(), customer.map(str::to_owned).into(), false.into(), at(9).into(), at(9).into()],
+            )
+            .await;
+        }
+        let old = users::Entity::find()
+            .filter(users::Column::Email.eq("old@example.com"))
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        run(
+            "INSERT INTO subscriptions (user_id, stripe_subscription_id, stripe_customer_id, stripe_price_id, plan_id, quantity, status, cancel_at_period_end, stripe_state_at, created_at, updated_at) VALUES (?, 'sub_old', 'cus_old', 'price_1', 'premium', 1, 'active', ?, 1, ?, ?)",
+            vec![old.id.into(), false.into(), at(10).into(), at(10).into()],
+        )
+        .await;
+        run(
+            "INSERT INTO one_time_purchases (user_id, stripe_customer_id, stripe_checkout_session_id, stripe_price_id, plan_id, quantity, amount_total, currency, status, stripe_state_at, created_at, updated_at) VALUES (?, 'cus_old', 'cs_old', 'price_pack', 'standard_pack', 1, 2900, 'usd', 'paid', 1, ?, ?)",
+            vec![old.id.into(), at(10).into(), at(10).into()],
+        )
+        .await;
+        run(
+            "INSERT INTO invoices (user_id, stripe_invoice_id, stripe_customer_id, amount_total, currency, status, stripe_created, stripe_state_at, created_at, updated_at) VALUES (?, 'in_old', 'cus_old', 4900, 'usd', 'paid', 1, 1, ?, ?)",
+            vec![old.id.into(), at(10).into(), at(10).into()],
+        )
+        .await;
+
+        Migrator::up(&db, None).await.unwrap();
+        let accounts_now = accounts::Entity::find().all(&db).await.unwrap();
+        assert_eq!(accounts_now.len(), 2, "{accounts_now:?}");
+        let personal = accounts_now
+            .iter()
+            .find(|a| a.personal_user_id == Some(old.id))
+            .unwrap();
+        assert_eq!(personal.kind, accounts::AccountKind::Personal);
+        assert_eq!(personal.stripe_customer_id.as_deref(), Some("cus_old"));
+        let member = billing_starter::teams::members::current(&db, &old, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(member.account.id, personal.id);
+        assert_eq!(member.role, billing_starter::db::entities::memberships::Role::Owner);
+        let snapshot = billing_starter::billing::snapshot::load(&db, personal.id)
+            .await
+            .unwrap();
+        assert_eq!(snapshot.subscriptions.len(), 1);
+        assert_eq!(snapshot.subscriptions[0].stripe_subscription_id, "sub_old");
+        assert_eq!(snapshot.purchases.len(), 1);
+        let invoice = billing_starter::db::entities::invoices::Entity::find()
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(invoice.account_id, Some(personal.id));
+        let plain = accounts_now
+            .iter()
+            .find(|a| a.personal_user_id != Some(old.id))
+            .unwrap();
+        assert_eq!(plain.stripe_customer_id, None);
+
+        // Down one step: the customer is the user's again.
+        Migrator::down(&db, Some(1)).await.unwrap();
+        let row = db
+            .query_one_raw(Statement::from_string(
+                backend,
+                "SELECT stripe_customer_id FROM users WHERE email = 'old@example.com'",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            row.try_get::<Option<String>>("", "stripe_customer_id").unwrap().as_deref(),
+            Some("cus_old")
         );
         db.close().await.unwrap();
     })

@@ -5,7 +5,8 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
-    pub user_id: Option<i64>,
+    /// The billing account the row belongs to (`accounts`).
+    pub account_id: Option<i64>,
     #[sea_orm(unique)]
     pub stripe_subscription_id: String,
     pub stripe_customer_id: String,
@@ -39,17 +40,16 @@ pub struct Model {
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     #[sea_orm(
-        belongs_to = "super::users::Entity",
-        from = "Column::UserId",
-        to = "super::users::Column::Id",
-        on_delete = "Cascade"
+        belongs_to = "super::accounts::Entity",
+        from = "Column::AccountId",
+        to = "super::accounts::Column::Id"
     )]
-    User,
+    Account,
 }
 
-impl Related<super::users::Entity> for Entity {
+impl Related<super::accounts::Entity> for Entity {
     fn to() -> RelationDef {
-        Relation::User.def()
+        Relation::Account.def()
     }
 }
 

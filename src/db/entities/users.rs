@@ -8,8 +8,6 @@ pub struct Model {
     #[sea_orm(unique)]
     pub email: String,
     pub password_hash: String,
-    #[sea_orm(unique)]
-    pub stripe_customer_id: Option<String>,
     /// When the user followed the link sent to `email`; `None` until then.
     pub email_verified_at: Option<DateTimeUtc>,
     /// May use the operator console (`billing-starter users promote EMAIL`).
@@ -24,7 +22,6 @@ impl std::fmt::Debug for Model {
         f.debug_struct("User")
             .field("id", &self.id)
             .field("email", &self.email)
-            .field("stripe_customer_id", &self.stripe_customer_id)
             .field("email_verified_at", &self.email_verified_at)
             .finish_non_exhaustive()
     }
@@ -32,21 +29,13 @@ impl std::fmt::Debug for Model {
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
-    #[sea_orm(has_many = "super::subscriptions::Entity")]
-    Subscriptions,
-    #[sea_orm(has_many = "super::one_time_purchases::Entity")]
-    OneTimePurchases,
+    #[sea_orm(has_many = "super::memberships::Entity")]
+    Memberships,
 }
 
-impl Related<super::subscriptions::Entity> for Entity {
+impl Related<super::memberships::Entity> for Entity {
     fn to() -> RelationDef {
-        Relation::Subscriptions.def()
-    }
-}
-
-impl Related<super::one_time_purchases::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::OneTimePurchases.def()
+        Relation::Memberships.def()
     }
 }
 

@@ -323,3 +323,20 @@ fn replaces_the_database_name() {
         "postgres://u@h/x?sslmode=disable"
     );
 }
+
+/// The Stripe customer of a user's personal account.
+pub async fn customer_of(db: &DatabaseConnection, user_id: i64) -> Option<String> {
+    billing_starter::teams::members::personal(db, user_id)
+        .await
+        .unwrap()
+        .and_then(|a| a.stripe_customer_id)
+}
+
+/// The id of a user's personal account.
+pub async fn personal_account_id(db: &DatabaseConnection, user_id: i64) -> i64 {
+    billing_starter::teams::members::personal(db, user_id)
+        .await
+        .unwrap()
+        .expect("every user has a personal account")
+        .id
+}

@@ -1,0 +1,573 @@
+//! `/dashboard/team`: the account the user acts in, its members, roles,
+//! invitations and seats; creating an organization; and `/invitations/accept`,
+//! where an invitation link lands. Server-rendered, every action a plain form
+//! post answered with a redirect (no wasm). Every server function takes the
+//! user and the account from the session (`request::require_member`); an id in
+//! a form names a member, invitation or account only *within* what that
+//! membership may see.
+
+use leptos::prelude::*;
+use leptos_router::{components::A, hooks::use_query_map};
+
+use crate::{
+    components::form_post::url_of,
+    views::{AccountChoice, InvitationView, TeamView},
+};
+
+#[cfg(feature = "ssr")]
+mod act {
+    use crate::{
+        db::entities::memberships::Role,
+        limits::{self, Key},
+        request::{self, FnError},
+        teams::Member,
+    };
+    use axum::http::StatusCode;
+
+    /// The signed-in member, after one use of the team-actions limit.
+    pub async fn member() -> Result<Member, FnError> {
+        let member = request::require_member().await?;
+        request::limit(
+            limits::TEAM_ACTIONS_PER_USER,
+            Key::User(member.user.id),
+            "Too many team changes. Wait a few minutes and try again.",
+        )
+        .await?;
+        Ok(member)
+    }
+
+    pub fn role(word: &str) -> Result<Role, FnError> {
+        match word {
+            "member" => Ok(Role::Member),
+            "admin" => Ok(Role::Admin),
+            "owner" => Ok(Role::Owner),
+            _ => Err(FnError::User(
+                StatusCode::BAD_REQUEST,
+                "Choose member, admin or owner.",
+            )),
+        }
+    }
+
+    pub fn word(role: Role) -> String {
+        sea_orm::ActiveEnum::to_value(&role)
+    }
+
+    pub fn back() {
+        leptos_axum::redirect("/dashboard/team");
+    }
+}
+
+#[server(endpoint = "load_team")]
+pub async fn load_team() -> Result<Option<TeamView>, ServerFnError> {
+    use crate::{request, teams};
+    request::run(async {
+        let Some(member) = request::current_member().await? else {
+            return Ok(None);
+        };
+        let state = request::state();
+        let billing = &state.billing;
+        let internal = |err| request::FnError::internal("team page", err);
+        let members = teams::members::members_of(state.db(), member.account.id)
+            .await
+            .map_err(internal)?;
+        let can_manage = member.may(teams::Action::ManageMembers).is_ok();
+        let invitations = if can_manage {
+            teams::invitations::open_of(billing, member.account.id)
+                .await
+                .map_err(internal)?
+        } else {
+            Vec::new()
+        };
+        Ok(Some(TeamView {
+            account_name: if member.is_organization() {
+                member.account.name.clone()
+            } else {
+                "Personal".to_owned()
+            },
+            is_organization: member.is_organization(),
+            role: act::word(member.role),
+            can_manage,
+            can_own: member.may(teams::Action::Own).is_ok(),
+            members: members
+                .into_iter()
+                .map(|(user, role)| crate::views::MemberRow {
+                    is_you: user.id == member.user.id,
+                    user_id: user.id,
+                    email: user.email,
+                    role: act::word(role),
+                })
+                .collect(),
+            invitations: invitations
+                .into_iter()
+                .map(|inv| crate::views::InvitationRow {
+                    id: inv.id,
+                    email: inv.email,
+                    role: act::word(inv.role),
+                    expires_on: inv.expires_at.format("%B %-d, %Y").to_string(),
+                })
+                .collect(),
+            seats: teams::seats::summary(billing, member.account.id).await?,
+            accounts: request::account_choices().await?,
+        }))
+    })
+    .await
+}
+
+/// Creates an organization owned by the signed-in user and acts in it.
+#[server(endpoint = "create_organization")]
+pub async fn create_organization(name: String) -> Result<(), ServerFnError> {
+    use crate::{request, teams};
+    request::run(async {
+        let member = act::member().await?;
+        let account =
+            teams::members::create_organization(&request::state().billing, &member.user, &name)
+                .await?;
+        choose(account.id).await?;
+        act::back();
+        Ok(())
+    })
+    .await
+}
+
+/// Remembers the chosen account in the session (checked on every request).
+#[cfg(feature = "ssr")]
+async fn choose(account_id: i64) -> Result<(), crate::request::FnError> {
+    let session = crate::request::session().await?;
+    session
+        .insert(crate::auth::ACCOUNT_ID_KEY, account_id)
+        .await
+        .map_err(|err| crate::request::FnError::internal("session write", err))
+}
+
+/// Acts in another of the user's accounts from now on (the header's switcher).
+#[server(endpoint = "switch_account")]
+pub async fn switch_account(account_id: i64, next: Option<String>) -> Result<(), ServerFnError> {
+    use crate::{request, teams};
+    request::run(async {
+        let member = act::member().await?;
+        let state = request::state();
+        let Some(chosen) = teams::members::current(state.db(), &member.user, Some(account_id))
+            .await
+            .map_err(|err| request::FnError::internal("account switch", err))?
+            .filter(|m| m.account.id == account_id)
+        else {
+            return Err(teams::TeamError::NotFound.into());
+        };
+        choose(chosen.account.id).await?;
+        leptos_axum::redirect(&crate::auth::safe_next(
+            next.as_deref().or(Some("/dashboard/team")),
+            &state.config().app_url,
+        ));
+        Ok(())
+    })
+    .await
+}
+
+#[server(endpoint = "invite_member")]
+pub async fn invite_member(email: String, role: String) -> Result<(), ServerFnError> {
+    use crate::{limits, request, teams};
+    request::run(async {
+        let member = act::member().await?;
+        request::limit(
+            limits::INVITATIONS_PER_USER,
+            limits::Key::User(member.user.id),
+            "Too many invitations. Wait a few minutes and try again.",
+        )
+        .await?;
+        let role = act::role(&role)?;
+        teams::invitations::invite(&request::state().billing, &member, &email, role).await?;
+        act::back();
+        Ok(())
+    })
+    .await
+}
+
+#[server(endpoint = "resend_invitation")]
+pub async fn resend_invitation(id: i64) -> Result<(), ServerFnError> {
+    use crate::{limits, request, teams};
+    request::run(async {
+        let member = act::member().await?;
+        request::limit(
+            limits::INVITATIONS_PER_USER,
+            limits::Key::User(member.user.id),
+            "Too many invitations. Wait a few minutes and try again.",
+        )
+        .await?;
+        teams::invitations::resend(&request::state().billing, &member, id).await?;
+        act::back();
+        Ok(())
+    })
+    .await
+}
+
+#[server(endpoint = "revoke_invitation")]
+pub async fn revoke_invitation(id: i64) -> Result<(), ServerFnError> {
+    use crate::{request, teams};
+    request::run(async {
+        let member = act::member().await?;
+        teams::invitations::revoke(&request::state().billing, &member, id).await?;
+        act::back();
+        Ok(())
+    })
+    .await
+}
+
+#[server(endpoint = "remove_member")]
+pub async fn remove_member(user_id: i64) -> Result<(), ServerFnError> {
+    use crate::{request, teams};
+    request::run(async {
+        let member = act::member().await?;
+        teams::members::remove(&request::state().billing, &member, user_id).await?;
+        act::back();
+        Ok(())
+    })
+    .await
+}
+
+/// Leaves the current organization and goes back to the personal account.
+#[server(endpoint = "leave_organization")]
+pub async fn leave_organization() -> Result<(), ServerFnError> {
+    use crate::{request, teams};
+    request::run(async {
+        let member = act::member().await?;
+        teams::members::remove(&request::state().billing, &member, member.user.id).await?;
+        forget_choice().await?;
+        act::back();
+        Ok(())
+    })
+    .await
+}
+
+#[cfg(feature = "ssr")]
+async fn forget_choice() -> Result<(), crate::request::FnError> {
+    let session = crate::request::session().await?;
+    session
+        .remove::<i64>(crate::auth::ACCOUNT_ID_KEY)
+        .await
+        .map_err(|err| crate::request::FnError::internal("session write", err))?;
+    Ok(())
+}
+
+#[server(endpoint = "change_role")]
+pub async fn change_role(user_id: i64, role: String) -> Result<(), ServerFnError> {
+    use crate::{request, teams};
+    request::run(async {
+        let member = act::member().await?;
+        let role = act::role(&role)?;
+        teams::members::set_role(&request::state().billing, &member, user_id, role).await?;
+        act::back();
+        Ok(())
+    })
+    .await
+}
+
+#[server(endpoint = "transfer_ownership")]
+pub async fn transfer_ownership(user_id: i64) -> Result<(), ServerFnError> {
+    use crate::{request, teams};
+    request::run(async {
+        let member = act::member().await?;
+        teams::members::transfer_ownership(&request::state().billing, &member, user_id).await?;
+        act::back();
+        Ok(())
+    })
+    .await
+}
+
+/// Deletes the current organization (owners; its name typed to confirm).
+#[server(endpoint = "delete_organization")]
+pub async fn delete_organization(confirm: String) -> Result<(), ServerFnError> {
+    use crate::{request, teams};
+    use axum::http::StatusCode;
+    request::run(async {
+        let member = act::member().await?;
+        if confirm.trim() != member.account.name {
+            return Err(request::FnError::User(
+                StatusCode::BAD_REQUEST,
+                "Type the organization's name exactly to delete it.",
+            ));
+        }
+        teams::members::delete_organization(&request::state().billing, &member).await?;
+        forget_choice().await?;
+        act::back();
+        Ok(())
+    })
+    .await
+}
+
+/// What an invitation link names (no sign-in needed to see it).
+#[server(endpoint = "load_invitation")]
+pub async fn load_invitation(token: String) -> Result<InvitationView, ServerFnError> {
+    use crate::{request, teams};
+    request::run(async {
+        request::limit(
+            crate::limits::INVITATION_VIEWS_PER_IP,
+            crate::limits::Key::Ip(
+                request::client_ip()
+                    .await
+                    .ok_or_else(|| request::FnError::internal("invitation", "no client address"))?,
+            ),
+            "Too many requests. Wait a few minutes and try again.",
+        )
+        .await?;
+        let pending = teams::invitations::peek(&request::state().billing, &token).await?;
+        Ok(InvitationView {
+            organization: pending.organization.name,
+            email: pending.invitation.email,
+            signed_in_as: request::current_user().await?.map(|u| u.email),
+        })
+    })
+    .await
+}
+
+/// Joins the organization the link invites to, as the signed-in user.
+#[server(endpoint = "accept_invitation")]
+pub async fn accept_invitation(token: String) -> Result<(), ServerFnError> {
+    use crate::{request, teams};
+    request::run(async {
+        let member = act::member().await?;
+        let joined =
+            teams::invitations::accept(&request::state().billing, &member.user, &token).await?;
+        choose(joined.id).await?;
+        act::back();
+        Ok(())
+    })
+    .await
+}
+
+/// The header's switcher between the personal account and organizations:
+/// a plain form (a select and a button), shown once there is a choice.
+#[component]
+pub fn AccountSwitcher(accounts: Vec<AccountChoice>) -> impl IntoView {
+    (accounts.len() > 1).then(|| {
+        let action = url_of::<SwitchAccount>();
+        view! {
+            <form method="post" action=action class="account-switcher" data-testid="account-switcher">
+                <label class="visually-hidden" for="account-switch">"Account"</label>
+                <select id="account-switch" name="account_id">
+                    {accounts.into_iter().map(|a| view! {
+                        <option value=a.id.to_string() selected=a.current>{a.name}</option>
+                    }).collect_view()}
+                </select>
+                <button type="submit" class="button button-secondary">"Switch"</button>
+            </form>
+        }
+    })
+}
+
+/// A refusal carried back in the URL by a form posted without JavaScript.
+#[component]
+fn Returned() -> impl IntoView {
+    crate::components::form_post::any_returned_failure()
+        .map(|message| view! { <p class="form-error" role="alert">{message}</p> })
+}
+
+#[component]
+pub fn TeamPage() -> impl IntoView {
+    let data = OnceResource::new_blocking(load_team());
+    view! {
+        <super::PageTitle text="Team" />
+        <section class="team">
+            <h1>"Team"</h1>
+            <Returned />
+            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                {move || Suspend::new(async move { match data.await {
+                    Ok(Some(view)) => team(view).into_any(),
+                    Ok(None) => view! {
+                        <p>"Sign in to see your team."</p>
+                        <A href="/login?next=/dashboard/team" attr:class="button">"Sign in"</A>
+                    }.into_any(),
+                    Err(err) => view! {
+                        <p class="form-error" role="alert">{crate::components::toast::readable(&err)}</p>
+                    }.into_any(),
+                }})}
+            </Suspense>
+        </section>
+    }
+}
+
+fn team(view: TeamView) -> impl IntoView {
+    let TeamView {
+        account_name,
+        is_organization,
+        role,
+        can_manage,
+        can_own,
+        members,
+        invitations,
+        seats,
+        accounts,
+    } = view;
+    let org_name = account_name.clone();
+    view! {
+        <section class="panel">
+            <h2 data-testid="team-account">{account_name}</h2>
+            <p data-testid="team-role">{format!("Your role: {role}")}</p>
+            {seats.map(|(used, paid)| view! {
+                <p data-testid="team-seats">{format!("Seats: {used} in use, {paid} paid")}</p>
+            })}
+            <AccountSwitcher accounts />
+        </section>
+        {is_organization.then(|| view! {
+            <section class="panel">
+                <h2>"Members"</h2>
+                <table class="members" data-testid="members">
+                    <thead><tr><th>"Email"</th><th>"Role"</th><th></th></tr></thead>
+                    <tbody>
+                        {members.into_iter().map(|m| member_row(m, can_manage, can_own)).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+        })}
+        {(is_organization && can_manage).then(|| view! {
+            <section class="panel">
+                <h2>"Invite someone"</h2>
+                <form method="post" action={url_of::<InviteMember>()} class="stack" data-testid="invite-form">
+                    <label for="invite-email">"Email"</label>
+                    <input id="invite-email" name="email" type="email" required autocomplete="off" />
+                    <label for="invite-role">"Role"</label>
+                    <select id="invite-role" name="role">
+                        <option value="member" selected>"Member"</option>
+                        <option value="admin">"Admin"</option>
+                    </select>
+                    <button type="submit" class="button">"Send invitation"</button>
+                </form>
+                {(!invitations.is_empty()).then(|| view! {
+                    <h3>"Open invitations"</h3>
+                    <ul class="invitations" data-testid="invitations">
+                        {invitations.into_iter().map(|inv| view! {
+                            <li>
+                                {format!("{} ({}) until {}", inv.email, inv.role, inv.expires_on)}
+                                <form method="post" action={url_of::<ResendInvitation>()} class="inline">
+                                    <input type="hidden" name="id" value=inv.id.to_string() />
+                                    <button type="submit" class="button button-secondary">"Send again"</button>
+                                </form>
+                                <form method="post" action={url_of::<RevokeInvitation>()} class="inline">
+                                    <input type="hidden" name="id" value=inv.id.to_string() />
+                                    <button type="submit" class="button button-secondary">"Revoke"</button>
+                                </form>
+                            </li>
+                        }).collect_view()}
+                    </ul>
+                })}
+            </section>
+        })}
+        {is_organization.then(|| view! {
+            <section class="panel">
+                <h2>"Leave"</h2>
+                <form method="post" action={url_of::<LeaveOrganization>()}>
+                    <button type="submit" class="button button-secondary">"Leave this organization"</button>
+                </form>
+            </section>
+        })}
+        {(is_organization && can_own).then(|| view! {
+            <section class="panel danger">
+                <h2>"Delete the organization"</h2>
+                <p>"Its subscriptions are cancelled and its Stripe customer deleted."</p>
+                <form method="post" action={url_of::<DeleteOrganization>()} class="stack">
+                    <label for="delete-confirm">{format!("Type “{org_name}” to confirm")}</label>
+                    <input id="delete-confirm" name="confirm" type="text" required autocomplete="off" />
+                    <button type="submit" class="button button-danger">"Delete organization"</button>
+                </form>
+            </section>
+        })}
+        <section class="panel">
+            <h2>"New organization"</h2>
+            <p>"An organization has its own plan and billing, shared by its members."</p>
+            <form method="post" action={url_of::<CreateOrganization>()} class="stack" data-testid="create-org">
+                <label for="org-name">"Name"</label>
+                <input id="org-name" name="name" type="text" required maxlength="60" />
+                <button type="submit" class="button">"Create organization"</button>
+            </form>
+        </section>
+    }
+}
+
+fn member_row(m: crate::views::MemberRow, can_manage: bool, can_own: bool) -> impl IntoView {
+    let id = m.user_id.to_string();
+    let is_owner = m.role == "owner";
+    let manage = can_manage && !m.is_you && (can_own || !is_owner);
+    view! {
+        <tr data-testid="member">
+            <td>{m.email.clone()}{m.is_you.then_some(" (you)")}</td>
+            <td>{m.role.clone()}</td>
+            <td>
+                {manage.then(|| view! {
+                    <form method="post" action={url_of::<ChangeRole>()} class="inline">
+                        <input type="hidden" name="user_id" value=id.clone() />
+                        <select name="role" aria-label="Role">
+                            <option value="member" selected=m.role == "member">"Member"</option>
+                            <option value="admin" selected=m.role == "admin">"Admin"</option>
+                            {can_own.then(|| view! { <option value="owner" selected=is_owner>"Owner"</option> })}
+                        </select>
+                        <button type="submit" class="button button-secondary">"Change role"</button>
+                    </form>
+                    <form method="post" action={url_of::<RemoveMember>()} class="inline">
+                        <input type="hidden" name="user_id" value=id.clone() />
+                        <button type="submit" class="button button-secondary">"Remove"</button>
+                    </form>
+                })}
+                {(can_own && !m.is_you && !is_owner).then(|| view! {
+                    <form method="post" action={url_of::<TransferOwnership>()} class="inline">
+                        <input type="hidden" name="user_id" value=id.clone() />
+                        <button type="submit" class="button button-secondary">"Make owner, step down"</button>
+                    </form>
+                })}
+            </td>
+        </tr>
+    }
+}
+
+/// `/invitations/accept?token=…`: who invites, and a button to join (or the
+/// way to sign up or sign in first, coming back here).
+#[component]
+pub fn AcceptInvitationPage() -> impl IntoView {
+    let token = use_query_map().with_untracked(|q| q.get("token").unwrap_or_default());
+    let data = OnceResource::new_blocking(load_invitation(token.clone()));
+    view! {
+        <super::PageTitle text="Invitation" />
+        <section class="narrow">
+            <h1>"Invitation"</h1>
+            <Returned />
+            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                {move || { let token = token.clone(); Suspend::new(async move { match data.await {
+                    Ok(view) => invitation(view, token).into_any(),
+                    Err(err) => view! {
+                        <p class="form-error" role="alert" data-testid="invitation-invalid">{crate::components::toast::readable(&err)}</p>
+                    }.into_any(),
+                }})}}
+            </Suspense>
+        </section>
+    }
+}
+
+fn invitation(view: InvitationView, token: String) -> impl IntoView {
+    let back = format!("/invitations/accept?token={token}");
+    let next = super::encode_next(&back);
+    let InvitationView {
+        organization,
+        email,
+        signed_in_as,
+    } = view;
+    view! {
+        <p data-testid="invitation">{format!("You are invited to join {organization} as {email}.")}</p>
+        {match signed_in_as {
+            Some(me) if me == email => view! {
+                <form method="post" action={url_of::<AcceptInvitation>()}>
+                    <input type="hidden" name="token" value=token />
+                    <button type="submit" class="button">{format!("Join {organization}")}</button>
+                </form>
+            }.into_any(),
+            Some(me) => view! {
+                <p class="form-error" role="alert">{format!("You are signed in as {me}. Sign out, then sign in as {email} to accept.")}</p>
+            }.into_any(),
+            None => view! {
+                <p>
+                    <A href=format!("/signup?next={next}") attr:class="button">"Create an account"</A>
+                    " or "
+                    <A href=format!("/login?next={next}")>"sign in"</A>
+                    {format!(" as {email} to accept.")}
+                </p>
+            }.into_any(),
+        }}
+    }
+}
