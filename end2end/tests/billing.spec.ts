@@ -227,7 +227,7 @@ test('portal plan change monthly → yearly → monthly: each change starts a ne
   await expect(page.locator('.plan-facts')).toContainText('Monthly');
   await page.getByRole('button', { name: 'Manage billing' }).click();
   await expect(page.getByRole('heading', { name: 'Manage your billing' })).toBeVisible();
-  await page.getByRole('button', { name: /Switch to .*yearly/ }).click();
+  await page.getByRole('button', { name: /Switch to Premium .*yearly/ }).click();
   // The way back names the business, not a URL.
   await page.getByRole('link', { name: 'Return to Billing Starter' }).click();
   await expect(async () => {
@@ -237,7 +237,7 @@ test('portal plan change monthly → yearly → monthly: each change starts a ne
   expect(await daysToRenewal(page)).toBeGreaterThan(360);
 
   await page.getByRole('button', { name: 'Manage billing' }).click();
-  await page.getByRole('button', { name: /Switch to .*monthly/ }).click();
+  await page.getByRole('button', { name: /Switch to Premium .*monthly/ }).click();
   await page.getByRole('link', { name: 'Return to Billing Starter' }).click();
   await expect(async () => {
     await page.goto('/dashboard/billing');

@@ -70,7 +70,7 @@ pub async fn load_team() -> Result<Option<TeamView>, ServerFnError> {
         let members = teams::members::members_of(state.db(), member.account.id)
             .await
             .map_err(internal)?;
-        let can_manage = member.may(teams::Action::ManageMembers).is_ok();
+        let can_manage = member.can(teams::Action::ManageMembers);
         let invitations = if can_manage {
             teams::invitations::open_of(billing, member.account.id)
                 .await
@@ -87,7 +87,7 @@ pub async fn load_team() -> Result<Option<TeamView>, ServerFnError> {
             is_organization: member.is_organization(),
             role: act::word(member.role),
             can_manage,
-            can_own: member.may(teams::Action::Own).is_ok(),
+            can_own: member.can(teams::Action::Own),
             members: members
                 .into_iter()
                 .map(|(user, role)| crate::views::MemberRow {

@@ -29,9 +29,14 @@ pub struct Member {
 }
 
 impl Member {
-    /// Refuses `action` unless the member's role allows it.
+    /// Whether the member's role allows `action` (for what a page shows).
+    pub fn can(&self, action: Action) -> bool {
+        rules::allows(self.role, action)
+    }
+
+    /// Refuses `action` unless the member's role allows it (logged).
     pub fn may(&self, action: Action) -> Result<(), TeamError> {
-        if rules::allows(self.role, action) {
+        if self.can(action) {
             Ok(())
         } else {
             tracing::warn!(user = self.user.id, account = self.account.id, role = ?self.role, ?action, "refused by role");

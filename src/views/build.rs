@@ -168,7 +168,7 @@ pub async fn billing_page(
         duplicate_subscriptions: Vec::new(),
         checkout,
         organization: member.is_organization().then(|| account.name.clone()),
-        can_manage: member.may(Action::ManageBilling).is_ok(),
+        can_manage: member.can(Action::ManageBilling),
         seats: crate::teams::seats::summary(billing, account.id).await?,
     };
     if let Some((_, ids)) = service::live_subscriptions_beyond_one(&billing.db, Some(account.id))
