@@ -11,7 +11,10 @@ use crate::{
     components::mode_badge::ModeBadge,
     pages::{
         account::{AccountDeletedPage, AccountPage},
-        admin::{AdminAccountsPage, AdminAuditPage, AdminDriftPage, AdminMailPage, AdminPage},
+        admin::{
+            AdminAccountsPage, AdminAuditPage, AdminCatalogPage, AdminDriftPage, AdminEventPage,
+            AdminMailPage, AdminPage,
+        },
         auth::{LoginPage, SignUpPage, UserMenu},
         billing::BillingPage,
         email_links::{ConfirmEmailPage, ForgotPasswordPage, ResetPasswordPage, VerifyEmailPage},
@@ -93,6 +96,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/audit") view=AdminAuditPage ssr=SsrMode::InOrder />
                     <Route path=path!("/admin/mail") view=AdminMailPage ssr=SsrMode::InOrder />
                     <Route path=path!("/admin/drift") view=AdminDriftPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/admin/catalog") view=AdminCatalogPage ssr=SsrMode::InOrder />
+                    <Route path=path!("/admin/event") view=AdminEventPage ssr=SsrMode::InOrder />
                     <Route path=path!("/pricing") view=PricingPage ssr=SsrMode::InOrder />
                     <Route path=path!("/dashboard/billing") view=BillingPage ssr=SsrMode::InOrder />
                     <Route path=path!("/app") view=GatedPage ssr=SsrMode::InOrder />

@@ -276,6 +276,84 @@ pub struct DriftRow {
     pub change: String,
 }
 
+/// One stored event in full, for the inbox's payload view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventDetail {
+    pub row: EventRow,
+    pub api_version: Option<String>,
+    /// The payload as Stripe sent it, indented for reading.
+    pub payload: String,
+}
+
+#[server(endpoint = "admin_event")]
+pub async fn admin_event(id: String) -> Result<EventDetail, ServerFnError> {
+    use crate::db::entities::webhook_events;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    request_run_operator(async move {
+        let state = crate::request::state();
+        let event = webhook_events::Entity::find()
+            .filter(webhook_events::Column::StripeEventId.eq(id.as_str()))
+            .one(state.db())
+            .await
+            .map_err(|err| crate::request::FnError::internal("console event", err))?
+            .ok_or(crate::request::FnError::User(
+                axum::http::StatusCode::NOT_FOUND,
+                "No stored event has that id.",
+            ))?;
+        let payload = serde_json::from_str::<serde_json::Value>(&event.payload)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or_else(|| event.payload.clone());
+        Ok(EventDetail {
+            row: EventRow {
+                id: event.stripe_event_id,
+                kind: event.event_type,
+                status: format!("{:?}", event.status).to_lowercase(),
+                received: when(event.received_at),
+                attempts: event.attempts,
+                last_error: event.last_error,
+            },
+            api_version: event.api_version,
+            payload,
+        })
+    })
+    .await
+}
+
+/// `catalog plan`'s output: what `catalog apply` would change in Stripe
+/// (reads Stripe, writes nothing; applying stays a deliberate CLI step).
+#[server(endpoint = "admin_catalog")]
+pub async fn admin_catalog() -> Result<Vec<String>, ServerFnError> {
+    use crate::request;
+    request::run(async {
+        let operator = request::require_operator().await?;
+        request::limit_stripe_actions(&operator).await?;
+        let billing = &request::state().billing;
+        let remote = billing
+            .stripe
+            .remote_catalog(&billing.catalog)
+            .await
+            .map_err(|err| request::FnError::Service(err.into()))?;
+        Ok(crate::catalog::diff::plan(&billing.catalog, &remote)
+            .iter()
+            .map(ToString::to_string)
+            .collect())
+    })
+    .await
+}
+
+/// Runs a console read for an operator only.
+#[cfg(feature = "ssr")]
+async fn request_run_operator<T>(
+    work: impl std::future::Future<Output = Result<T, crate::request::FnError>>,
+) -> Result<T, ServerFnError> {
+    crate::request::run(async {
+        crate::request::require_operator().await?;
+        work.await
+    })
+    .await
+}
+
 /// `reconcile`'s dry run: what differs from Stripe (reads Stripe, writes nothing).
 #[server(endpoint = "admin_drift")]
 pub async fn admin_drift() -> Result<Vec<DriftRow>, ServerFnError> {
@@ -364,6 +442,7 @@ fn ConsoleNav() -> impl IntoView {
             <A href="/admin/accounts">"Accounts"</A>
             <A href="/admin/mail">"Failed mail"</A>
             <A href="/admin/drift">"Drift"</A>
+            <A href="/admin/catalog">"Catalog"</A>
             <A href="/admin/audit">"Audit log"</A>
         </nav>
     }
@@ -439,7 +518,7 @@ pub fn AdminPage() -> impl IntoView {
                                         let shown = event.id.clone();
                                         view! {
                                             <tr data-event=event.id>
-                                                <td><code>{shown}</code></td>
+                                                <td><a href=format!("/admin/event?id={shown}")><code>{shown.clone()}</code></a></td>
                                                 <td>{event.kind}</td>
                                                 <td>{event.status}</td>
                                                 <td>{event.received}</td>
@@ -638,6 +717,65 @@ pub fn AdminDriftPage() -> impl IntoView {
                                     }).collect_view()}
                                 </tbody>
                             </table>
+                        }.into_any(),
+                        Err(err) => view! { <Refused err /> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </ConsoleShell>
+    }
+}
+
+#[component]
+pub fn AdminEventPage() -> impl IntoView {
+    let id = query("id").unwrap_or_default();
+    let data = OnceResource::new_blocking(admin_event(id));
+    let replay_url = crate::components::form_post::url_of::<AdminReplay>();
+    view! {
+        <ConsoleShell title="Console: event" heading="Stored event">
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(detail) => view! {
+                            <dl class="plan-facts" data-testid="event-detail">
+                                <dt>"Event"</dt><dd><code>{detail.row.id.clone()}</code></dd>
+                                <dt>"Type"</dt><dd>{detail.row.kind}</dd>
+                                <dt>"Status"</dt><dd>{detail.row.status}</dd>
+                                <dt>"Received"</dt><dd>{detail.row.received}</dd>
+                                <dt>"Attempts"</dt><dd>{detail.row.attempts}</dd>
+                                <dt>"API version"</dt><dd>{detail.api_version.unwrap_or_default()}</dd>
+                                <dt>"Last error"</dt><dd class="console-error">{detail.row.last_error.unwrap_or_default()}</dd>
+                            </dl>
+                            <form method="post" action=replay_url>
+                                <input type="hidden" name="event" value=detail.row.id />
+                                <button type="submit" class="button">"Replay"</button>
+                            </form>
+                            <h3>"Payload"</h3>
+                            <pre data-testid="event-payload">{detail.payload}</pre>
+                        }.into_any(),
+                        Err(err) => view! { <Refused err /> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </ConsoleShell>
+    }
+}
+
+#[component]
+pub fn AdminCatalogPage() -> impl IntoView {
+    let data = OnceResource::new_blocking(admin_catalog());
+    view! {
+        <ConsoleShell title="Console: catalog" heading="Catalog drift">
+            <p>"What `billing-starter catalog apply` would change in Stripe to match plans.toml, read from Stripe now."</p>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(changes) if changes.is_empty() => view! {
+                            <p data-testid="catalog-drift">"Stripe matches the catalog."</p>
+                        }.into_any(),
+                        Ok(changes) => view! {
+                            <p data-testid="catalog-drift">{format!("{} change(s); run `billing-starter catalog apply` to make them.", changes.len())}</p>
+                            <ul>{changes.into_iter().map(|c| view! { <li><code>{c}</code></li> }).collect_view()}</ul>
                         }.into_any(),
                         Err(err) => view! { <Refused err /> }.into_any(),
                     }

@@ -55,6 +55,32 @@ mod act {
     pub fn back() {
         leptos_axum::redirect("/dashboard/team");
     }
+
+    /// One invitation mailed at the member's request.
+    pub async fn invitation_sent(member: &Member) -> Result<(), FnError> {
+        request::limit(
+            limits::INVITATIONS_PER_USER,
+            Key::User(member.user.id),
+            "Too many invitations. Wait a few minutes and try again.",
+        )
+        .await
+    }
+
+    /// A team change by the signed-in member: counted, done, then back to the
+    /// team page.
+    pub async fn run<F, Fut>(work: F) -> Result<(), leptos::prelude::ServerFnError>
+    where
+        F: FnOnce(Member, crate::billing::context::Billing) -> Fut,
+        Fut: std::future::Future<Output = Result<(), FnError>>,
+    {
+        request::run(async {
+            let member = member().await?;
+            work(member, request::state().billing.clone()).await?;
+            back();
+            Ok(())
+        })
+        .await
+    }
 }
 
 #[server(endpoint = "load_team")]
@@ -165,18 +191,10 @@ pub async fn switch_account(account_id: i64, next: Option<String>) -> Result<(),
 
 #[server(endpoint = "invite_member")]
 pub async fn invite_member(email: String, role: String) -> Result<(), ServerFnError> {
-    use crate::{limits, request, teams};
-    request::run(async {
-        let member = act::member().await?;
-        request::limit(
-            limits::INVITATIONS_PER_USER,
-            limits::Key::User(member.user.id),
-            "Too many invitations. Wait a few minutes and try again.",
-        )
-        .await?;
+    act::run(|member, billing| async move {
+        act::invitation_sent(&member).await?;
         let role = act::role(&role)?;
-        teams::invitations::invite(&request::state().billing, &member, &email, role).await?;
-        act::back();
+        crate::teams::invitations::invite(&billing, &member, &email, role).await?;
         Ok(())
     })
     .await
@@ -184,17 +202,9 @@ pub async fn invite_member(email: String, role: String) -> Result<(), ServerFnEr
 
 #[server(endpoint = "resend_invitation")]
 pub async fn resend_invitation(id: i64) -> Result<(), ServerFnError> {
-    use crate::{limits, request, teams};
-    request::run(async {
-        let member = act::member().await?;
-        request::limit(
-            limits::INVITATIONS_PER_USER,
-            limits::Key::User(member.user.id),
-            "Too many invitations. Wait a few minutes and try again.",
-        )
-        .await?;
-        teams::invitations::resend(&request::state().billing, &member, id).await?;
-        act::back();
+    act::run(|member, billing| async move {
+        act::invitation_sent(&member).await?;
+        crate::teams::invitations::resend(&billing, &member, id).await?;
         Ok(())
     })
     .await
@@ -202,24 +212,16 @@ pub async fn resend_invitation(id: i64) -> Result<(), ServerFnError> {
 
 #[server(endpoint = "revoke_invitation")]
 pub async fn revoke_invitation(id: i64) -> Result<(), ServerFnError> {
-    use crate::{request, teams};
-    request::run(async {
-        let member = act::member().await?;
-        teams::invitations::revoke(&request::state().billing, &member, id).await?;
-        act::back();
-        Ok(())
+    act::run(|member, billing| async move {
+        Ok(crate::teams::invitations::revoke(&billing, &member, id).await?)
     })
     .await
 }
 
 #[server(endpoint = "remove_member")]
 pub async fn remove_member(user_id: i64) -> Result<(), ServerFnError> {
-    use crate::{request, teams};
-    request::run(async {
-        let member = act::member().await?;
-        teams::members::remove(&request::state().billing, &member, user_id).await?;
-        act::back();
-        Ok(())
+    act::run(|member, billing| async move {
+        Ok(crate::teams::members::remove(&billing, &member, user_id).await?)
     })
     .await
 }
@@ -227,13 +229,9 @@ pub async fn remove_member(user_id: i64) -> Result<(), ServerFnError> {
 /// Leaves the current organization and goes back to the personal account.
 #[server(endpoint = "leave_organization")]
 pub async fn leave_organization() -> Result<(), ServerFnError> {
-    use crate::{request, teams};
-    request::run(async {
-        let member = act::member().await?;
-        teams::members::remove(&request::state().billing, &member, member.user.id).await?;
-        forget_choice().await?;
-        act::back();
-        Ok(())
+    act::run(|member, billing| async move {
+        crate::teams::members::remove(&billing, &member, member.user.id).await?;
+        forget_choice().await
     })
     .await
 }
@@ -250,25 +248,34 @@ async fn forget_choice() -> Result<(), crate::request::FnError> {
 
 #[server(endpoint = "change_role")]
 pub async fn change_role(user_id: i64, role: String) -> Result<(), ServerFnError> {
-    use crate::{request, teams};
-    request::run(async {
-        let member = act::member().await?;
+    act::run(|member, billing| async move {
         let role = act::role(&role)?;
-        teams::members::set_role(&request::state().billing, &member, user_id, role).await?;
-        act::back();
-        Ok(())
+        Ok(crate::teams::members::set_role(&billing, &member, user_id, role).await?)
     })
     .await
 }
 
 #[server(endpoint = "transfer_ownership")]
 pub async fn transfer_ownership(user_id: i64) -> Result<(), ServerFnError> {
-    use crate::{request, teams};
-    request::run(async {
-        let member = act::member().await?;
-        teams::members::transfer_ownership(&request::state().billing, &member, user_id).await?;
-        act::back();
-        Ok(())
+    act::run(|member, billing| async move {
+        Ok(crate::teams::members::transfer_ownership(&billing, &member, user_id).await?)
+    })
+    .await
+}
+
+/// Sets the seats to pay for on a per-seat plan (empty: members and
+/// invitations only).
+#[server(endpoint = "choose_seats")]
+pub async fn choose_seats(seats: String) -> Result<(), ServerFnError> {
+    use axum::http::StatusCode;
+    act::run(|member, billing| async move {
+        let chosen = match seats.trim() {
+            "" => None,
+            n => Some(n.parse::<u32>().map_err(|_| {
+                crate::request::FnError::User(StatusCode::BAD_REQUEST, "Enter a number of seats.")
+            })?),
+        };
+        Ok(crate::teams::seats::choose(&billing, &member, chosen).await?)
     })
     .await
 }
@@ -276,20 +283,16 @@ pub async fn transfer_ownership(user_id: i64) -> Result<(), ServerFnError> {
 /// Deletes the current organization (owners; its name typed to confirm).
 #[server(endpoint = "delete_organization")]
 pub async fn delete_organization(confirm: String) -> Result<(), ServerFnError> {
-    use crate::{request, teams};
     use axum::http::StatusCode;
-    request::run(async {
-        let member = act::member().await?;
+    act::run(|member, billing| async move {
         if confirm.trim() != member.account.name {
-            return Err(request::FnError::User(
+            return Err(crate::request::FnError::User(
                 StatusCode::BAD_REQUEST,
                 "Type the organization's name exactly to delete it.",
             ));
         }
-        teams::members::delete_organization(&request::state().billing, &member).await?;
-        forget_choice().await?;
-        act::back();
-        Ok(())
+        crate::teams::members::delete_organization(&billing, &member).await?;
+        forget_choice().await
     })
     .await
 }
@@ -404,6 +407,13 @@ fn team(view: TeamView) -> impl IntoView {
             <p data-testid="team-role">{format!("Your role: {role}")}</p>
             {seats.map(|(used, paid)| view! {
                 <p data-testid="team-seats">{format!("Seats: {used} in use, {paid} paid")}</p>
+                {can_manage.then(|| view! {
+                    <form method="post" action={url_of::<ChooseSeats>()} class="inline" data-testid="choose-seats">
+                        <label for="seats-wanted">"Seats to pay for"</label>
+                        <input id="seats-wanted" name="seats" type="number" min="1" inputmode="numeric" placeholder=used.to_string() />
+                        <button type="submit" class="button button-secondary">"Set seats"</button>
+                    </form>
+                })}
             })}
             <AccountSwitcher accounts />
         </section>

@@ -114,6 +114,48 @@ pub async fn summary(
     Ok(Some((members + invited, paid)))
 }
 
+/// An admin's choice of seats to pay for beyond the members and invitations
+/// (`None`: count them only); the subscription follows at once.
+#[tracing::instrument(skip_all, fields(actor = actor.user.id, account = actor.account.id, ?chosen))]
+pub async fn choose(
+    billing: &Billing,
+    actor: &super::Member,
+    chosen: Option<u32>,
+) -> Result<(), TeamError> {
+    actor.may(super::Action::ManageBilling)?;
+    if let Some(n) = chosen {
+        let access = service::access_for(billing, actor.account.id).await?;
+        let max = access
+            .plan_id
+            .as_deref()
+            .and_then(|id| billing.catalog.plan(id))
+            .and_then(terms)
+            .and_then(|t| t.max)
+            .unwrap_or(MAX_CHOSEN_SEATS);
+        if n == 0 || n > max {
+            return Err(TeamError::Invalid(
+                "Choose a number of seats between 1 and your plan's limit.",
+            ));
+        }
+    }
+    accounts::Entity::update_many()
+        .col_expr(
+            accounts::Column::SeatsWanted,
+            sea_orm::sea_query::Expr::value(chosen.map(|n| n as i32)),
+        )
+        .col_expr(
+            accounts::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(chrono::Utc::now()),
+        )
+        .filter(accounts::Column::Id.eq(actor.account.id))
+        .exec(&billing.db)
+        .await?;
+    sync(billing, actor.account.id).await
+}
+
+/// The most seats an admin may choose on a plan without its own `max_seats`.
+pub const MAX_CHOSEN_SEATS: u32 = 10_000;
+
 /// How many rounds one call makes at most before it leaves the rest to the
 /// next membership change (each round: one read, at most one update).
 const MAX_ROUNDS: usize = 6;

@@ -13,15 +13,19 @@ use crate::common::{
     TestDb,
 };
 
-const PAGES: [&str; 5] = [
+const PAGES: [&str; 7] = [
     "/admin",
     "/admin/accounts?q=example",
     "/admin/audit",
     "/admin/mail",
     "/admin/drift",
+    "/admin/catalog",
+    "/admin/event?id=evt_1",
 ];
-const FUNCTIONS: [(&str, &[(&str, &str)]); 8] = [
+const FUNCTIONS: [(&str, &[(&str, &str)]); 10] = [
     ("admin_drift", &[]),
+    ("admin_catalog", &[]),
+    ("admin_event", &[("id", "evt_1")]),
     ("admin_reconcile", &[]),
     ("admin_events", &[]),
     ("admin_accounts", &[("q", "example")]),
@@ -106,6 +110,19 @@ async fn the_console_is_for_operators_and_fixes_a_failed_event_once() {
     let inbox = world.page(&operator, "/admin").await;
     assert!(inbox.contains("1 failed event(s)"), "{inbox}");
     assert!(inbox.contains(event_id), "{inbox}");
+    // Its payload and last error, as stored.
+    let detail = world
+        .page(&operator, &format!("/admin/event?id={event_id}"))
+        .await;
+    let invoice_id = invoice["data"]["object"]["id"].as_str().unwrap();
+    assert!(
+        detail.contains("event-payload") && detail.contains(invoice_id),
+        "{detail}"
+    );
+    assert!(detail.contains("failed"), "{detail}");
+    // The catalog matches Stripe (the world applied it at start-up).
+    let catalog = world.page(&operator, "/admin/catalog").await;
+    assert!(catalog.contains("Stripe matches the catalog."), "{catalog}");
     let accounts = world.page(&operator, "/admin/accounts?q=customer@").await;
     assert!(accounts.contains("customer@example.com"), "{accounts}");
     assert!(

@@ -351,6 +351,20 @@ async fn seats_follow_members(db: TestDb) {
         })
         .await;
     assert_eq!(quantities(&world).await, (16, 16));
+
+    // An admin may pay for more seats than are used, and go back to counting.
+    act(&world, &ada, "choose_seats", &[("seats", "30")])
+        .await
+        .unwrap();
+    assert_eq!(quantities(&world).await, (30, 30));
+    let refused = act(&world, &ada, "choose_seats", &[("seats", "0")])
+        .await
+        .unwrap_err();
+    assert!(refused.contains("between 1"), "{refused}");
+    act(&world, &ada, "choose_seats", &[("seats", "")])
+        .await
+        .unwrap();
+    assert_eq!(quantities(&world).await, (16, 16));
     world.stop().await;
     db.cleanup().await;
 }
@@ -366,4 +380,176 @@ async fn seats_follow_members_on_postgres() {
         Some(db) => seats_follow_members(db).await,
         None => eprintln!("note: {} not set; skipped", crate::common::POSTGRES_URL_VAR),
     }
+}
+
+/// Posts a team form to `app` (one of several instances on one database) as
+/// a browser on that instance's origin does; the refusal, if any.
+async fn act_on(
+    app: &crate::common::TestApp,
+    client: &reqwest::Client,
+    browser: &Browser,
+    function: &str,
+    form: &[(&str, &str)],
+) -> Result<(), String> {
+    let response = client
+        .post(app.url(&format!("/api/{function}")))
+        .header("accept", "text/html")
+        .header("referer", app.url("/dashboard/team"))
+        .header("cookie", &browser.cookie)
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND, "{function}");
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    match crate::common::billing::returned_error(&location) {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+/// Two app instances on one PostgreSQL share the invitations, joins and
+/// removals of one organization: the in-process turn does not span them, so
+/// the quantity in Stripe is right only because each sync checks Stripe
+/// against the membership after its own update.
+#[tokio::test]
+async fn seats_follow_members_across_two_instances_on_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        eprintln!("note: {} not set; skipped", crate::common::POSTGRES_URL_VAR);
+        return;
+    };
+    let world = World::start(&db).await;
+    let second = crate::common::TestApp::spawn_with_stripe(
+        db.url(),
+        &world.emulator.base_url,
+        &[("STRIPE_WEBHOOK_SECRET", crate::common::billing::SECRET)],
+    )
+    .await;
+    let instances = [
+        (
+            &world.app,
+            crate::common::same_origin_client(&world.app.base_url),
+        ),
+        (&second, crate::common::same_origin_client(&second.base_url)),
+    ];
+    let ada = world.sign_up("two@example.com").await;
+    create_org(&world, &ada, "Two Instances").await;
+    let url = world.checkout(&ada, "team", "monthly").await;
+    let (_, success) = world.pay(&url, "4242424242424242").await;
+    world.get_page(Some(&ada), &success).await;
+    assert_eq!(quantities(&world).await, (1, 1));
+
+    let emails: Vec<String> = (0..20).map(|i| format!("both{i}@example.com")).collect();
+    futures_util::stream::iter(emails.iter().enumerate())
+        .for_each_concurrent(20, |(i, email)| {
+            let (app, client) = &instances[i % 2];
+            let ada = &ada;
+            async move {
+                act_on(
+                    app,
+                    client,
+                    ada,
+                    "invite_member",
+                    &[("email", email), ("role", "member")],
+                )
+                .await
+                .unwrap();
+            }
+        })
+        .await;
+    assert_eq!(quantities(&world).await, (21, 21));
+
+    let mut people = Vec::new();
+    for email in &emails {
+        // Mailed by either instance, each linking to its own address.
+        use billing_starter::db::entities::outbox;
+        let mail = outbox::Entity::find()
+            .filter(outbox::Column::Recipient.eq(email.as_str()))
+            .filter(outbox::Column::Kind.eq("invitation"))
+            .one(&world.app.db)
+            .await
+            .unwrap()
+            .expect("an invitation mail");
+        let link = mail
+            .text_body
+            .lines()
+            .find(|line| line.contains("/invitations/accept?token="))
+            .unwrap()
+            .to_owned();
+        people.push((world.sign_up(email).await, token_of(&link)));
+    }
+    futures_util::stream::iter(people.iter().enumerate())
+        .for_each_concurrent(20, |(i, (who, token))| {
+            let (app, client) = &instances[i % 2];
+            async move {
+                act_on(app, client, who, "accept_invitation", &[("token", token)])
+                    .await
+                    .unwrap()
+            }
+        })
+        .await;
+    assert_eq!(quantities(&world).await, (21, 21));
+
+    let members = team(&world, &ada).await["members"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let gone: Vec<String> = members
+        .iter()
+        .filter(|m| m["role"] == "member")
+        .take(6)
+        .map(|m| m["user_id"].to_string())
+        .collect();
+    futures_util::stream::iter(gone.iter().enumerate())
+        .for_each_concurrent(6, |(i, id)| {
+            let (app, client) = &instances[i % 2];
+            let ada = &ada;
+            async move {
+                act_on(app, client, ada, "remove_member", &[("user_id", id)])
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    assert_eq!(quantities(&world).await, (15, 15));
+    second.stop().await.unwrap();
+    world.stop().await;
+    db.cleanup().await;
+}
+
+/// Invitations have their own limit: the 21st within ten minutes is refused
+/// with a readable message (429 for a page's fetch).
+#[tokio::test]
+async fn invitations_are_limited_per_user() {
+    let db = TestDb::sqlite();
+    let world = World::start(&db).await;
+    let ada = world.sign_up("limits@example.com").await;
+    create_org(&world, &ada, "Limited").await;
+    for i in 0..20 {
+        let email = format!("l{i}@example.com");
+        let status = status_of(
+            &world,
+            &ada,
+            "invite_member",
+            &[("email", &email), ("role", "member")],
+        )
+        .await;
+        // Done (a page's fetch is told where to go next).
+        assert_eq!(status, StatusCode::OK, "{email}");
+    }
+    let (status, _, body) = world
+        .call(
+            Some(&ada),
+            "invite_member",
+            &[("email", "l20@example.com"), ("role", "member")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(body.contains("Too many invitations"), "{body}");
+    world.stop().await;
+    db.cleanup().await;
 }

@@ -223,7 +223,12 @@ impl World {
             )
             .await;
         assert_eq!(status, StatusCode::FOUND, "{body}");
-        location.expect("redirect to Stripe")
+        let location = location.expect("redirect to Stripe");
+        // A refusal comes back to the form's page with its message.
+        if let Some(err) = returned_error(&location) {
+            panic!("checkout of {plan} ({interval}) refused: {err}");
+        }
+        location
     }
 
     /// Pays on the hosted Checkout page; returns the redirect (success URL).
