@@ -255,6 +255,33 @@ pub(crate) async fn add<C: ConnectionTrait>(
     Ok(true)
 }
 
+/// The roles a change of membership is judged by, read under the account's
+/// lock (the actor's own role may have changed since the page).
+struct Locked {
+    actor: Role,
+    target: Role,
+    owners: usize,
+}
+
+async fn lock_and_read<C: ConnectionTrait>(
+    conn: &C,
+    actor: &Member,
+    user_id: i64,
+) -> Result<Locked, TeamError> {
+    lock_account(conn, actor.account.id).await?;
+    let actor_role = role_in(conn, actor.account.id, actor.user.id)
+        .await?
+        .ok_or(TeamError::NotFound)?;
+    let target = role_in(conn, actor.account.id, user_id)
+        .await?
+        .ok_or(TeamError::NotFound)?;
+    Ok(Locked {
+        actor: actor_role,
+        target,
+        owners: owners(conn, actor.account.id).await?,
+    })
+}
+
 /// Removes `user_id` from the actor's organization (the actor themself:
 /// leaving), then brings the seat count down.
 #[tracing::instrument(skip_all, fields(actor = actor.user.id, account = actor.account.id, target = user_id))]
@@ -265,16 +292,13 @@ pub async fn remove(billing: &Billing, actor: &Member, user_id: i64) -> Result<(
     {
         let _turn = crate::db::write_turn(&billing.db).await;
         let tx = billing.db.begin().await?;
-        lock_account(&tx, actor.account.id).await?;
-        // Read again under the lock: the actor's own role may have changed.
-        let actor_role = role_in(&tx, actor.account.id, actor.user.id)
-            .await?
-            .ok_or(TeamError::NotFound)?;
-        let target = role_in(&tx, actor.account.id, user_id)
-            .await?
-            .ok_or(TeamError::NotFound)?;
-        let owners = owners(&tx, actor.account.id).await?;
-        rules::may_remove(actor_role, target, user_id == actor.user.id, owners)?;
+        let roles = lock_and_read(&tx, actor, user_id).await?;
+        rules::may_remove(
+            roles.actor,
+            roles.target,
+            user_id == actor.user.id,
+            roles.owners,
+        )?;
         memberships::Entity::delete_many()
             .filter(memberships::Column::AccountId.eq(actor.account.id))
             .filter(memberships::Column::UserId.eq(user_id))
@@ -301,15 +325,8 @@ pub async fn set_role(
     }
     let _turn = crate::db::write_turn(&billing.db).await;
     let tx = billing.db.begin().await?;
-    lock_account(&tx, actor.account.id).await?;
-    let actor_role = role_in(&tx, actor.account.id, actor.user.id)
-        .await?
-        .ok_or(TeamError::NotFound)?;
-    let from = role_in(&tx, actor.account.id, user_id)
-        .await?
-        .ok_or(TeamError::NotFound)?;
-    let owners = owners(&tx, actor.account.id).await?;
-    rules::may_change_role(actor_role, from, role, owners)?;
+    let roles = lock_and_read(&tx, actor, user_id).await?;
+    rules::may_change_role(roles.actor, roles.target, role, roles.owners)?;
     memberships::Entity::update_many()
         .col_expr(memberships::Column::Role, Expr::value(role))
         .filter(memberships::Column::AccountId.eq(actor.account.id))
@@ -338,13 +355,9 @@ pub async fn transfer_ownership(
     }
     let _turn = crate::db::write_turn(&billing.db).await;
     let tx = billing.db.begin().await?;
-    lock_account(&tx, actor.account.id).await?;
-    if role_in(&tx, actor.account.id, actor.user.id).await? != Some(Role::Owner) {
+    if lock_and_read(&tx, actor, user_id).await?.actor != Role::Owner {
         return Err(rules::MembershipRefusal::OwnersOnly.into());
     }
-    role_in(&tx, actor.account.id, user_id)
-        .await?
-        .ok_or(TeamError::NotFound)?;
     for (user, role) in [(user_id, Role::Owner), (actor.user.id, Role::Admin)] {
         memberships::Entity::update_many()
             .col_expr(memberships::Column::Role, Expr::value(role))
