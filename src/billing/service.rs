@@ -332,7 +332,7 @@ pub async fn start_checkout(
                 return Err(CheckoutRefusal::EmailNotVerified.into());
             }
             let price_id = price_id(billing, &price.lookup_key).await?;
-            let quantity = crate::teams::seats::checkout_quantity(billing, plan, account).await?;
+            let quantity = crate::teams::seats::needed(&billing.db, plan, account).await?;
             let customer_id = ensure_customer(billing, account, member.billing_email()).await?;
             let billing_type = if subscription {
                 "subscription"

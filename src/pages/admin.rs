@@ -289,7 +289,8 @@ pub struct EventDetail {
 pub async fn admin_event(id: String) -> Result<EventDetail, ServerFnError> {
     use crate::db::entities::webhook_events;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    request_run_operator(async move {
+    crate::request::run(async move {
+        crate::request::require_operator().await?;
         let state = crate::request::state();
         let event = webhook_events::Entity::find()
             .filter(webhook_events::Column::StripeEventId.eq(id.as_str()))
@@ -338,18 +339,6 @@ pub async fn admin_catalog() -> Result<Vec<String>, ServerFnError> {
             .iter()
             .map(ToString::to_string)
             .collect())
-    })
-    .await
-}
-
-/// Runs a console read for an operator only.
-#[cfg(feature = "ssr")]
-async fn request_run_operator<T>(
-    work: impl std::future::Future<Output = Result<T, crate::request::FnError>>,
-) -> Result<T, ServerFnError> {
-    crate::request::run(async {
-        crate::request::require_operator().await?;
-        work.await
     })
     .await
 }

@@ -21,6 +21,15 @@ use crate::{
 
 pub const LIFETIME_DAYS: i64 = 7;
 
+/// An invitation still open at `now`: neither accepted nor revoked, and not
+/// expired. Every read and the conditional accept use this one rule.
+pub(crate) fn open_at(now: chrono::DateTime<Utc>) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(invitations::Column::AcceptedAt.is_null())
+        .add(invitations::Column::RevokedAt.is_null())
+        .add(invitations::Column::ExpiresAt.gt(now))
+}
+
 /// What an invitation link shows before it is accepted.
 #[derive(Clone, Debug)]
 pub struct Pending {
@@ -132,9 +141,7 @@ async fn open_for(
     invitations::Entity::find()
         .filter(invitations::Column::AccountId.eq(account_id))
         .filter(invitations::Column::Email.eq(email))
-        .filter(invitations::Column::AcceptedAt.is_null())
-        .filter(invitations::Column::RevokedAt.is_null())
-        .filter(invitations::Column::ExpiresAt.gt(Utc::now()))
+        .filter(open_at(Utc::now()))
         .one(&billing.db)
         .await
 }
@@ -143,9 +150,7 @@ async fn open_for(
 pub async fn open_of(billing: &Billing, account_id: i64) -> Result<Vec<invitations::Model>, DbErr> {
     invitations::Entity::find()
         .filter(invitations::Column::AccountId.eq(account_id))
-        .filter(invitations::Column::AcceptedAt.is_null())
-        .filter(invitations::Column::RevokedAt.is_null())
-        .filter(invitations::Column::ExpiresAt.gt(Utc::now()))
+        .filter(open_at(Utc::now()))
         .order_by_desc(invitations::Column::CreatedAt)
         .all(&billing.db)
         .await
@@ -231,9 +236,7 @@ pub async fn peek(billing: &Billing, token: &str) -> Result<Pending, TeamError> 
     }
     let invitation = invitations::Entity::find()
         .filter(invitations::Column::TokenHash.eq(tokens::digest(token)))
-        .filter(invitations::Column::AcceptedAt.is_null())
-        .filter(invitations::Column::RevokedAt.is_null())
-        .filter(invitations::Column::ExpiresAt.gt(Utc::now()))
+        .filter(open_at(Utc::now()))
         .one(&billing.db)
         .await?
         .ok_or(TeamError::InvitationInvalid)?;
@@ -268,9 +271,7 @@ pub async fn accept(
         let used = invitations::Entity::update_many()
             .col_expr(invitations::Column::AcceptedAt, Expr::value(now))
             .filter(invitations::Column::TokenHash.eq(tokens::digest(token)))
-            .filter(invitations::Column::AcceptedAt.is_null())
-            .filter(invitations::Column::RevokedAt.is_null())
-            .filter(invitations::Column::ExpiresAt.gt(now))
+            .filter(open_at(now))
             .exec(&tx)
             .await?;
         if used.rows_affected != 1 {

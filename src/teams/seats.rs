@@ -35,9 +35,7 @@ pub async fn usage<C: ConnectionTrait>(conn: &C, account_id: i64) -> Result<(u32
         .await?;
     let invited = invitations::Entity::find()
         .filter(invitations::Column::AccountId.eq(account_id))
-        .filter(invitations::Column::AcceptedAt.is_null())
-        .filter(invitations::Column::RevokedAt.is_null())
-        .filter(invitations::Column::ExpiresAt.gt(chrono::Utc::now()))
+        .filter(super::invitations::open_at(chrono::Utc::now()))
         .count(conn)
         .await?;
     Ok((members as u32, invited as u32))
@@ -55,15 +53,6 @@ pub async fn needed<C: ConnectionTrait>(
     let (members, invited) = usage(conn, account.id).await?;
     let chosen = account.seats_wanted.and_then(|n| u32::try_from(n).ok());
     Ok(rules::seats_needed(terms, members, invited, chosen))
-}
-
-/// The quantity Checkout sends for `plan`.
-pub async fn checkout_quantity(
-    billing: &Billing,
-    plan: &Plan,
-    account: &accounts::Model,
-) -> Result<u32, DbErr> {
-    needed(&billing.db, plan, account).await
 }
 
 /// Whether the account's plan has room for one more invitation; the error
