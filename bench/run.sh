@@ -9,6 +9,9 @@
 #    /pricing signed out and signed in, in the same run
 # 3. webhook ingest: examples/webhook_ingest.rs, 32 senders for 10 s, on SQLite and
 #    (with BENCH_POSTGRES_URL) PostgreSQL
+# 3b. usage API: examples/usage_load.rs, POST /api/v1/usage from 32 connections
+#    beside a one-insert-per-transaction baseline on the same database, and the
+#    ledger checked for overspend afterwards
 # 4. checkout server function: p50 of start_checkout minus p50 of the same
 #    Checkout Session call made directly to the emulator
 # 5. server resident memory under the loads: VmHWM, the peak, restarted after
@@ -31,7 +34,7 @@ echo
 echo "## bundle (release hydrate build)"
 ./bench/bundle-size.sh || true
 
-cargo build --quiet --release --features ssr --bin billing-starter --example bare_page --example webhook_ingest
+cargo build --quiet --release --features ssr --bin billing-starter --example bare_page --example webhook_ingest --example usage_load
 cargo build --quiet --release -p stripe-emulator --bin stripe-emulator
 # bundle-size.sh built the release front end (target/site); the server is built above.
 [[ -f target/site/pkg/billing-starter.wasm ]] || echo "(no release front end built; pages render without the wasm)"
@@ -97,6 +100,10 @@ echo -n "SQLite:     "
 "$TARGET_DIR/release/examples/webhook_ingest" --app "http://127.0.0.1:$APP_PORT" \
   --stripe "http://127.0.0.1:$EMU_PORT/" --secret whsec_emulator_local --seconds "$DURATION" \
   --server-pid "$APP_PID"
+echo
+echo "## usage API, SQLite (32 connections, ${DURATION}s, 8 accounts; baseline: one insert per transaction, same database)"
+"$TARGET_DIR/release/examples/usage_load" --app "http://127.0.0.1:$APP_PORT" \
+  --database-url "sqlite://$WORK/bench.db?mode=rwc" --seconds "$DURATION"
 if [[ -n "${BENCH_POSTGRES_URL:-}" ]]; then
   db="bench_$$"
   psql "$BENCH_POSTGRES_URL" -qc "CREATE DATABASE $db" >/dev/null
@@ -106,6 +113,9 @@ if [[ -n "${BENCH_POSTGRES_URL:-}" ]]; then
   "$TARGET_DIR/release/examples/webhook_ingest" --app "http://127.0.0.1:$PG_PORT" \
     --stripe "http://127.0.0.1:$PG_EMU_PORT/" --secret whsec_emulator_local --seconds "$DURATION" \
     --server-pid "$PG_PID"
+  echo "usage API, PostgreSQL (32 connections, ${DURATION}s, 8 accounts; baseline: one insert per transaction, same database):"
+  "$TARGET_DIR/release/examples/usage_load" --app "http://127.0.0.1:$PG_PORT" \
+    --database-url "${BENCH_POSTGRES_URL%/*}/$db" --seconds "$DURATION"
   kill "$PG_PID"; sleep 0.5
   psql "$BENCH_POSTGRES_URL" -qc "DROP DATABASE $db WITH (FORCE)" >/dev/null
 fi

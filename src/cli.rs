@@ -43,6 +43,25 @@ pub enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
+    /// API keys for `/api/v1` (usage and entitlements).
+    ApiKeys {
+        #[command(subcommand)]
+        action: ApiKeysAction,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ApiKeysAction {
+    /// Create a key for a person's own account, or with `--org` for an
+    /// organization they own or administer; the key is printed once.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -97,6 +97,22 @@ pub const INVITATION_VIEWS_PER_IP: Rule = Rule {
     window_secs: 600,
 };
 
+/// Workspace actions of one user (`/app`: use a feature, add or remove an
+/// item): each is a ledger transaction.
+pub const APP_ACTIONS_PER_USER: Rule = Rule {
+    name: "app_user",
+    hits: 120,
+    window_secs: 60,
+};
+
+/// Requests to `/api/v1` with a missing or wrong API key from one client
+/// (each costs a lookup; guessing a key is hopeless at 2^192).
+pub const API_KEY_FAILURES_PER_IP: Rule = Rule {
+    name: "api_key_ip",
+    hits: 30,
+    window_secs: 600,
+};
+
 /// The longest window of any rule: counters older than this are swept.
 const LONGEST_WINDOW_SECS: i64 = 600;
 

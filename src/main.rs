@@ -4,7 +4,7 @@ use anyhow::Context;
 use billing_starter::{
     billing::context::Billing,
     catalog::{self, diff},
-    cli::{CatalogAction, Cli, Command, MigrateAction, UsersAction, WebhooksAction},
+    cli::{ApiKeysAction, CatalogAction, Cli, Command, MigrateAction, UsersAction, WebhooksAction},
     config::Config,
     db,
     gateway::StripeGateway,
@@ -116,6 +116,27 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 if operator { "is" } else { "is not" },
                 if changed { "" } else { " (unchanged)" }
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ApiKeys {
+            action: ApiKeysAction::Create { email, org, name },
+        } => {
+            use billing_starter::entitlements::api_keys;
+            let db = db::connect(&config.database_url).await?;
+            db::migrate(&db).await?;
+            let account = match api_keys::account_for_cli(&db, &email, org.as_deref()).await? {
+                Ok(account) => account,
+                Err(problem) => {
+                    eprintln!("{problem}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let key = api_keys::create(&db, account, &name, None).await?;
+            eprintln!(
+                "API key `{}` ({}…) created; it is shown only this once:",
+                key.name, key.prefix
+            );
+            println!("{}", key.secret);
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => {

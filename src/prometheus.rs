@@ -92,6 +92,15 @@ fn describe() {
         "Age of the oldest message waiting to be sent (0 when none)."
     );
     describe_counter!(
+        "billing_usage_decisions_total",
+        "Usage recorded or refused (track, hold commit), by feature and decision (allowed, denied, error)."
+    );
+    describe_histogram!(
+        "billing_usage_track_seconds",
+        Unit::Seconds,
+        "Time to decide and record one use, its transaction included."
+    );
+    describe_counter!(
         "billing_http_requests_total",
         "HTTP requests by route and status."
     );
@@ -142,6 +151,13 @@ pub fn checkout_completed() {
 /// A mail attempt: `sent` or `failed`.
 pub fn mail(outcome: &'static str) {
     counter!("billing_mail_attempts_total", "outcome" => outcome).increment(1);
+}
+
+/// One usage decision for a catalog feature: `allowed`, `denied` or `error`.
+pub fn usage(feature: &str, decision: &'static str, seconds: f64) {
+    counter!("billing_usage_decisions_total", "feature" => feature.to_owned(), "decision" => decision)
+        .increment(1);
+    histogram!("billing_usage_track_seconds").record(seconds);
 }
 
 /// An HTTP request answered, by route (bounded) and status.

@@ -15,6 +15,7 @@ mod m20261201_000009_create_outbox_and_account_tokens;
 mod m20261201_000010_create_dispute_outcomes;
 mod m20261201_000011_create_operators_and_audit_log;
 mod m20261201_000012_create_billing_accounts;
+mod m20261201_000013_create_usage_ledger;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_create_dispute_outcomes::Migration),
             Box::new(m20261201_000011_create_operators_and_audit_log::Migration),
             Box::new(m20261201_000012_create_billing_accounts::Migration),
+            Box::new(m20261201_000013_create_usage_ledger::Migration),
         ]
     }
 }

@@ -74,6 +74,9 @@ pub struct CurrentSubscription {
     pub interval: Option<Interval>,
     pub renews_on: Option<DateTime<Utc>>,
     pub cancel_at_period_end: bool,
+    /// The billing period metered features reset with (`entitlements`).
+    pub current_period_start: Option<DateTime<Utc>>,
+    pub current_period_end: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,7 +85,7 @@ pub struct Access {
     pub plan_id: Option<String>,
     pub subscription: Option<CurrentSubscription>,
     pub notice: Option<Notice>,
-    /// The plan's limits; one-time packs add their `credits`.
+    /// The plan's limits (credits live in the usage ledger).
     pub entitlements: BTreeMap<String, Limit>,
     /// One-time plans bought and not refunded or disputed.
     pub owned: Vec<String>,
@@ -182,27 +185,9 @@ pub fn evaluate(
             .iter()
             .find(|plan| plan.billing == BillingType::Free),
     };
-    let mut entitlements = plan.map(|p| p.limits.clone()).unwrap_or_default();
-    let credits: u64 = snapshot
-        .purchases
-        .iter()
-        .filter(|p| p.status == PurchaseStatus::Paid)
-        .filter_map(|p| {
-            let plan = catalog.plan(p.plan_id.as_deref()?)?;
-            match plan.limits.get("credits")? {
-                Limit::Count(n) => Some(n * u64::try_from(p.quantity.max(1)).unwrap_or(1)),
-                Limit::Unlimited => None,
-            }
-        })
-        .sum();
-    if credits > 0 {
-        let base = match entitlements.get("credits") {
-            Some(Limit::Count(n)) => *n,
-            Some(Limit::Unlimited) => u64::MAX,
-            None => 0,
-        };
-        entitlements.insert("credits".into(), Limit::Count(base.saturating_add(credits)));
-    }
+    // Credits are not a limit of the plan: packs grant them into the usage
+    // ledger (`entitlements::grants`), which holds the balance.
+    let entitlements = plan.map(|p| p.limits.clone()).unwrap_or_default();
 
     let live_subscription_id = snapshot
         .subscriptions
@@ -223,6 +208,8 @@ pub fn evaluate(
                 sub.current_period_end
             },
             cancel_at_period_end: sub.cancel_at_period_end,
+            current_period_start: sub.current_period_start,
+            current_period_end: sub.current_period_end,
         }),
         notice: granting.and_then(|(_, _, notice)| notice),
         entitlements,
@@ -388,7 +375,7 @@ mod tests {
     }
 
     #[test]
-    fn packs_are_owned_and_credit_by_quantity_until_refunded() {
+    fn packs_are_owned_until_refunded() {
         let purchase = |status, quantity| PurchaseFacts {
             plan_id: Some("standard_pack".into()),
             quantity,
@@ -404,10 +391,7 @@ mod tests {
         };
         let access = evaluate(&snapshot, &catalog(), at(START), &Policy::default());
         assert_eq!(access.owned, vec!["standard_pack".to_owned()]);
-        assert_eq!(
-            access.entitlements.get("credits"),
-            Some(&Limit::Count(1000))
-        );
+        assert_eq!(access.entitlements.get("credits"), None);
 
         let refunded = BillingSnapshot {
             subscriptions: vec![],
@@ -418,6 +402,5 @@ mod tests {
         };
         let access = evaluate(&refunded, &catalog(), at(START), &Policy::default());
         assert!(access.owned.is_empty());
-        assert_eq!(access.entitlements.get("credits"), None);
     }
 }

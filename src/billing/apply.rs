@@ -41,6 +41,7 @@ use crate::{
         one_time_purchases::{self, PurchaseStatus},
         subscriptions,
     },
+    entitlements::grants,
     gateway::{catalog::PriceDirectory, GatewayError, StripeGateway},
 };
 
@@ -297,7 +298,7 @@ pub async fn apply_event<C: ConnectionTrait>(
         StripeObject::Dispute(dispute) if event.kind == EventKind::ChargeDisputeClosed => {
             record_dispute_outcome(conn, dispute).await?;
             match &dispute.payment_intent_id {
-                Some(pi) if dispute.status == "won" => vec![restore_disputed(conn, pi).await?],
+                Some(pi) if dispute.status == "won" => vec![restore_disputed(conn, ctx, pi).await?],
                 // Closed otherwise (lost): the reversal at `created` stands.
                 _ => vec![Outcome::Nothing],
             }
@@ -822,6 +823,7 @@ async fn upsert_purchase<C: ConnectionTrait>(
             .filter(one_time_purchases::Column::Id.eq(row.id))
             .exec(conn)
             .await?;
+        grants::follow_purchase(conn, ctx.catalog, row.id).await?;
         return Ok(Outcome::PurchaseWritten(session.id.clone()));
     }
     if status == PurchaseStatus::Failed && session.status == "expired" {
@@ -866,6 +868,15 @@ async fn upsert_purchase<C: ConnectionTrait>(
         )
         .exec_without_returning(conn)
         .await?;
+    if inserted > 0 {
+        let row = one_time_purchases::Entity::find()
+            .filter(one_time_purchases::Column::StripeCheckoutSessionId.eq(session.id.as_str()))
+            .one(conn)
+            .await?;
+        if let Some(row) = row {
+            grants::follow_purchase(conn, ctx.catalog, row.id).await?;
+        }
+    }
     Ok(if inserted > 0 {
         Outcome::PurchaseWritten(session.id.clone())
     } else {
@@ -903,6 +914,7 @@ async fn purchase_for_payment<C: ConnectionTrait>(
 
 async fn reverse_purchase<C: ConnectionTrait>(
     conn: &C,
+    ctx: ApplyContext<'_>,
     row: one_time_purchases::Model,
     status: PurchaseStatus,
 ) -> Result<Outcome, ApplyError> {
@@ -924,6 +936,7 @@ async fn reverse_purchase<C: ConnectionTrait>(
         .filter(one_time_purchases::Column::Id.eq(row.id))
         .exec(conn)
         .await?;
+    grants::follow_purchase(conn, ctx.catalog, row.id).await?;
     Ok(Outcome::PurchaseWritten(
         row.stripe_checkout_session_id.unwrap_or_default(),
     ))
@@ -963,6 +976,7 @@ async fn dispute_was_won<C: ConnectionTrait>(conn: &C, dispute: &str) -> Result<
 
 async fn restore_disputed<C: ConnectionTrait>(
     conn: &C,
+    ctx: ApplyContext<'_>,
     payment_intent: &str,
 ) -> Result<Outcome, ApplyError> {
     let restored = one_time_purchases::Entity::update_many()
@@ -982,6 +996,15 @@ async fn restore_disputed<C: ConnectionTrait>(
         .filter(one_time_purchases::Column::Status.eq(PurchaseStatus::Reversed))
         .exec(conn)
         .await?;
+    if restored.rows_affected > 0 {
+        let rows = one_time_purchases::Entity::find()
+            .filter(one_time_purchases::Column::StripePaymentIntentId.eq(payment_intent))
+            .all(conn)
+            .await?;
+        for row in rows {
+            grants::follow_purchase(conn, ctx.catalog, row.id).await?;
+        }
+    }
     Ok(if restored.rows_affected > 0 {
         Outcome::PurchaseWritten(payment_intent.to_owned())
     } else {
@@ -997,7 +1020,7 @@ async fn reverse_payment<C: ConnectionTrait>(
     status: PurchaseStatus,
 ) -> Result<Outcome, ApplyError> {
     match purchase_for_payment(conn, ctx, payment_intent).await? {
-        Some(row) => reverse_purchase(conn, row, status).await,
+        Some(row) => reverse_purchase(conn, ctx, row, status).await,
         // A payment that is not a one-time purchase (e.g. a subscription invoice).
         None => Ok(Outcome::Nothing),
     }

@@ -20,6 +20,40 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
     pub plans: Vec<Plan>,
+    /// What plans may limit, declared once (`[features.<id>]`); a plan's
+    /// `limits` name these ids (and `credits`, which a pack grants).
+    #[serde(default)]
+    pub features: BTreeMap<String, Feature>,
+}
+
+/// The key in a one-time plan's `limits` for the credits each purchase grants.
+pub const CREDITS: &str = "credits";
+
+/// What a feature is, and so how `entitlements` decides about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    /// The plan has it or not (`priority_support = true`).
+    Boolean,
+    /// An allowance per billing period that resets (`api_calls = 1000`).
+    Metered,
+    /// A cap on things the account holds (`projects = 1`); no period.
+    Counted,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feature {
+    pub kind: FeatureKind,
+    /// "API calls".
+    pub name: String,
+    /// Singular unit for messages ("call").
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// Metered only: credits one unit costs once the period's allowance is
+    /// used; absent, the allowance is all there is.
+    #[serde(default)]
+    pub credits_per_unit: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -49,11 +83,13 @@ impl Interval {
     }
 }
 
-/// An entitlement limit: a count, or no limit at all (`"unlimited"` in the file).
+/// An entitlement limit: a count, no limit at all (`"unlimited"` in the
+/// file), or for a boolean feature whether the plan has it (`true`/`false`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Limit {
     Count(u64),
     Unlimited,
+    Included(bool),
 }
 
 impl Serialize for Limit {
@@ -61,6 +97,7 @@ impl Serialize for Limit {
         match self {
             Limit::Count(count) => serializer.serialize_u64(*count),
             Limit::Unlimited => serializer.serialize_str("unlimited"),
+            Limit::Included(included) => serializer.serialize_bool(*included),
         }
     }
 }
@@ -71,13 +108,15 @@ impl<'de> Deserialize<'de> for Limit {
         #[serde(untagged)]
         enum Raw {
             Count(u64),
+            Flag(bool),
             Word(String),
         }
         match Raw::deserialize(deserializer)? {
             Raw::Count(count) => Ok(Limit::Count(count)),
+            Raw::Flag(included) => Ok(Limit::Included(included)),
             Raw::Word(word) if word == "unlimited" => Ok(Limit::Unlimited),
             Raw::Word(word) => Err(serde::de::Error::custom(format!(
-                "expected a non-negative number or \"unlimited\", found \"{word}\""
+                "expected a non-negative number, true, false or \"unlimited\", found \"{word}\""
             ))),
         }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{money, BillingType, Catalog, Interval, Plan};
+use super::{money, BillingType, Catalog, FeatureKind, Interval, Limit, Plan, CREDITS};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
@@ -110,7 +110,9 @@ pub fn validate(catalog: &Catalog) -> Report {
             }
         }
         check_billing_type(plan, &name, &mut report);
+        check_limits(catalog, plan, &name, &mut report);
     }
+    check_features(catalog, &mut report);
     if catalog.plans.iter().filter(|p| p.popular).count() > 1 {
         report.warnings.push(problem(
             "-",
@@ -196,6 +198,87 @@ fn check_billing_type(plan: &Plan, name: &str, report: &mut Report) {
                 "trial_days",
                 "Stripe allows 1 to 730 trial days",
             ));
+        }
+    }
+}
+
+/// Every limit names a declared feature, with a value of its kind; `credits`
+/// is what a one-time pack grants per purchase.
+fn check_limits(catalog: &Catalog, plan: &Plan, name: &str, report: &mut Report) {
+    for (key, limit) in &plan.limits {
+        let field = format!("limits.{key}");
+        if key == CREDITS {
+            if plan.billing != BillingType::OneTime {
+                report.errors.push(problem(
+                    name,
+                    &field,
+                    "credits are granted by one-time plans (packs)",
+                ));
+            } else if !matches!(limit, Limit::Count(n) if *n > 0) {
+                report.errors.push(problem(
+                    name,
+                    &field,
+                    "a pack grants a number of credits above zero",
+                ));
+            }
+            continue;
+        }
+        let Some(feature) = catalog.features.get(key) else {
+            report.errors.push(problem(
+                name,
+                &field,
+                &format!("no feature `{key}` is declared (add `[features.{key}]`)"),
+            ));
+            continue;
+        };
+        let fits = match feature.kind {
+            FeatureKind::Boolean => matches!(limit, Limit::Included(_)),
+            FeatureKind::Metered | FeatureKind::Counted => {
+                matches!(limit, Limit::Count(_) | Limit::Unlimited)
+            }
+        };
+        if !fits {
+            let expected = match feature.kind {
+                FeatureKind::Boolean => "true or false (a boolean feature)",
+                _ => "a number or \"unlimited\"",
+            };
+            report
+                .errors
+                .push(problem(name, &field, &format!("expected {expected}")));
+        }
+    }
+}
+
+/// Feature ids and their terms.
+fn check_features(catalog: &Catalog, report: &mut Report) {
+    for (id, feature) in &catalog.features {
+        let name = format!("features.{id}");
+        if !valid_id(id) || id == CREDITS {
+            report.errors.push(problem(
+                "-",
+                &name,
+                "use 1-64 lower-case letters, digits, `_` or `-` (and not `credits`)",
+            ));
+        }
+        if feature.name.trim().is_empty() {
+            report.errors.push(problem(
+                "-",
+                &format!("{name}.name"),
+                "a feature needs a name",
+            ));
+        }
+        match (feature.kind, feature.credits_per_unit) {
+            (FeatureKind::Metered, Some(0)) => report.errors.push(problem(
+                "-",
+                &format!("{name}.credits_per_unit"),
+                "a unit costs at least one credit",
+            )),
+            (FeatureKind::Boolean | FeatureKind::Counted, Some(_)) => report.errors.push(problem(
+                "-",
+                &format!("{name}.credits_per_unit"),
+                "only metered features draw on credits",
+            )),
+            _ => {}
         }
     }
 }
@@ -286,6 +369,12 @@ mod tests {
             (plan("id = \"s\"\nbilling = \"subscription\"\nper_seat = true\nmin_seats = 5\nmax_seats = 2\n[[plans.prices]]\nlookup_key = \"s_m\"\namount = 100\ncurrency = \"usd\"\ninterval = \"month\""), "plan `s`, max_seats: max_seats is below min_seats"),
             (plan("id = \"f\"\nbilling = \"free\"\n[[plans.prices]]\nlookup_key = \"f\"\namount = 0\ncurrency = \"usd\"\ninterval = \"one_time\""), "plan `f`, prices: a free plan has no prices"),
             (plan("id = \"o\"\nbilling = \"one_time\"\n[[plans.prices]]\nlookup_key = \"o\"\namount = 100\ncurrency = \"usd\"\ninterval = \"one_time\"\nstripe = { test = \"prod_x\" }"), "plan `o`, prices[0].stripe.test: Stripe price ids start with `price_`"),
+            (plan("id = \"f\"\nbilling = \"free\"\nlimits = { seats = 3 }"), "plan `f`, limits.seats: no feature `seats` is declared"),
+            (plan("id = \"f\"\nbilling = \"free\"\nlimits = { credits = 3 }"), "plan `f`, limits.credits: credits are granted by one-time plans"),
+            (format!("[features.calls]\nkind = \"metered\"\nname = \"Calls\"\n{}", plan("id = \"f\"\nbilling = \"free\"\nlimits = { calls = true }")), "plan `f`, limits.calls: expected a number or \"unlimited\""),
+            (format!("[features.sso]\nkind = \"boolean\"\nname = \"SSO\"\n{}", plan("id = \"f\"\nbilling = \"free\"\nlimits = { sso = 3 }")), "plan `f`, limits.sso: expected true or false"),
+            (format!("[features.sso]\nkind = \"boolean\"\nname = \"SSO\"\ncredits_per_unit = 2\n{}", plan("id = \"f\"\nbilling = \"free\"")), "plan `-`, features.sso.credits_per_unit: only metered features draw on credits"),
+            (format!("[features.Calls]\nkind = \"metered\"\nname = \"\"\n{}", plan("id = \"f\"\nbilling = \"free\"")), "plan `-`, features.Calls: use 1-64"),
         ];
         for (toml, expected) in cases {
             let errors = errors_of(&toml);

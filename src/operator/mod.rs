@@ -313,3 +313,66 @@ pub async fn reconcile(
     .await?;
     Ok(fixed)
 }
+
+/// An operator's grant of credits to an account, with the reason, audited in
+/// the same transaction.
+pub async fn grant_credits(
+    db: &DatabaseConnection,
+    operator: &users::Model,
+    account_id: i64,
+    amount: i64,
+    expires_at: Option<chrono::DateTime<Utc>>,
+    reason: &str,
+) -> Result<i64, crate::entitlements::UsageError> {
+    use sea_orm::TransactionTrait;
+    let _turn = crate::db::write_turn(db).await;
+    let tx = db.begin().await?;
+    let note = format!("{reason} (by {})", operator.email);
+    let id =
+        crate::entitlements::grants::grant_manual_in(&tx, account_id, amount, expires_at, &note)
+            .await?;
+    audit(
+        &tx,
+        operator,
+        "grant credits",
+        &format!("account {account_id}"),
+        None,
+        Some(format!(
+            "grant {id}: {amount} credits{}; {reason}",
+            expires_at.map_or_else(String::new, |at| format!(
+                ", expiring {}",
+                at.format("%Y-%m-%d")
+            ))
+        )),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// A correction: takes back what is left of one grant, audited.
+pub async fn take_back_credits(
+    db: &DatabaseConnection,
+    operator: &users::Model,
+    account_id: i64,
+    grant_id: i64,
+    reason: &str,
+) -> Result<i64, crate::entitlements::UsageError> {
+    use sea_orm::TransactionTrait;
+    let _turn = crate::db::write_turn(db).await;
+    let tx = db.begin().await?;
+    let taken = crate::entitlements::grants::take_back(&tx, account_id, grant_id).await?;
+    if taken > 0 {
+        audit(
+            &tx,
+            operator,
+            "take back credits",
+            &format!("account {account_id}"),
+            Some(format!("grant {grant_id}: {taken} left")),
+            Some(format!("grant {grant_id}: 0 left; {reason}")),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(taken)
+}

@@ -38,6 +38,11 @@ pub struct AccountRow {
     pub dashboard: Option<String>,
     pub subscriptions: Vec<String>,
     pub purchases: Vec<String>,
+    /// This period's use of each feature ("API calls: 340 of 1,000 used").
+    pub usage: Vec<String>,
+    pub credits: i64,
+    /// Grants with something left: (id, description).
+    pub grants: Vec<(i64, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,7 +188,38 @@ pub async fn admin_accounts(q: Option<String>) -> Result<Vec<AccountRow>, Server
                 .all(db)
                 .await
                 .map_err(internal)?;
+            let summary = crate::entitlements::ledger::summary(&state.billing, account.id).await?;
+            let usage = crate::views::build::meters(&state.billing, &summary)
+                .into_iter()
+                .map(|m| m.text)
+                .collect();
+            let grants = crate::entitlements::grants::of_account(db, account.id)
+                .await
+                .map_err(internal)?
+                .into_iter()
+                .filter(|g| g.revoked_at.is_none() && g.remaining > 0)
+                .map(|g| {
+                    (
+                        g.id,
+                        format!(
+                            "{} of {} left ({}{})",
+                            g.remaining,
+                            g.amount,
+                            g.note.unwrap_or_else(|| g.source.clone()),
+                            g.expires_at
+                                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                                .map_or_else(String::new, |t| format!(
+                                    ", expires {}",
+                                    t.format("%Y-%m-%d")
+                                ))
+                        ),
+                    )
+                })
+                .collect();
             rows.push(AccountRow {
+                usage,
+                credits: summary.credits,
+                grants,
                 id: account.id,
                 verified: user.as_ref().is_some_and(|u| u.email_verified_at.is_some()),
                 operator: user.as_ref().is_some_and(|u| u.is_operator),
@@ -249,6 +285,92 @@ pub async fn admin_mail(page: Option<u64>) -> Result<Vec<MailRow>, ServerFnError
             .collect())
     })
     .await
+}
+
+/// Grants credits to an account, with a reason (required) and an optional
+/// expiry in days; audited. Back to the accounts page.
+#[server(endpoint = "admin_grant_credits")]
+pub async fn admin_grant_credits(
+    account_id: i64,
+    amount: i64,
+    reason: String,
+    expires_in_days: Option<String>,
+    q: Option<String>,
+) -> Result<(), ServerFnError> {
+    use crate::request::{self, FnError};
+    use axum::http::StatusCode;
+    request::run(async {
+        let operator = request::require_operator().await?;
+        let reason = reason.trim();
+        if reason.is_empty() || reason.len() > 200 {
+            return Err(FnError::User(
+                StatusCode::BAD_REQUEST,
+                "Give a reason (up to 200 characters) for the audit log.",
+            ));
+        }
+        let expires_at = match expires_in_days.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(days) => match days.parse::<i64>() {
+                Ok(days) if (1..=3650).contains(&days) => {
+                    Some(chrono::Utc::now() + chrono::Duration::days(days))
+                }
+                _ => {
+                    return Err(FnError::User(
+                        StatusCode::BAD_REQUEST,
+                        "Expiry is 1 to 3650 days, or empty for never.",
+                    ))
+                }
+            },
+        };
+        let state = request::state();
+        crate::operator::grant_credits(
+            state.db(),
+            &operator,
+            account_id,
+            amount,
+            expires_at,
+            reason,
+        )
+        .await?;
+        leptos_axum::redirect(&accounts_back(q.as_deref()));
+        Ok(())
+    })
+    .await
+}
+
+/// A correction: takes back what is left of one grant; audited.
+#[server(endpoint = "admin_take_back_credits")]
+pub async fn admin_take_back_credits(
+    account_id: i64,
+    grant_id: i64,
+    q: Option<String>,
+) -> Result<(), ServerFnError> {
+    use crate::request;
+    request::run(async {
+        let operator = request::require_operator().await?;
+        crate::operator::take_back_credits(
+            request::state().db(),
+            &operator,
+            account_id,
+            grant_id,
+            "correction from the console",
+        )
+        .await?;
+        leptos_axum::redirect(&accounts_back(q.as_deref()));
+        Ok(())
+    })
+    .await
+}
+
+#[cfg(feature = "ssr")]
+fn accounts_back(q: Option<&str>) -> String {
+    match q {
+        Some(q) if !q.is_empty() => format!(
+            "/admin/accounts?q={}",
+            url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+        ),
+        _ => "/admin/accounts".to_owned(),
+    }
 }
 
 /// Queues a failed message again; back to the outbox page.
@@ -541,6 +663,7 @@ pub fn AdminPage() -> impl IntoView {
 #[component]
 pub fn AdminAccountsPage() -> impl IntoView {
     let q = query("q");
+    let q_back = q.clone().unwrap_or_default();
     let data = OnceResource::new_blocking(admin_accounts(q.clone()));
     view! {
         <ConsoleShell title="Console: accounts" heading="Accounts">
@@ -550,14 +673,16 @@ pub fn AdminAccountsPage() -> impl IntoView {
                 <button type="submit" class="button">"Find"</button>
             </form>
             <Suspense fallback=|| ()>
-                {move || Suspend::new(async move {
+                {move || { let q_back = q_back.clone(); Suspend::new(async move {
                     match data.await {
                         Ok(rows) => view! {
                             <table class="table console-table" data-testid="accounts">
-                                <thead><tr><th>"Email"</th><th>"Stripe customer"</th><th>"Subscriptions"</th><th>"Purchases"</th></tr></thead>
+                                <thead><tr><th>"Email"</th><th>"Stripe customer"</th><th>"Subscriptions"</th><th>"Purchases"</th><th>"Usage and credits"</th></tr></thead>
                                 <tbody>
                                     {rows.into_iter().map(|row| {
                                         let email = row.email.clone();
+                                        let account = row.id.to_string();
+                                        let q = q_back.clone();
                                         view! {
                                         <tr data-account=row.email>
                                             <td>
@@ -573,6 +698,30 @@ pub fn AdminAccountsPage() -> impl IntoView {
                                             </td>
                                             <td>{row.subscriptions.into_iter().map(|s| view! { <div>{s}</div> }).collect_view()}</td>
                                             <td>{row.purchases.into_iter().map(|p| view! { <div>{p}</div> }).collect_view()}</td>
+                                            <td data-testid="account-usage">
+                                                {row.usage.into_iter().map(|u| view! { <div>{u}</div> }).collect_view()}
+                                                <div>{format!("Credits left: {}", row.credits)}</div>
+                                                {row.grants.into_iter().map(|(grant, text)| {
+                                                    let account = account.clone();
+                                                    let q = q.clone();
+                                                    view! {
+                                                    <form method="post" action={crate::components::form_post::url_of::<AdminTakeBackCredits>()} class="inline">
+                                                        <span>{text}</span>
+                                                        <input type="hidden" name="account_id" value=account />
+                                                        <input type="hidden" name="grant_id" value=grant.to_string() />
+                                                        <input type="hidden" name="q" value=q />
+                                                        <button type="submit" class="button button-secondary">"Take back"</button>
+                                                    </form>
+                                                }}).collect_view()}
+                                                <form method="post" action={crate::components::form_post::url_of::<AdminGrantCredits>()} class="stack" data-testid="grant-credits">
+                                                    <input type="hidden" name="account_id" value=account.clone() />
+                                                    <input type="hidden" name="q" value=q.clone() />
+                                                    <label>"Credits"<input name="amount" type="number" min="1" required /></label>
+                                                    <label>"Reason"<input name="reason" type="text" required maxlength="200" /></label>
+                                                    <label>"Expires in days (empty: never)"<input name="expires_in_days" type="number" min="1" /></label>
+                                                    <button type="submit" class="button">"Grant credits"</button>
+                                                </form>
+                                            </td>
                                         </tr>
                                     }}).collect_view()}
                                 </tbody>
@@ -580,7 +729,7 @@ pub fn AdminAccountsPage() -> impl IntoView {
                         }.into_any(),
                         Err(err) => view! { <Refused err /> }.into_any(),
                     }
-                })}
+                })}}
             </Suspense>
         </ConsoleShell>
     }

@@ -311,6 +311,11 @@ fn BillingDetails(view: BillingView) -> impl IntoView {
             }}
         </section>
 
+        <section class="panel" aria-labelledby="usage-heading" data-testid="billing-usage">
+            <h2 id="usage-heading">"Usage this period"</h2>
+            <super::gated::Meters meters=view.usage.clone() credits=view.credits />
+        </section>
+
         <section class="panel" aria-labelledby="purchases-heading">
             <h2 id="purchases-heading">"One-time purchases"</h2>
             {if view.purchases.is_empty() {

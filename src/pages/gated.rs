@@ -1,70 +1,222 @@
-//! `/app`: the product itself, open only when the access policy says so.
+//! `/app`: the product surface of the example — the account's meters (used /
+//! limit, when they reset, credits left), an action that uses a metered
+//! feature, one that creates and removes a counted item, and the paywall when
+//! a limit is reached (a bigger plan, or a pack of credits). Every action goes
+//! through `entitlements::ledger`, as the product's own code would.
+//! Server-rendered plain forms (no wasm).
 
 use leptos::prelude::*;
-use leptos_router::components::A;
+use leptos_router::{components::A, hooks::use_query_map};
 
-use crate::views::GateView;
+use crate::{
+    components::form_post::url_of,
+    views::{GateView, MeterView, PaywallView, WorkspaceView},
+};
 
 #[server(endpoint = "load_gate")]
-pub async fn load_gate() -> Result<GateView, ServerFnError> {
-    use crate::{catalog::Limit, request};
+pub async fn load_gate(limit: Option<String>) -> Result<GateView, ServerFnError> {
+    use crate::{
+        billing::service,
+        catalog::{display, BillingType, Interval, Limit, CREDITS},
+        entitlements::ledger,
+        request,
+        views::build,
+    };
     request::run(async {
         let Some(member) = request::current_member().await? else {
             return Ok(GateView::SignedOut);
         };
         let billing = &request::state().billing;
-        let access = crate::billing::service::access_for(billing, member.account.id).await?;
+        let access = service::access_for(billing, member.account.id).await?;
+        let summary =
+            ledger::summary_with(billing, member.account.id, &access, chrono::Utc::now()).await?;
+        let meters = build::meters(billing, &summary);
         let plan_name = access
             .plan_id
             .as_deref()
             .and_then(|id| billing.catalog.plan(id))
             .map(|p| p.name.clone())
             .unwrap_or_default();
-        if !access.has_paid_plan() {
-            return Ok(GateView::Closed { plan_name });
-        }
-        let limits = access
-            .entitlements
+        // The paywall: the feature the last action ran out of, else the first
+        // one used to the last unit.
+        let blocked = meters
             .iter()
-            .map(|(name, limit)| {
-                let value = match limit {
-                    Limit::Count(n) => n.to_string(),
-                    Limit::Unlimited => "unlimited".to_owned(),
-                };
-                (name.replace('_', " "), value)
-            })
-            .collect();
-        Ok(GateView::Open { plan_name, limits })
+            .find(|m| limit.as_deref() == Some(m.feature.as_str()) && m.kind != "boolean")
+            .or_else(|| meters.iter().find(|m| m.exhausted));
+        let paywall = blocked.map(|meter| {
+            let draws_credits = billing
+                .catalog
+                .features
+                .get(&meter.feature)
+                .is_some_and(|f| f.credits_per_unit.is_some());
+            let pack = billing
+                .catalog
+                .plans
+                .iter()
+                .filter(|_| draws_credits)
+                .find(|p| p.billing == BillingType::OneTime && p.limits.contains_key(CREDITS))
+                .and_then(|plan| {
+                    let price = plan.price(Interval::OneTime)?;
+                    let credits = match plan.limits.get(CREDITS)? {
+                        Limit::Count(n) => *n,
+                        _ => return None,
+                    };
+                    Some((
+                        plan.id.clone(),
+                        format!(
+                            "Buy {} — {} credits for {}",
+                            plan.name,
+                            build::grouped(i64::try_from(credits).unwrap_or(i64::MAX)),
+                            display::price_display(plan, price).label
+                        ),
+                    ))
+                });
+            let message = match (&meter.resets_on, meter.kind.as_str()) {
+                _ if !meter.exhausted => format!(
+                    "That is more than is left: {} {} this period.",
+                    meter
+                        .remaining
+                        .map_or_else(|| "unlimited".to_owned(), build::grouped),
+                    meter.name
+                ),
+                (Some(on), "metered") => format!(
+                    "You have used all {} {} of this period (they reset on {on}).",
+                    meter.limit, meter.name
+                ),
+                _ => format!(
+                    "All {} of your plan's {} are in use.",
+                    meter.limit,
+                    meter.name.to_lowercase()
+                ),
+            };
+            PaywallView {
+                feature_name: meter.name.clone(),
+                message,
+                pack,
+            }
+        });
+        Ok(GateView::Open(WorkspaceView {
+            plan_name,
+            paid: access.has_paid_plan(),
+            meters,
+            credits: summary.credits,
+            form_key: fresh_key(),
+            paywall,
+            can_buy: member.can(crate::teams::Action::ManageBilling),
+        }))
     })
     .await
 }
 
+/// A random idempotency key for one render's forms.
+#[cfg(feature = "ssr")]
+fn fresh_key() -> String {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    format!("form_{}", hex::encode(bytes))
+}
+
+#[cfg(feature = "ssr")]
+mod act {
+    use crate::{
+        entitlements::UsageError,
+        limits::{self, Key},
+        request::{self, FnError},
+        teams::Member,
+    };
+
+    /// The signed-in member, after one use of the workspace-actions limit.
+    pub async fn member() -> Result<Member, FnError> {
+        let member = request::require_member().await?;
+        request::limit(
+            limits::APP_ACTIONS_PER_USER,
+            Key::User(member.user.id),
+            "Too many actions. Wait a minute and try again.",
+        )
+        .await?;
+        Ok(member)
+    }
+
+    /// Back to the workspace; a refusal shows the paywall for `feature`.
+    pub fn back<T>(feature: &str, result: Result<T, UsageError>) -> Result<(), FnError> {
+        match result {
+            Ok(_) => {
+                leptos_axum::redirect("/app");
+                Ok(())
+            }
+            Err(UsageError::Exhausted(_)) => {
+                leptos_axum::redirect(&format!("/app?limit={}", urlencode(feature)));
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    fn urlencode(text: &str) -> String {
+        url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+    }
+}
+
+/// Uses `amount` units of a metered feature (the example's "make API calls").
+#[server(endpoint = "use_feature")]
+pub async fn use_feature(feature: String, amount: i64, key: String) -> Result<(), ServerFnError> {
+    use crate::{entitlements::ledger, request};
+    request::run(async {
+        let member = act::member().await?;
+        let billing = &request::state().billing;
+        let result = ledger::track(billing, member.account.id, &feature, amount, Some(&key)).await;
+        act::back(&feature, result)
+    })
+    .await
+}
+
+/// Creates one item of a counted feature (the example's "projects").
+#[server(endpoint = "add_item")]
+pub async fn add_item(feature: String, key: String) -> Result<(), ServerFnError> {
+    use crate::{entitlements::ledger, request};
+    request::run(async {
+        let member = act::member().await?;
+        let billing = &request::state().billing;
+        let result = ledger::track(billing, member.account.id, &feature, 1, Some(&key)).await;
+        act::back(&feature, result)
+    })
+    .await
+}
+
+/// Removes one item of a counted feature.
+#[server(endpoint = "remove_item")]
+pub async fn remove_item(feature: String) -> Result<(), ServerFnError> {
+    use crate::{entitlements::ledger, request};
+    request::run(async {
+        let member = act::member().await?;
+        let billing = &request::state().billing;
+        let result = ledger::untrack(billing, member.account.id, &feature, 1).await;
+        act::back(&feature, result)
+    })
+    .await
+}
+
+/// A refusal carried back in the URL by a form posted without JavaScript.
+#[component]
+fn Returned() -> impl IntoView {
+    crate::components::form_post::any_returned_failure()
+        .map(|message| view! { <p class="form-error" role="alert">{message}</p> })
+}
+
 #[component]
 pub fn GatedPage() -> impl IntoView {
-    let gate = Resource::new_blocking(|| (), |_| load_gate());
+    let limit = use_query_map().with_untracked(|q| q.get("limit"));
+    let gate = OnceResource::new_blocking(load_gate(limit));
     view! {
         <super::PageTitle text="Your workspace" />
         <section class="app-area">
             <h1>"Your workspace"</h1>
+            <Returned />
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 // Awaited, never `.get()`: see `UserMenu`.
                 {move || Suspend::new(async move { match gate.await {
-                    Ok(GateView::Open { plan_name, limits }) => view! {
-                        <section class="panel" data-testid="app-open">
-                            <p>{format!("Welcome! Your {plan_name} plan is active.")}</p>
-                            <ul class="limits">
-                                {limits.into_iter().map(|(name, value)| view! {
-                                    <li>{format!("{name}: {value}")}</li>
-                                }).collect_view()}
-                            </ul>
-                        </section>
-                    }.into_any(),
-                    Ok(GateView::Closed { plan_name }) => view! {
-                        <section class="panel" data-testid="app-closed">
-                            <p>{format!("The workspace is part of the paid plans; you are on {plan_name}.")}</p>
-                            <A href="/pricing" attr:class="button">"See plans"</A>
-                        </section>
-                    }.into_any(),
+                    Ok(GateView::Open(view)) => workspace(view).into_any(),
                     Ok(GateView::SignedOut) => view! {
                         <section class="panel" data-testid="app-closed">
                             <p>"Sign in to open your workspace."</p>
@@ -77,5 +229,112 @@ pub fn GatedPage() -> impl IntoView {
                 }})}
             </Suspense>
         </section>
+    }
+}
+
+fn workspace(view: WorkspaceView) -> impl IntoView {
+    let WorkspaceView {
+        plan_name,
+        paid,
+        meters,
+        credits,
+        form_key,
+        paywall,
+        can_buy,
+    } = view;
+    let actions: Vec<MeterView> = meters
+        .iter()
+        .filter(|m| m.kind != "boolean")
+        .cloned()
+        .collect();
+    view! {
+        <section class="panel" data-testid="app-open" data-paid=paid.to_string()>
+            <p data-testid="app-plan">{format!("You are on the {plan_name} plan.")}</p>
+            <Meters meters=meters credits />
+        </section>
+        {paywall.map(|wall| paywall_panel(wall, can_buy))}
+        <section class="panel">
+            <h2>"Try it"</h2>
+            {actions.into_iter().map(|meter| action(meter, form_key.clone())).collect_view()}
+        </section>
+    }
+}
+
+fn action(meter: MeterView, key: String) -> impl IntoView {
+    let feature = meter.feature.clone();
+    if meter.kind == "metered" {
+        let id = format!("use-{feature}");
+        view! {
+            <form method="post" action={url_of::<UseFeature>()} class="inline" data-testid=format!("use-{feature}")>
+                <input type="hidden" name="feature" value=feature.clone() />
+                <input type="hidden" name="key" value=format!("{key}-{feature}") />
+                <label for=id.clone()>{format!("{} to make", meter.name)}</label>
+                <input id=id name="amount" type="number" min="1" max="1000000" value="1" inputmode="numeric" />
+                <button type="submit" class="button">{format!("Use {}", meter.name)}</button>
+            </form>
+        }
+        .into_any()
+    } else {
+        view! {
+            <div class="inline" data-testid=format!("items-{}", meter.feature)>
+                <form method="post" action={url_of::<AddItem>()} class="inline">
+                    <input type="hidden" name="feature" value=feature.clone() />
+                    <input type="hidden" name="key" value=format!("{key}-{feature}") />
+                    <button type="submit" class="button">{format!("Create a {}", meter.unit)}</button>
+                </form>
+                <form method="post" action={url_of::<RemoveItem>()} class="inline">
+                    <input type="hidden" name="feature" value=feature />
+                    <button type="submit" class="button button-secondary" disabled=meter.used < 1>
+                        {format!("Delete a {}", meter.unit)}
+                    </button>
+                </form>
+            </div>
+        }
+        .into_any()
+    }
+}
+
+fn paywall_panel(wall: PaywallView, can_buy: bool) -> impl IntoView {
+    view! {
+        <section class="panel paywall" data-testid="paywall" role="status">
+            <h2>{format!("You have reached your {} limit", wall.feature_name)}</h2>
+            <p>{wall.message}</p>
+            <p class="paywall-actions">
+                <A href="/pricing" attr:class="button">"See bigger plans"</A>
+                {match (wall.pack, can_buy) {
+                    (Some((plan, label)), true) => view! {
+                        <form method="post" action={url_of::<super::pricing::StartCheckout>()} class="inline">
+                            <input type="hidden" name="plan" value=plan />
+                            <button type="submit" class="button button-secondary">{label}</button>
+                        </form>
+                    }.into_any(),
+                    (Some(_), false) => view! {
+                        <span>"An owner or admin of this organization can buy credits."</span>
+                    }.into_any(),
+                    (None, _) => ().into_any(),
+                }}
+            </p>
+        </section>
+    }
+}
+
+/// The meters: used of limit with a bar, when it resets, and the credits left.
+#[component]
+pub fn Meters(meters: Vec<MeterView>, credits: i64) -> impl IntoView {
+    view! {
+        <ul class="meters" data-testid="meters">
+            {meters.into_iter().map(|m| {
+                view! {
+                    <li data-testid=format!("meter-{}", m.feature) data-exhausted=m.exhausted.to_string()>
+                        <span>{m.text}</span>
+                        {m.percent.map(|p| view! {
+                            <span class="meter-bar" aria-hidden="true"><span style=format!("width: {p}%")></span></span>
+                        })}
+                        {m.resets_on.map(|on| view! { <small>{format!(" resets on {on}")}</small> })}
+                    </li>
+                }
+            }).collect_view()}
+            <li data-testid="credits">{format!("Credits left: {credits}")}</li>
+        </ul>
     }
 }

@@ -104,6 +104,34 @@ pub async fn load_team() -> Result<Option<TeamView>, ServerFnError> {
         } else {
             Vec::new()
         };
+        let can_manage_keys = member.can(teams::Action::ManageBilling);
+        let (api_keys, new_api_key) = if can_manage_keys {
+            let keys = crate::entitlements::api_keys::list(state.db(), member.account.id)
+                .await
+                .map_err(internal)?;
+            // Shown once: taken out of the server-side session as it is read.
+            let session = request::session().await?;
+            let new_key = session
+                .remove::<String>(NEW_API_KEY)
+                .await
+                .map_err(|err| request::FnError::internal("session read", err))?;
+            (keys, new_key)
+        } else {
+            (Vec::new(), None)
+        };
+        let api_keys = api_keys
+            .into_iter()
+            .map(|key| crate::views::ApiKeyRow {
+                id: key.id,
+                name: key.name,
+                prefix: key.prefix,
+                created_on: key.created_at.format("%B %-d, %Y").to_string(),
+                last_used: key.last_used_at.map_or_else(
+                    || "never".to_owned(),
+                    |at| at.format("%B %-d, %Y %H:%M UTC").to_string(),
+                ),
+            })
+            .collect();
         Ok(Some(TeamView {
             account_name: if member.is_organization() {
                 member.account.name.clone()
@@ -134,7 +162,66 @@ pub async fn load_team() -> Result<Option<TeamView>, ServerFnError> {
                 .collect(),
             seats: teams::seats::summary(billing, member.account.id).await?,
             accounts: request::account_choices().await?,
+            can_manage_keys,
+            api_keys,
+            new_api_key,
         }))
+    })
+    .await
+}
+
+/// The session key of an API key created a moment ago (shown once).
+#[cfg(feature = "ssr")]
+const NEW_API_KEY: &str = "new_api_key";
+
+/// Creates an API key for the current account (owners and admins); the page
+/// shows it once.
+#[server(endpoint = "create_api_key")]
+pub async fn create_api_key(name: String) -> Result<(), ServerFnError> {
+    use crate::request::FnError;
+    use axum::http::StatusCode;
+    act::run(|member, billing| async move {
+        member.may(crate::teams::Action::ManageBilling)?;
+        let key = crate::entitlements::api_keys::create(
+            &billing.db,
+            member.account.id,
+            &name,
+            Some(member.user.id),
+        )
+        .await
+        .map_err(|err| match err {
+            crate::entitlements::api_keys::KeyError::Database(err) => {
+                FnError::internal("api key", err)
+            }
+            other => FnError::Readable(StatusCode::BAD_REQUEST, other.to_string()),
+        })?;
+        tracing::info!(account = member.account.id, key = key.id, "api key created");
+        let session = crate::request::session().await?;
+        session
+            .insert(NEW_API_KEY, key.secret)
+            .await
+            .map_err(|err| FnError::internal("session write", err))
+    })
+    .await
+}
+
+/// Revokes one of the current account's API keys.
+#[server(endpoint = "revoke_api_key")]
+pub async fn revoke_api_key(id: i64) -> Result<(), ServerFnError> {
+    use crate::request::FnError;
+    use axum::http::StatusCode;
+    act::run(|member, billing| async move {
+        member.may(crate::teams::Action::ManageBilling)?;
+        crate::entitlements::api_keys::revoke(&billing.db, member.account.id, id)
+            .await
+            .map_err(|err| match err {
+                crate::entitlements::api_keys::KeyError::Database(err) => {
+                    FnError::internal("api key", err)
+                }
+                other => FnError::Readable(StatusCode::NOT_FOUND, other.to_string()),
+            })?;
+        tracing::info!(account = member.account.id, key = id, "api key revoked");
+        Ok(())
     })
     .await
 }
@@ -399,6 +486,9 @@ fn team(view: TeamView) -> impl IntoView {
         invitations,
         seats,
         accounts,
+        can_manage_keys,
+        api_keys,
+        new_api_key,
     } = view;
     let org_name = account_name.clone();
     view! {
@@ -477,6 +567,42 @@ fn team(view: TeamView) -> impl IntoView {
                     <label for="delete-confirm">{format!("Type “{org_name}” to confirm")}</label>
                     <input id="delete-confirm" name="confirm" type="text" required autocomplete="off" />
                     <button type="submit" class="button button-danger">"Delete organization"</button>
+                </form>
+            </section>
+        })}
+        {can_manage_keys.then(|| view! {
+            <section class="panel" data-testid="api-keys">
+                <h2>"API keys"</h2>
+                <p>"Your backend services call "<code>"/api/v1"</code>" with these keys to check and record this account's usage."</p>
+                {new_api_key.map(|secret| view! {
+                    <p class="notice" role="status">"Copy this key now; it is not shown again:"</p>
+                    <p><code data-testid="new-api-key">{secret}</code></p>
+                })}
+                {(!api_keys.is_empty()).then(|| view! {
+                    <table class="members">
+                        <thead><tr><th>"Name"</th><th>"Key"</th><th>"Created"</th><th>"Last used"</th><th></th></tr></thead>
+                        <tbody>
+                            {api_keys.into_iter().map(|key| view! {
+                                <tr data-testid="api-key">
+                                    <td>{key.name}</td>
+                                    <td><code>{format!("{}…", key.prefix)}</code></td>
+                                    <td>{key.created_on}</td>
+                                    <td>{key.last_used}</td>
+                                    <td>
+                                        <form method="post" action={url_of::<RevokeApiKey>()} class="inline">
+                                            <input type="hidden" name="id" value=key.id.to_string() />
+                                            <button type="submit" class="button button-secondary">"Revoke"</button>
+                                        </form>
+                                    </td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                })}
+                <form method="post" action={url_of::<CreateApiKey>()} class="inline">
+                    <label for="api-key-name">"Name"</label>
+                    <input id="api-key-name" name="name" type="text" required maxlength="60" placeholder="backend" />
+                    <button type="submit" class="button">"Create API key"</button>
                 </form>
             </section>
         })}

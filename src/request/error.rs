@@ -26,6 +26,8 @@ pub enum FnError {
     Account(#[from] AccountError),
     #[error(transparent)]
     Team(#[from] crate::teams::TeamError),
+    #[error(transparent)]
+    Usage(#[from] crate::entitlements::UsageError),
     /// The user can fix this; the message (made at run time) says how.
     #[error("{1}")]
     Readable(StatusCode, String),
@@ -51,6 +53,7 @@ impl FnError {
             FnError::Service(err) => err.status(),
             FnError::Account(err) => err.status(),
             FnError::Team(err) => err.status(),
+            FnError::Usage(err) => err.status(),
             FnError::Readable(status, _) => *status,
             FnError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -65,6 +68,7 @@ impl FnError {
             FnError::Service(err) => err.user_message(),
             FnError::Account(err) => err.user_message(),
             FnError::Team(err) => err.user_message(),
+            FnError::Usage(err) => err.user_message(),
             FnError::Readable(_, message) => Some(message.clone()),
             FnError::Internal { .. } => None,
         }

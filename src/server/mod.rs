@@ -7,6 +7,7 @@ pub mod origin;
 pub mod page_cache;
 pub mod scrape;
 pub mod telemetry;
+pub mod usage_api;
 
 use std::{future::Future, sync::Arc};
 
@@ -203,7 +204,8 @@ pub fn router(state: AppState) -> Router {
     let webhook_path = state.config().paths.stripe_webhook.clone();
     let mut app = Router::new()
         .route("/healthz", get(health::healthz))
-        .route(&webhook_path, axum::routing::post(crate::webhooks::receive));
+        .route(&webhook_path, axum::routing::post(crate::webhooks::receive))
+        .merge(usage_api::routes());
     if dev_mail::enabled(state.config()) {
         app = app.route("/dev/mail", get(dev_mail::inbox));
     }
@@ -219,6 +221,9 @@ pub fn router(state: AppState) -> Router {
             "/dev/mail",
             "/favicon.svg",
             "/robots.txt",
+            "/api/v1/entitlements",
+            "/api/v1/usage",
+            "/api/v1/usage/holds",
         ],
     ));
     let app = app.leptos_routes_with_context(&state, routes, context.clone(), pages_shell);

@@ -26,6 +26,9 @@ use url::Url;
 use crate::config::{AppEnv, Config};
 
 /// The origins whose pages may post here, and the path that is exempt.
+/// Routes authenticated by API keys, never by the session cookie.
+pub const API_PREFIX: &str = "/api/v1/";
+
 #[derive(Clone, Debug)]
 pub struct OriginPolicy {
     allowed: Vec<String>,
@@ -68,6 +71,9 @@ impl OriginPolicy {
             *method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
         ) || path == self.exempt_path
+            // Bearer-key API: no cookie authenticates it, so another site's
+            // page gains nothing by posting to it.
+            || path.starts_with(API_PREFIX)
         {
             return None;
         }
@@ -151,6 +157,20 @@ mod tests {
                 false,
             ),
             ("POST", "/api/sign_in", &[("origin", "null")], false),
+            // The key-authenticated API is called from other servers.
+            (
+                "POST",
+                "/api/v1/usage",
+                &[("origin", "https://evil.example")],
+                true,
+            ),
+            ("DELETE", "/api/v1/usage/holds/hold_1", &[], true),
+            (
+                "POST",
+                "/api/v1x",
+                &[("origin", "https://evil.example")],
+                false,
+            ),
             // Same host, other scheme or port: another origin.
             (
                 "POST",

@@ -72,6 +72,9 @@ impl Routes {
             path.to_owned()
         } else if path.starts_with("/pkg/") {
             "/pkg".to_owned()
+        } else if path.starts_with("/api/v1/usage/holds/") {
+            // One label for every hold, whatever its id.
+            "/api/v1/usage/holds/{id}".to_owned()
         } else {
             "other".to_owned()
         }

@@ -5,20 +5,101 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::{BillingView, CheckoutReturn, InvoiceView, PlanCard, PricingView, PurchaseView};
+use super::{
+    BillingView, CheckoutReturn, InvoiceView, MeterView, PlanCard, PricingView, PurchaseView,
+};
 use crate::{
     billing::{
         access::Notice,
         context::Billing,
         service::{self, CheckoutOutcome, ServiceError},
     },
-    catalog::{display, money, BillingType, Interval},
+    catalog::{display, money, BillingType, FeatureKind, Interval, Limit},
     db::entities::{invoices, one_time_purchases},
+    entitlements::{self, ledger, UsageError},
     teams::{Action, Member},
 };
 
 fn date(at: DateTime<Utc>) -> String {
     at.format("%B %-d, %Y").to_string()
+}
+
+/// 1000 → "1,000".
+pub fn grouped(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+/// The meters as pages show them.
+pub fn meters(billing: &Billing, summary: &entitlements::Summary) -> Vec<MeterView> {
+    summary
+        .meters
+        .iter()
+        .map(|meter| {
+            let feature = billing.catalog.features.get(&meter.feature);
+            let (kind, limit) = match (meter.kind, meter.limit) {
+                (FeatureKind::Boolean, _) => (
+                    "boolean",
+                    if meter.included() {
+                        "included"
+                    } else {
+                        "not included"
+                    }
+                    .to_owned(),
+                ),
+                (kind, Limit::Unlimited) => (kind_word(kind), "unlimited".to_owned()),
+                (kind, Limit::Count(n)) => (
+                    kind_word(kind),
+                    grouped(i64::try_from(n).unwrap_or(i64::MAX)),
+                ),
+                (kind, Limit::Included(_)) => (kind_word(kind), "not included".to_owned()),
+            };
+            let percent = match meter.limit {
+                Limit::Count(n) if n > 0 && meter.kind != FeatureKind::Boolean => {
+                    let share = (meter.used.max(0) as u128 * 100) / n as u128;
+                    Some(share.min(100) as u8)
+                }
+                _ => None,
+            };
+            let text = match meter.kind {
+                FeatureKind::Boolean => format!("{}: {limit}", meter.name),
+                _ => format!("{}: {} of {limit} used", meter.name, grouped(meter.used)),
+            };
+            MeterView {
+                text,
+                feature: meter.feature.clone(),
+                name: meter.name.clone(),
+                kind: kind.to_owned(),
+                unit: feature
+                    .and_then(|f| f.unit.clone())
+                    .unwrap_or_else(|| "unit".to_owned()),
+                used: meter.used,
+                limit,
+                remaining: meter.remaining,
+                resets_on: meter.resets_at.map(date),
+                exhausted: meter.kind != FeatureKind::Boolean && meter.remaining == Some(0),
+                percent,
+            }
+        })
+        .collect()
+}
+
+fn kind_word(kind: FeatureKind) -> &'static str {
+    match kind {
+        FeatureKind::Boolean => "boolean",
+        FeatureKind::Metered => "metered",
+        FeatureKind::Counted => "counted",
+    }
 }
 
 fn status_word(status: &str) -> String {
@@ -170,7 +251,17 @@ pub async fn billing_page(
         organization: member.is_organization().then(|| account.name.clone()),
         can_manage: member.can(Action::ManageBilling),
         seats: crate::teams::seats::summary(billing, account.id).await?,
+        usage: Vec::new(),
+        credits: 0,
     };
+    let summary = ledger::summary_with(billing, account.id, &access, Utc::now())
+        .await
+        .map_err(|err| match err {
+            UsageError::Database(err) => ServiceError::Database(err),
+            other => ServiceError::Database(sea_orm::DbErr::Custom(other.to_string())),
+        })?;
+    view.usage = meters(billing, &summary);
+    view.credits = summary.credits;
     if let Some((_, ids)) = service::live_subscriptions_beyond_one(&billing.db, Some(account.id))
         .await?
         .into_iter()
@@ -241,6 +332,20 @@ pub async fn billing_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_grouped_by_thousands() {
+        for (n, text) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (100_000, "100,000"),
+            (1_234_567, "1,234,567"),
+            (-1500, "-1,500"),
+        ] {
+            assert_eq!(grouped(n), text);
+        }
+    }
 
     #[test]
     fn statuses_read_as_words() {

@@ -93,6 +93,9 @@ pub struct BillingView {
     /// On a per-seat plan: seats in use (members and open invitations) and
     /// seats paid for.
     pub seats: Option<(u32, u32)>,
+    /// This period's usage of each feature, and the credits left.
+    pub usage: Vec<MeterView>,
+    pub credits: i64,
 }
 
 /// One account the signed-in user can act in, for the header's switcher.
@@ -118,6 +121,20 @@ pub struct TeamView {
     /// On a per-seat plan: seats in use and seats paid for.
     pub seats: Option<(u32, u32)>,
     pub accounts: Vec<AccountChoice>,
+    /// Owners and admins manage the account's API keys.
+    pub can_manage_keys: bool,
+    pub api_keys: Vec<ApiKeyRow>,
+    /// A key created just now, shown this once.
+    pub new_api_key: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRow {
+    pub id: i64,
+    pub name: String,
+    pub prefix: String,
+    pub created_on: String,
+    pub last_used: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,17 +162,58 @@ pub struct InvitationView {
     pub signed_in_as: Option<String>,
 }
 
-/// The gated area's answer.
+/// The workspace (`/app`): what the account may use and has used.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GateView {
     SignedOut,
-    Closed {
-        plan_name: String,
-    },
-    Open {
-        plan_name: String,
-        limits: Vec<(String, String)>,
-    },
+    Open(WorkspaceView),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceView {
+    pub plan_name: String,
+    /// A paid plan is in force.
+    pub paid: bool,
+    pub meters: Vec<MeterView>,
+    /// Credits left (packs, grants).
+    pub credits: i64,
+    /// A fresh idempotency key for this render's forms: a double submit
+    /// counts once.
+    pub form_key: String,
+    /// What to offer when a limit is reached.
+    pub paywall: Option<PaywallView>,
+    /// The viewer may buy (owner or admin).
+    pub can_buy: bool,
+}
+
+/// One feature on the meters (`/app`, the billing page).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeterView {
+    pub feature: String,
+    pub name: String,
+    /// "metered", "counted" or "boolean".
+    pub kind: String,
+    pub unit: String,
+    /// "API calls: 340 of 1,000 used".
+    pub text: String,
+    pub used: i64,
+    /// "1,000", "unlimited", "included", "not included".
+    pub limit: String,
+    pub remaining: Option<i64>,
+    pub resets_on: Option<String>,
+    /// Used to the last unit.
+    pub exhausted: bool,
+    /// Share used, 0-100, for the bar (`None`: unlimited or boolean).
+    pub percent: Option<u8>,
+}
+
+/// The way on when a limit is reached: a bigger plan, or a pack of credits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaywallView {
+    pub feature_name: String,
+    pub message: String,
+    /// A one-time pack whose credits this feature draws on: (plan id, label).
+    pub pack: Option<(String, String)>,
 }
 
 /// What an account deletion did, in words (the page after it and its email).

@@ -22,7 +22,15 @@ const PAGES: [&str; 7] = [
     "/admin/catalog",
     "/admin/event?id=evt_1",
 ];
-const FUNCTIONS: [(&str, &[(&str, &str)]); 10] = [
+const FUNCTIONS: [(&str, &[(&str, &str)]); 12] = [
+    (
+        "admin_grant_credits",
+        &[("account_id", "1"), ("amount", "1000"), ("reason", "x")],
+    ),
+    (
+        "admin_take_back_credits",
+        &[("account_id", "1"), ("grant_id", "1")],
+    ),
     ("admin_drift", &[]),
     ("admin_catalog", &[]),
     ("admin_event", &[("id", "evt_1")]),
@@ -181,6 +189,103 @@ async fn the_console_is_for_operators_and_fixes_a_failed_event_once() {
         status_of(&world, Some(&customer), "/admin/audit").await,
         StatusCode::FORBIDDEN
     );
+    world.stop().await;
+}
+
+/// An operator grants credits with a reason (the account can spend them at
+/// once) and takes back what is left as a correction; both audited, both
+/// refused to a customer.
+#[tokio::test]
+async fn credits_are_granted_and_taken_back_from_the_console() {
+    let db = TestDb::sqlite();
+    let world = World::start(&db).await;
+    let customer = world.sign_up("credited@example.com").await;
+    let operator = world.sign_up("ops-credits@example.com").await;
+    promote(&world, "ops-credits@example.com").await;
+    let (_, _, body) = world
+        .call(Some(&operator), "admin_accounts", &[("q", "credited@")])
+        .await;
+    let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let account = rows[0]["id"].to_string();
+    assert_eq!(rows[0]["credits"], 0);
+
+    let grant = [
+        ("account_id", account.as_str()),
+        ("amount", "50"),
+        ("reason", "outage on 2026-11-30"),
+        ("expires_in_days", "30"),
+        ("q", "credited@"),
+    ];
+    let (status, _, _) = world
+        .call(Some(&customer), "admin_grant_credits", &grant)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, location, body) = world
+        .submit(Some(&operator), "admin_grant_credits", &grant)
+        .await;
+    assert_eq!(status, StatusCode::FOUND, "{body}");
+    assert_eq!(location.as_deref(), Some("/admin/accounts?q=credited%40"));
+    let page = world.page(&operator, "/admin/accounts?q=credited@").await;
+    assert!(page.contains("Credits left: 50"), "{page}");
+    assert!(page.contains("outage on 2026-11-30"), "{page}");
+    let (status, _, _) = world
+        .submit(
+            Some(&operator),
+            "admin_grant_credits",
+            &[
+                ("account_id", account.as_str()),
+                ("amount", "5"),
+                ("reason", " "),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FOUND, "refused back to the form");
+
+    // Spent first after the month's allowance: the customer uses 1,010 calls.
+    let (_, _, body) = world.call(Some(&customer), "load_gate", &[]).await;
+    let gate: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let key = gate["Open"]["form_key"].as_str().unwrap();
+    world
+        .submit(
+            Some(&customer),
+            "use_feature",
+            &[("feature", "api_calls"), ("amount", "1010"), ("key", key)],
+        )
+        .await;
+    let (_, _, body) = world
+        .call(Some(&operator), "admin_accounts", &[("q", "credited@")])
+        .await;
+    let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(rows[0]["credits"], 40, "{rows}");
+    let grant_id = rows[0]["grants"][0][0].to_string();
+
+    let take_back = [
+        ("account_id", account.as_str()),
+        ("grant_id", grant_id.as_str()),
+    ];
+    let (status, _, _) = world
+        .call(Some(&customer), "admin_take_back_credits", &take_back)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = world
+        .submit(Some(&operator), "admin_take_back_credits", &take_back)
+        .await;
+    assert_eq!(status, StatusCode::FOUND);
+    let (_, _, body) = world
+        .call(Some(&operator), "admin_accounts", &[("q", "credited@")])
+        .await;
+    let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(rows[0]["credits"], 0, "{rows}");
+
+    let entries = audit_log::Entity::find().all(&world.app.db).await.unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["grant credits", "take back credits"],
+        "{entries:?}"
+    );
+    assert!(entries[0].after.as_deref().unwrap().contains("50 credits"));
+    assert!(entries[1].before.as_deref().unwrap().contains("40 left"));
     world.stop().await;
 }
 

@@ -45,4 +45,6 @@ mod sessions;
 #[cfg(feature = "ssr")]
 mod teams;
 #[cfg(feature = "ssr")]
+mod usage;
+#[cfg(feature = "ssr")]
 mod webhooks;

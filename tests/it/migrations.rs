@@ -392,8 +392,9 @@ async fn per_user_billing_moves_onto_personal_accounts() {
             .unwrap();
         assert_eq!(plain.stripe_customer_id, None);
 
-        // Down one step: the customer is the user's again.
-        Migrator::down(&db, Some(1)).await.unwrap();
+        // Down two steps (the usage ledger, then the accounts): the customer is
+        // the user's again.
+        Migrator::down(&db, Some(2)).await.unwrap();
         let row = db
             .query_one_raw(Statement::from_string(
                 backend,

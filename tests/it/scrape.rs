@@ -117,6 +117,18 @@ async fn metrics_move_as_events_checkouts_and_requests_happen() {
         StatusCode::INTERNAL_SERVER_ERROR
     );
 
+    // Usage from the workspace: one call allowed, one beyond Premium's 100,000 refused.
+    for (amount, key) in [("1", "metrics-a"), ("100001", "metrics-b")] {
+        let (status, _, _) = world
+            .submit(
+                Some(&browser),
+                "use_feature",
+                &[("feature", "api_calls"), ("amount", amount), ("key", key)],
+            )
+            .await;
+        assert_eq!(status, StatusCode::FOUND);
+    }
+
     let after = scrape(&world).await;
     let moved = |name: &str, labels: &[(&str, &str)]| {
         value(&after, name, labels) - value(&before, name, labels)
@@ -156,6 +168,17 @@ async fn metrics_move_as_events_checkouts_and_requests_happen() {
         ) >= 1.0
     );
     assert!(moved("billing_checkout_sessions_completed_total", &[]) >= 1.0);
+    for decision in ["allowed", "denied"] {
+        // At least: other tests in this process count too.
+        assert!(
+            moved(
+                "billing_usage_decisions_total",
+                &[("feature", "api_calls"), ("decision", decision)]
+            ) >= 1.0,
+            "{decision}: {after}"
+        );
+    }
+    assert!(moved("billing_usage_track_seconds_count", &[]) >= 2.0);
     assert!(
         moved(
             "billing_stripe_requests_total",

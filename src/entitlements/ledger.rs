@@ -1,0 +1,824 @@
+//! The ledger on the database: decisions and records, each write in one
+//! transaction that holds the account's lock from its first statement, so the
+//! balance it reads is the balance it writes against (no check-then-track race).
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    sea_query::Expr, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
+    DbBackend, DbErr, EntityTrait, QueryFilter, Statement, TransactionTrait, Value,
+};
+
+use super::{
+    rules::{self, GrantLeft, Period, Split, Standing},
+    Balance, Decision, Exhausted, Hold, Meter, Reason, Summary, UsageError, MAX_AMOUNT,
+};
+use crate::{
+    billing::{
+        access::Access,
+        apply::{conflict_backoff, is_transient, MAX_CONFLICT_RETRIES},
+        context::Billing,
+        snapshot,
+    },
+    catalog::{Catalog, Feature, FeatureKind, Limit},
+    db::entities::{credit_grants, usage_entries, usage_holds},
+};
+
+/// A statement written with `?` placeholders, numbered for PostgreSQL.
+pub(super) fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = if backend == DbBackend::Postgres {
+        let mut numbered = String::with_capacity(sql.len() + 16);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                numbered.push_str(&format!("${n}"));
+            } else {
+                numbered.push(c);
+            }
+        }
+        numbered
+    } else {
+        sql.to_owned()
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// Takes the account's lock for the transaction: a row lock on PostgreSQL
+/// (every instance waits on it), SQLite's write lock (a no-op write makes the
+/// transaction a writer from its first statement, so it never has to upgrade a
+/// read it made). `AccountGone` when the account was deleted.
+pub(super) async fn lock_account<C: ConnectionTrait>(
+    conn: &C,
+    account_id: i64,
+) -> Result<(), UsageError> {
+    let backend = conn.get_database_backend();
+    let found = if backend == DbBackend::Postgres {
+        conn.query_one_raw(statement(
+            backend,
+            "SELECT id FROM accounts WHERE id = ? FOR UPDATE",
+            vec![account_id.into()],
+        ))
+        .await?
+        .is_some()
+    } else {
+        conn.execute_raw(statement(
+            backend,
+            "UPDATE accounts SET seats_wanted = seats_wanted WHERE id = ?",
+            vec![account_id.into()],
+        ))
+        .await?
+        .rows_affected()
+            > 0
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(UsageError::AccountGone)
+    }
+}
+
+/// Runs `$body` (which uses `$tx`) in a transaction in SQLite's write turn,
+/// again after a conflict the database resolved by aborting it.
+macro_rules! in_transaction {
+    ($db:expr, $tx:ident => $body:expr) => {{
+        let mut retry = 0;
+        loop {
+            let turn = crate::db::write_turn($db).await;
+            let $tx = $db.begin().await?;
+            let result = match $body {
+                Ok(value) => $tx.commit().await.map(|()| value).map_err(UsageError::from),
+                Err(err) => Err(err),
+            };
+            drop(turn);
+            match result {
+                Err(UsageError::Database(ref err))
+                    if is_transient(err) && retry < MAX_CONFLICT_RETRIES =>
+                {
+                    conflict_backoff(retry).await;
+                    retry += 1;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+/// What the plan in force says about one feature, and the period it counts in.
+struct Terms<'c> {
+    feature: &'c Feature,
+    allowance: Option<i64>,
+    period: Option<Period>,
+}
+
+impl Terms<'_> {
+    fn period_start(&self) -> i64 {
+        self.period.map_or(0, |p| p.start)
+    }
+
+    fn resets_at(&self) -> Option<DateTime<Utc>> {
+        self.period
+            .and_then(|p| DateTime::<Utc>::from_timestamp(p.end, 0))
+    }
+
+    fn credits_per_unit(&self) -> Option<i64> {
+        match self.feature.kind {
+            FeatureKind::Metered => self
+                .feature
+                .credits_per_unit
+                .and_then(|rate| i64::try_from(rate).ok()),
+            _ => None,
+        }
+    }
+}
+
+fn feature<'c>(catalog: &'c Catalog, id: &str) -> Result<&'c Feature, UsageError> {
+    catalog
+        .features
+        .get(id)
+        .ok_or_else(|| UsageError::UnknownFeature(id.to_owned()))
+}
+
+fn limit_of(access: &Access, id: &str) -> Limit {
+    access
+        .entitlements
+        .get(id)
+        .copied()
+        .unwrap_or(Limit::Count(0))
+}
+
+/// The period metered use counts in: the subscription's, else the calendar month.
+fn period_of(access: &Access, now: DateTime<Utc>) -> Period {
+    let subscription = access.subscription.as_ref().and_then(|sub| {
+        Some((
+            sub.current_period_start?.timestamp(),
+            sub.current_period_end?.timestamp(),
+        ))
+    });
+    rules::period(subscription, now.timestamp())
+}
+
+fn terms<'c>(
+    catalog: &'c Catalog,
+    access: &Access,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Terms<'c>, UsageError> {
+    let feature = feature(catalog, id)?;
+    let allowance = match limit_of(access, id) {
+        Limit::Count(n) => Some(i64::try_from(n).unwrap_or(i64::MAX)),
+        Limit::Unlimited => None,
+        Limit::Included(_) => return Err(UsageError::NotCountable(id.to_owned())),
+    };
+    let period = match feature.kind {
+        FeatureKind::Boolean => return Err(UsageError::NotCountable(id.to_owned())),
+        FeatureKind::Metered => Some(period_of(access, now)),
+        FeatureKind::Counted => None,
+    };
+    Ok(Terms {
+        feature,
+        allowance,
+        period,
+    })
+}
+
+async fn access_in<C: ConnectionTrait>(
+    conn: &C,
+    billing: &Billing,
+    account_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Access, UsageError> {
+    let snapshot = snapshot::load(conn, account_id).await?;
+    Ok(crate::billing::access::evaluate(
+        &snapshot,
+        &billing.catalog,
+        now,
+        &billing.policy(),
+    ))
+}
+
+/// The account's standing on one feature, in one query: the period's use, the
+/// feature's open holds, spendable credits and the credits all open holds keep.
+async fn standing<C: ConnectionTrait>(
+    conn: &C,
+    account_id: i64,
+    id: &str,
+    terms: &Terms<'_>,
+    now: i64,
+) -> Result<Standing, DbErr> {
+    let start = terms.period_start();
+    let sql = "SELECT \
+        COALESCE((SELECT used FROM usage_totals WHERE account_id = ? AND feature = ? AND period_start = ?), 0) AS used, \
+        COALESCE((SELECT CAST(SUM(allowance_part) AS BIGINT) FROM usage_holds WHERE account_id = ? AND feature = ? AND period_start = ? AND status = 'open' AND expires_at > ?), 0) AS held, \
+        COALESCE((SELECT CAST(SUM(remaining) AS BIGINT) FROM credit_grants WHERE account_id = ? AND revoked_at IS NULL AND remaining > 0 AND (expires_at IS NULL OR expires_at > ?)), 0) AS credits, \
+        COALESCE((SELECT CAST(SUM(credits_part) AS BIGINT) FROM usage_holds WHERE account_id = ? AND status = 'open' AND expires_at > ?), 0) AS credits_held";
+    let values: Vec<Value> = vec![
+        account_id.into(),
+        id.into(),
+        start.into(),
+        account_id.into(),
+        id.into(),
+        start.into(),
+        now.into(),
+        account_id.into(),
+        now.into(),
+        account_id.into(),
+        now.into(),
+    ];
+    let row = conn
+        .query_one_raw(statement(conn.get_database_backend(), sql, values))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("usage standing".into()))?;
+    let get = |column: &str| row.try_get::<i64>("", column);
+    Ok(Standing {
+        allowance: terms.allowance,
+        used: get("used")? + get("held")?,
+        credits: get("credits")? - get("credits_held")?,
+        credits_per_unit: terms.credits_per_unit(),
+    })
+}
+
+fn check_amount(amount: i64) -> Result<(), UsageError> {
+    if (1..=MAX_AMOUNT).contains(&amount) {
+        Ok(())
+    } else {
+        Err(UsageError::BadAmount)
+    }
+}
+
+fn check_key(key: Option<&str>) -> Result<(), UsageError> {
+    match key {
+        Some(key) if !super::valid_key(key) => Err(UsageError::BadKey),
+        _ => Ok(()),
+    }
+}
+
+fn refusal(id: &str, standing: &Standing, terms: &Terms<'_>) -> Exhausted {
+    let reason = if standing.allowance == Some(0) && standing.credits_per_unit.is_none() {
+        Reason::NotInPlan
+    } else {
+        Reason::LimitReached
+    };
+    Exhausted {
+        feature: id.to_owned(),
+        remaining: standing.remaining(),
+        resets_at: terms.resets_at(),
+        reason,
+    }
+}
+
+/// Whether `amount` more of `id` would be allowed now (records nothing). A
+/// boolean feature is allowed when the plan has it.
+#[tracing::instrument(skip(billing), fields(account = account_id))]
+pub async fn check(
+    billing: &Billing,
+    account_id: i64,
+    id: &str,
+    amount: i64,
+) -> Result<Decision, UsageError> {
+    check_amount(amount)?;
+    let now = Utc::now();
+    let access = access_in(&billing.db, billing, account_id, now).await?;
+    let feature = feature(&billing.catalog, id)?;
+    if feature.kind == FeatureKind::Boolean {
+        let allowed = matches!(limit_of(&access, id), Limit::Included(true));
+        return Ok(Decision {
+            allowed,
+            remaining: None,
+            resets_at: None,
+            reason: (!allowed).then_some(Reason::NotInPlan),
+        });
+    }
+    let terms = terms(&billing.catalog, &access, id, now)?;
+    let standing = standing(&billing.db, account_id, id, &terms, now.timestamp()).await?;
+    let allowed = standing.split(amount).is_some();
+    Ok(Decision {
+        allowed,
+        remaining: standing.remaining(),
+        resets_at: terms.resets_at(),
+        reason: (!allowed).then(|| refusal(id, &standing, &terms).reason),
+    })
+}
+
+/// Records `amount` units of `id`, or refuses with `Exhausted` and records
+/// nothing. With `key`, a retry counts once and gets the first answer; the key
+/// with another feature or amount is `KeyReused`. A refusal stores no key: the
+/// same request may pass later (after a pack, a renewal).
+#[tracing::instrument(skip(billing, key), fields(account = account_id))]
+pub async fn track(
+    billing: &Billing,
+    account_id: i64,
+    id: &str,
+    amount: i64,
+    key: Option<&str>,
+) -> Result<Balance, UsageError> {
+    check_amount(amount)?;
+    check_key(key)?;
+    let started = std::time::Instant::now();
+    let db = &billing.db;
+    let result =
+        in_transaction!(db, tx => track_in(&tx, billing, account_id, id, amount, key, None).await);
+    decided(billing, id, &result, started);
+    result
+}
+
+/// Counts a decision for `/metrics` (features the catalog declares only, so
+/// the label stays bounded).
+fn decided(
+    billing: &Billing,
+    id: &str,
+    result: &Result<Balance, UsageError>,
+    started: std::time::Instant,
+) {
+    if !billing.catalog.features.contains_key(id) {
+        return;
+    }
+    let decision = match result {
+        Ok(_) => "allowed",
+        Err(UsageError::Exhausted(_)) => "denied",
+        Err(_) => "error",
+    };
+    crate::prometheus::usage(id, decision, started.elapsed().as_secs_f64());
+}
+
+fn fingerprint(id: &str, amount: i64) -> String {
+    format!("{id}:{amount}")
+}
+
+fn answer_of(entry: &usage_entries::Model) -> Balance {
+    Balance {
+        remaining: entry.remaining_after,
+        resets_at: entry
+            .resets_at
+            .and_then(|secs| DateTime::<Utc>::from_timestamp(secs, 0)),
+        replayed: true,
+    }
+}
+
+async fn track_in(
+    tx: &DatabaseTransaction,
+    billing: &Billing,
+    account_id: i64,
+    id: &str,
+    amount: i64,
+    key: Option<&str>,
+    hold_id: Option<i64>,
+) -> Result<Balance, UsageError> {
+    lock_account(tx, account_id).await?;
+    if let Some(key) = key {
+        let earlier = usage_entries::Entity::find()
+            .filter(usage_entries::Column::AccountId.eq(account_id))
+            .filter(usage_entries::Column::IdempotencyKey.eq(key))
+            .one(tx)
+            .await?;
+        if let Some(earlier) = earlier {
+            return if earlier.fingerprint.as_deref() == Some(fingerprint(id, amount).as_str()) {
+                Ok(answer_of(&earlier))
+            } else {
+                Err(UsageError::KeyReused)
+            };
+        }
+    }
+    let now = Utc::now();
+    let access = access_in(tx, billing, account_id, now).await?;
+    let terms = terms(&billing.catalog, &access, id, now)?;
+    let standing = standing(tx, account_id, id, &terms, now.timestamp()).await?;
+    let Some(split) = standing.split(amount) else {
+        return Err(UsageError::Exhausted(refusal(id, &standing, &terms)));
+    };
+    let remaining = standing.after(split).remaining();
+    record(
+        tx, account_id, id, amount, split, &terms, now, key, hold_id, remaining,
+    )
+    .await?;
+    Ok(Balance {
+        remaining,
+        resets_at: terms.resets_at(),
+        replayed: false,
+    })
+}
+
+/// Writes one use: its entry (with the answer, for retries), the period's
+/// total, and the credits it draws from the grants that pay.
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    tx: &DatabaseTransaction,
+    account_id: i64,
+    id: &str,
+    amount: i64,
+    split: Split,
+    terms: &Terms<'_>,
+    now: DateTime<Utc>,
+    key: Option<&str>,
+    hold_id: Option<i64>,
+    remaining_after: Option<i64>,
+) -> Result<(), UsageError> {
+    let backend = tx.get_database_backend();
+    if split.credits > 0 {
+        spend_credits(tx, account_id, split.credits, now.timestamp()).await?;
+    }
+    tx.execute_raw(statement(
+        backend,
+        "INSERT INTO usage_totals (account_id, feature, period_start, used) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (account_id, feature, period_start) DO UPDATE SET used = usage_totals.used + excluded.used",
+        vec![
+            account_id.into(),
+            id.into(),
+            terms.period_start().into(),
+            split.allowance.into(),
+        ],
+    ))
+    .await?;
+    usage_entries::Entity::insert(usage_entries::ActiveModel {
+        account_id: Set(account_id),
+        feature: Set(id.to_owned()),
+        amount: Set(amount),
+        allowance_used: Set(split.allowance),
+        credits_used: Set(split.credits),
+        period_start: Set(terms.period_start()),
+        idempotency_key: Set(key.map(str::to_owned)),
+        fingerprint: Set(key.map(|_| fingerprint(id, amount))),
+        remaining_after: Set(remaining_after),
+        resets_at: Set(terms.period.map(|p| p.end)),
+        hold_id: Set(hold_id),
+        created_at: Set(now),
+        ..Default::default()
+    })
+    .exec_without_returning(tx)
+    .await?;
+    Ok(())
+}
+
+/// Takes `cost` credits from the grants that pay, soonest to expire first.
+async fn spend_credits(
+    tx: &DatabaseTransaction,
+    account_id: i64,
+    cost: i64,
+    now: i64,
+) -> Result<(), UsageError> {
+    let grants: Vec<GrantLeft> = credit_grants::Entity::find()
+        .filter(credit_grants::Column::AccountId.eq(account_id))
+        .filter(credit_grants::Column::RevokedAt.is_null())
+        .filter(credit_grants::Column::Remaining.gt(0))
+        .filter(
+            sea_orm::Condition::any()
+                .add(credit_grants::Column::ExpiresAt.is_null())
+                .add(credit_grants::Column::ExpiresAt.gt(now)),
+        )
+        .all(tx)
+        .await?
+        .into_iter()
+        .map(|g| GrantLeft {
+            id: g.id,
+            remaining: g.remaining,
+            expires_at: g.expires_at,
+        })
+        .collect();
+    let Some(taken) = rules::draw(&grants, cost) else {
+        // The standing read under this lock said they cover it.
+        return Err(DbErr::Custom("credit grants changed under the account lock".into()).into());
+    };
+    for (grant, take) in taken {
+        let updated = credit_grants::Entity::update_many()
+            .col_expr(
+                credit_grants::Column::Remaining,
+                sea_orm::sea_query::ExprTrait::sub(
+                    Expr::col(credit_grants::Column::Remaining),
+                    take,
+                ),
+            )
+            .filter(credit_grants::Column::Id.eq(grant))
+            .filter(credit_grants::Column::Remaining.gte(take))
+            .exec(tx)
+            .await?;
+        if updated.rows_affected != 1 {
+            return Err(
+                DbErr::Custom("a credit grant changed under the account lock".into()).into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Takes back `amount` of a counted feature (an item deleted). Never below zero.
+#[tracing::instrument(skip(billing), fields(account = account_id))]
+pub async fn untrack(
+    billing: &Billing,
+    account_id: i64,
+    id: &str,
+    amount: i64,
+) -> Result<Balance, UsageError> {
+    check_amount(amount)?;
+    if feature(&billing.catalog, id)?.kind != FeatureKind::Counted {
+        return Err(UsageError::NotCountable(id.to_owned()));
+    }
+    let db = &billing.db;
+    in_transaction!(db, tx => untrack_in(&tx, billing, account_id, id, amount).await)
+}
+
+async fn untrack_in(
+    tx: &DatabaseTransaction,
+    billing: &Billing,
+    account_id: i64,
+    id: &str,
+    amount: i64,
+) -> Result<Balance, UsageError> {
+    lock_account(tx, account_id).await?;
+    let now = Utc::now();
+    let access = access_in(tx, billing, account_id, now).await?;
+    let terms = terms(&billing.catalog, &access, id, now)?;
+    let standing = standing(tx, account_id, id, &terms, now.timestamp()).await?;
+    let taken = amount.min(standing.used);
+    let split = Split {
+        allowance: -taken,
+        credits: 0,
+    };
+    if taken > 0 {
+        let remaining = standing.after(split).remaining();
+        record(
+            tx, account_id, id, -taken, split, &terms, now, None, None, remaining,
+        )
+        .await?;
+    }
+    Ok(Balance {
+        remaining: standing.after(split).remaining(),
+        resets_at: None,
+        replayed: false,
+    })
+}
+
+/// The longest a hold may be asked to last.
+pub const MAX_HOLD: Duration = Duration::hours(24);
+
+/// Sets `amount` units aside for work whose real use is known later; they
+/// count against the balance until `commit`, `release` or `ttl` passes.
+#[tracing::instrument(skip(billing, key), fields(account = account_id))]
+pub async fn reserve(
+    billing: &Billing,
+    account_id: i64,
+    id: &str,
+    amount: i64,
+    ttl: Duration,
+    key: Option<&str>,
+) -> Result<Hold, UsageError> {
+    check_amount(amount)?;
+    check_key(key)?;
+    let ttl = ttl.clamp(Duration::seconds(1), MAX_HOLD);
+    let db = &billing.db;
+    in_transaction!(db, tx => reserve_in(&tx, billing, account_id, id, amount, ttl, key).await)
+}
+
+fn hold_of(hold: &usage_holds::Model, remaining: Option<i64>) -> Hold {
+    Hold {
+        id: hold.id,
+        feature: hold.feature.clone(),
+        amount: hold.amount,
+        expires_at: DateTime::<Utc>::from_timestamp(hold.expires_at, 0).unwrap_or_default(),
+        remaining,
+    }
+}
+
+async fn reserve_in(
+    tx: &DatabaseTransaction,
+    billing: &Billing,
+    account_id: i64,
+    id: &str,
+    amount: i64,
+    ttl: Duration,
+    key: Option<&str>,
+) -> Result<Hold, UsageError> {
+    lock_account(tx, account_id).await?;
+    let now = Utc::now();
+    let access = access_in(tx, billing, account_id, now).await?;
+    let terms = terms(&billing.catalog, &access, id, now)?;
+    let standing = standing(tx, account_id, id, &terms, now.timestamp()).await?;
+    if let Some(key) = key {
+        let earlier = usage_holds::Entity::find()
+            .filter(usage_holds::Column::AccountId.eq(account_id))
+            .filter(usage_holds::Column::IdempotencyKey.eq(key))
+            .one(tx)
+            .await?;
+        if let Some(earlier) = earlier {
+            return if earlier.feature == id && earlier.amount == amount {
+                Ok(hold_of(&earlier, standing.remaining()))
+            } else {
+                Err(UsageError::KeyReused)
+            };
+        }
+    }
+    let Some(split) = standing.split(amount) else {
+        return Err(UsageError::Exhausted(refusal(id, &standing, &terms)));
+    };
+    let hold = usage_holds::Entity::insert(usage_holds::ActiveModel {
+        account_id: Set(account_id),
+        feature: Set(id.to_owned()),
+        amount: Set(amount),
+        allowance_part: Set(split.allowance),
+        credits_part: Set(split.credits),
+        period_start: Set(terms.period_start()),
+        idempotency_key: Set(key.map(str::to_owned)),
+        status: Set("open".to_owned()),
+        expires_at: Set((now + ttl).timestamp()),
+        created_at: Set(now),
+        settled_at: Set(None),
+        ..Default::default()
+    })
+    .exec_with_returning(tx)
+    .await?;
+    Ok(hold_of(&hold, standing.after(split).remaining()))
+}
+
+/// Why a hold cannot be settled: gone (or another account's), or settled.
+async fn closed_hold<C: ConnectionTrait>(
+    conn: &C,
+    account_id: i64,
+    hold_id: i64,
+    now: i64,
+) -> Result<UsageError, DbErr> {
+    let hold = usage_holds::Entity::find_by_id(hold_id)
+        .filter(usage_holds::Column::AccountId.eq(account_id))
+        .one(conn)
+        .await?;
+    Ok(match hold {
+        None => UsageError::HoldNotFound,
+        Some(hold) if hold.status == "committed" => UsageError::HoldClosed("committed"),
+        Some(hold) if hold.status == "released" => UsageError::HoldClosed("released"),
+        Some(hold) if hold.expires_at <= now => UsageError::HoldClosed("expired"),
+        Some(_) => UsageError::HoldNotFound,
+    })
+}
+
+/// Settles a hold with the amount really used (0 records nothing): the hold's
+/// units go back, and `actual` is recorded as one use — more than was held only
+/// if the balance covers the difference (else `Exhausted`, the hold still
+/// open). Committing again with the same amount gives the first answer.
+#[tracing::instrument(skip(billing), fields(account = account_id))]
+pub async fn commit(
+    billing: &Billing,
+    account_id: i64,
+    hold_id: i64,
+    actual: i64,
+) -> Result<Balance, UsageError> {
+    if !(0..=MAX_AMOUNT).contains(&actual) {
+        return Err(UsageError::BadAmount);
+    }
+    let db = &billing.db;
+    in_transaction!(db, tx => commit_in(&tx, billing, account_id, hold_id, actual).await)
+}
+
+async fn commit_in(
+    tx: &DatabaseTransaction,
+    billing: &Billing,
+    account_id: i64,
+    hold_id: i64,
+    actual: i64,
+) -> Result<Balance, UsageError> {
+    lock_account(tx, account_id).await?;
+    let now = Utc::now();
+    let settled = usage_holds::Entity::update_many()
+        .col_expr(usage_holds::Column::Status, Expr::value("committed"))
+        .col_expr(usage_holds::Column::SettledAt, Expr::value(now))
+        .filter(usage_holds::Column::Id.eq(hold_id))
+        .filter(usage_holds::Column::AccountId.eq(account_id))
+        .filter(usage_holds::Column::Status.eq("open"))
+        .filter(usage_holds::Column::ExpiresAt.gt(now.timestamp()))
+        .exec(tx)
+        .await?;
+    if settled.rows_affected == 0 {
+        let err = closed_hold(tx, account_id, hold_id, now.timestamp()).await?;
+        if matches!(err, UsageError::HoldClosed("committed")) {
+            let entry = usage_entries::Entity::find()
+                .filter(usage_entries::Column::HoldId.eq(hold_id))
+                .one(tx)
+                .await?;
+            let same = match &entry {
+                Some(entry) => entry.amount == actual,
+                None => actual == 0,
+            };
+            if same {
+                return Ok(entry.as_ref().map(answer_of).unwrap_or(Balance {
+                    remaining: None,
+                    resets_at: None,
+                    replayed: true,
+                }));
+            }
+        }
+        return Err(err);
+    }
+    let hold = usage_holds::Entity::find_by_id(hold_id)
+        .one(tx)
+        .await?
+        .ok_or(UsageError::HoldNotFound)?;
+    let access = access_in(tx, billing, account_id, now).await?;
+    let terms = terms(&billing.catalog, &access, &hold.feature, now)?;
+    // The hold no longer counts (committed above), so this is the balance
+    // without it.
+    let standing = standing(tx, account_id, &hold.feature, &terms, now.timestamp()).await?;
+    if actual == 0 {
+        return Ok(Balance {
+            remaining: standing.remaining(),
+            resets_at: terms.resets_at(),
+            replayed: false,
+        });
+    }
+    let Some(split) = standing.split(actual) else {
+        return Err(UsageError::Exhausted(refusal(
+            &hold.feature,
+            &standing,
+            &terms,
+        )));
+    };
+    let remaining = standing.after(split).remaining();
+    record(
+        tx,
+        account_id,
+        &hold.feature,
+        actual,
+        split,
+        &terms,
+        now,
+        None,
+        Some(hold_id),
+        remaining,
+    )
+    .await?;
+    Ok(Balance {
+        remaining,
+        resets_at: terms.resets_at(),
+        replayed: false,
+    })
+}
+
+/// Gives a hold's units back without recording any use.
+#[tracing::instrument(skip(billing), fields(account = account_id))]
+pub async fn release(billing: &Billing, account_id: i64, hold_id: i64) -> Result<(), UsageError> {
+    let now = Utc::now();
+    let released = usage_holds::Entity::update_many()
+        .col_expr(usage_holds::Column::Status, Expr::value("released"))
+        .col_expr(usage_holds::Column::SettledAt, Expr::value(now))
+        .filter(usage_holds::Column::Id.eq(hold_id))
+        .filter(usage_holds::Column::AccountId.eq(account_id))
+        .filter(usage_holds::Column::Status.eq("open"))
+        .exec(&billing.db)
+        .await?;
+    if released.rows_affected > 0 {
+        return Ok(());
+    }
+    match closed_hold(&billing.db, account_id, hold_id, now.timestamp()).await? {
+        UsageError::HoldClosed("released") => Ok(()),
+        err => Err(err),
+    }
+}
+
+/// Every feature of the catalog as the account stands on it, and its credits.
+pub async fn summary(billing: &Billing, account_id: i64) -> Result<Summary, UsageError> {
+    let now = Utc::now();
+    let access = access_in(&billing.db, billing, account_id, now).await?;
+    summary_with(billing, account_id, &access, now).await
+}
+
+/// `summary` for a caller that has the account's access already.
+pub async fn summary_with(
+    billing: &Billing,
+    account_id: i64,
+    access: &Access,
+    now: DateTime<Utc>,
+) -> Result<Summary, UsageError> {
+    let mut meters = Vec::new();
+    let mut credits = None;
+    for (id, feature) in &billing.catalog.features {
+        let limit = limit_of(access, id);
+        if feature.kind == FeatureKind::Boolean {
+            meters.push(Meter {
+                feature: id.clone(),
+                name: feature.name.clone(),
+                kind: feature.kind,
+                limit,
+                used: 0,
+                remaining: None,
+                resets_at: None,
+            });
+            continue;
+        }
+        let terms = terms(&billing.catalog, access, id, now)?;
+        let standing = standing(&billing.db, account_id, id, &terms, now.timestamp()).await?;
+        credits = Some(standing.credits);
+        meters.push(Meter {
+            feature: id.clone(),
+            name: feature.name.clone(),
+            kind: feature.kind,
+            limit,
+            used: standing.used,
+            remaining: standing.remaining(),
+            resets_at: terms.resets_at(),
+        });
+    }
+    let credits = match credits {
+        Some(credits) => credits,
+        None => super::grants::spendable(&billing.db, account_id, now.timestamp()).await?,
+    };
+    Ok(Summary {
+        plan_id: access.plan_id.clone(),
+        meters,
+        credits: credits.max(0),
+    })
+}
