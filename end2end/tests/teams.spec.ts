@@ -28,7 +28,7 @@ test('an organization invites, joins, buys Team per seat, and its seats follow t
   await signUp(page, owner, '/dashboard/team');
   await verifyEmail(page, owner);
   await page.goto('/dashboard/team');
-  await page.getByLabel('Name').fill(orgName);
+  await page.getByLabel('Name', { exact: true }).fill(orgName);
   await page.getByRole('button', { name: 'Create organization' }).click();
   await expect(page.getByTestId('team-account')).toHaveText(orgName);
   await expect(page.getByTestId('team-role')).toHaveText('Your role: owner');

@@ -327,8 +327,9 @@ pub fn Meters(meters: Vec<MeterView>, credits: i64) -> impl IntoView {
                 view! {
                     <li data-testid=format!("meter-{}", m.feature) data-exhausted=m.exhausted.to_string()>
                         <span>{m.text}</span>
+                        // A native meter: the page's CSP allows no inline styles.
                         {m.percent.map(|p| view! {
-                            <span class="meter-bar" aria-hidden="true"><span style=format!("width: {p}%")></span></span>
+                            <meter class="meter-bar" min="0" max="100" high="90" value=p.to_string() aria-hidden="true"></meter>
                         })}
                         {m.resets_on.map(|on| view! { <small>{format!(" resets on {on}")}</small> })}
                     </li>

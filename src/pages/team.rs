@@ -600,7 +600,7 @@ fn team(view: TeamView) -> impl IntoView {
                     </table>
                 })}
                 <form method="post" action={url_of::<CreateApiKey>()} class="inline">
-                    <label for="api-key-name">"Name"</label>
+                    <label for="api-key-name">"Key name"</label>
                     <input id="api-key-name" name="name" type="text" required maxlength="60" placeholder="backend" />
                     <button type="submit" class="button">"Create API key"</button>
                 </form>

@@ -152,9 +152,33 @@ async fn never_overspend(world: &World, apps: &[&TestApp]) {
         .sum();
     assert_eq!(recorded, 1000, "the ledger holds exactly what was allowed");
 
+    // `check` decides without recording: nothing left, and Free has no
+    // priority support.
+    let account = ada_account(world, "meter@example.com").await;
+    let billing = &world.app.state.billing;
+    use billing_starter::entitlements::{ledger, Reason};
+    let decision = ledger::check(billing, account, "api_calls", 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (decision.allowed, decision.remaining, decision.reason),
+        (false, Some(0), Some(Reason::LimitReached))
+    );
+    assert!(decision.resets_at.is_some());
+    let decision = ledger::check(billing, account, "priority_support", 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (decision.allowed, decision.reason),
+        (false, Some(Reason::NotInPlan))
+    );
+    let decision = ledger::check(billing, account, "projects", 1)
+        .await
+        .unwrap();
+    assert_eq!((decision.allowed, decision.remaining), (true, Some(1)));
+
     // A hold beside parallel tracks: an operator's 10 credits, 6 held, 20
     // tracks at once: 4 pass; the hold commits 3, so 3 more fit.
-    let account = ada_account(world, "meter@example.com").await;
     billing_starter::entitlements::grants::grant_manual(
         &world.app.state.billing,
         account,
@@ -339,6 +363,21 @@ async fn the_api_refuses_clearly() {
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{bad:?}");
         assert_eq!(response.headers()["www-authenticate"], "Bearer");
     }
+    // The scheme is case-insensitive; the key is not.
+    let response = reqwest::Client::new()
+        .get(app.url("/api/v1/entitlements"))
+        .header("authorization", format!("bearer {key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = reqwest::Client::new()
+        .get(app.url("/api/v1/entitlements"))
+        .bearer_auth(key.to_uppercase())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     // A session cookie is not a key.
     let response = reqwest::Client::new()
         .get(app.url("/api/v1/entitlements"))
@@ -664,6 +703,7 @@ async fn the_period_resets_with_the_renewal() {
         (json!(100000), json!(250))
     );
     let first_reset = calls["resets_at"].as_str().unwrap().to_owned();
+    assert_eq!(feature(&before, "priority_support")["included"], true);
 
     world
         .control("advance", json!({"seconds": 31 * 86_400}))
