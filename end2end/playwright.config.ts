@@ -11,8 +11,13 @@ const root = path.resolve(__dirname, '..');
 const port = Number(process.env.E2E_PORT ?? 3100);
 // The app starts its in-process Stripe emulator here (not on the development 12111).
 export const emulatorPort = Number(process.env.E2E_EMULATOR_PORT ?? 12112);
-const appBin = process.env.APP_BIN ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, 'target'), 'debug', 'billing-starter');
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'billing-e2e-'));
+export const appBin = process.env.APP_BIN ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, 'target'), 'debug', 'billing-starter');
+// The config module is loaded again in each worker: the directory is made once
+// (by the main process) and handed to the workers through the environment.
+const dataDir = process.env.E2E_DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'billing-e2e-'));
+process.env.E2E_DATA_DIR = dataDir;
+/** The app's database, for operator commands a spec runs through the binary (`users promote`). */
+export const databaseUrl = `sqlite://${dataDir}/e2e.db?mode=rwc`;
 
 export default defineConfig({
   testDir: './tests',
@@ -51,7 +56,7 @@ export default defineConfig({
     env: {
       APP_ENV: 'development',
       APP_URL: `http://127.0.0.1:${port}`,
-      DATABASE_URL: `sqlite://${dataDir}/e2e.db?mode=rwc`,
+      DATABASE_URL: databaseUrl,
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       LEPTOS_SITE_ROOT: path.join(root, 'target', 'site'),
       STRIPE_API_BASE: `http://127.0.0.1:${emulatorPort}/`,

@@ -39,6 +39,25 @@ pub enum KeyError {
     Database(#[from] DbErr),
 }
 
+impl KeyError {
+    pub fn status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            KeyError::BadName | KeyError::TooMany => StatusCode::BAD_REQUEST,
+            KeyError::NotFound => StatusCode::NOT_FOUND,
+            KeyError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What a person reads; `None` for a storage failure.
+    pub fn user_message(&self) -> Option<String> {
+        match self {
+            KeyError::Database(_) => None,
+            other => Some(other.to_string()),
+        }
+    }
+}
+
 /// A key just created: `secret` is shown once and never stored.
 #[derive(Clone, Debug)]
 pub struct NewKey {

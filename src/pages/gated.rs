@@ -121,21 +121,18 @@ fn fresh_key() -> String {
 mod act {
     use crate::{
         entitlements::UsageError,
-        limits::{self, Key},
+        limits,
         request::{self, FnError},
         teams::Member,
     };
 
     /// The signed-in member, after one use of the workspace-actions limit.
     pub async fn member() -> Result<Member, FnError> {
-        let member = request::require_member().await?;
-        request::limit(
+        request::require_member_within(
             limits::APP_ACTIONS_PER_USER,
-            Key::User(member.user.id),
             "Too many actions. Wait a minute and try again.",
         )
-        .await?;
-        Ok(member)
+        .await
     }
 
     /// Back to the workspace; a refusal shows the paywall for `feature`.

@@ -26,14 +26,11 @@ mod act {
 
     /// The signed-in member, after one use of the team-actions limit.
     pub async fn member() -> Result<Member, FnError> {
-        let member = request::require_member().await?;
-        request::limit(
+        request::require_member_within(
             limits::TEAM_ACTIONS_PER_USER,
-            Key::User(member.user.id),
             "Too many team changes. Wait a few minutes and try again.",
         )
-        .await?;
-        Ok(member)
+        .await
     }
 
     pub fn role(word: &str) -> Result<Role, FnError> {
@@ -179,7 +176,6 @@ const NEW_API_KEY: &str = "new_api_key";
 #[server(endpoint = "create_api_key")]
 pub async fn create_api_key(name: String) -> Result<(), ServerFnError> {
     use crate::request::FnError;
-    use axum::http::StatusCode;
     act::run(|member, billing| async move {
         member.may(crate::teams::Action::ManageBilling)?;
         let key = crate::entitlements::api_keys::create(
@@ -188,13 +184,7 @@ pub async fn create_api_key(name: String) -> Result<(), ServerFnError> {
             &name,
             Some(member.user.id),
         )
-        .await
-        .map_err(|err| match err {
-            crate::entitlements::api_keys::KeyError::Database(err) => {
-                FnError::internal("api key", err)
-            }
-            other => FnError::Readable(StatusCode::BAD_REQUEST, other.to_string()),
-        })?;
+        .await?;
         tracing::info!(account = member.account.id, key = key.id, "api key created");
         let session = crate::request::session().await?;
         session
@@ -208,18 +198,9 @@ pub async fn create_api_key(name: String) -> Result<(), ServerFnError> {
 /// Revokes one of the current account's API keys.
 #[server(endpoint = "revoke_api_key")]
 pub async fn revoke_api_key(id: i64) -> Result<(), ServerFnError> {
-    use crate::request::FnError;
-    use axum::http::StatusCode;
     act::run(|member, billing| async move {
         member.may(crate::teams::Action::ManageBilling)?;
-        crate::entitlements::api_keys::revoke(&billing.db, member.account.id, id)
-            .await
-            .map_err(|err| match err {
-                crate::entitlements::api_keys::KeyError::Database(err) => {
-                    FnError::internal("api key", err)
-                }
-                other => FnError::Readable(StatusCode::NOT_FOUND, other.to_string()),
-            })?;
+        crate::entitlements::api_keys::revoke(&billing.db, member.account.id, id).await?;
         tracing::info!(account = member.account.id, key = id, "api key revoked");
         Ok(())
     })

@@ -28,6 +28,8 @@ pub enum FnError {
     Team(#[from] crate::teams::TeamError),
     #[error(transparent)]
     Usage(#[from] crate::entitlements::UsageError),
+    #[error(transparent)]
+    Key(#[from] crate::entitlements::api_keys::KeyError),
     /// The user can fix this; the message (made at run time) says how.
     #[error("{1}")]
     Readable(StatusCode, String),
@@ -54,6 +56,7 @@ impl FnError {
             FnError::Account(err) => err.status(),
             FnError::Team(err) => err.status(),
             FnError::Usage(err) => err.status(),
+            FnError::Key(err) => err.status(),
             FnError::Readable(status, _) => *status,
             FnError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -69,6 +72,7 @@ impl FnError {
             FnError::Account(err) => err.user_message(),
             FnError::Team(err) => err.user_message(),
             FnError::Usage(err) => err.user_message(),
+            FnError::Key(err) => err.user_message(),
             FnError::Readable(_, message) => Some(message.clone()),
             FnError::Internal { .. } => None,
         }

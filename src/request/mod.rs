@@ -195,6 +195,17 @@ pub async fn require_member() -> Result<Member, FnError> {
     ))
 }
 
+/// The signed-in member, after one use of `rule` by them (refused with
+/// `message` once used up): the start of every counted page action.
+pub async fn require_member_within(
+    rule: crate::limits::Rule,
+    message: &'static str,
+) -> Result<Member, FnError> {
+    let member = require_member().await?;
+    limit(rule, crate::limits::Key::User(member.user.id), message).await?;
+    Ok(member)
+}
+
 /// The signed-in operator: 401 signed out, 403 for anyone else. The role is
 /// the user row's, set by `users promote`; nothing the browser sends counts.
 pub async fn require_operator() -> Result<users::Model, FnError> {
