@@ -17,6 +17,8 @@
 # 5. server resident memory under the loads: VmHWM, the peak, restarted after
 #    set-up (one sign-up). The emulator runs as its own process (the app shares
 #    one already listening on its port), so the figure is the app's alone.
+# The bench apps run with REQUIRE_VERIFIED_EMAIL=false: the load generators sign
+# up users and check out at once, with no mailbox to confirm from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:${XDG_CACHE_HOME:-$HOME/.cache}/billing-starter/npm/node_modules/.bin:$PATH"
@@ -48,6 +50,7 @@ start_app() { # port emulator_port database_url
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$2/_emulator/health" >/dev/null && break; sleep 0.1; done
   APP_ENV=development APP_URL="http://127.0.0.1:$1" LEPTOS_SITE_ADDR="127.0.0.1:$1" \
   LEPTOS_SITE_ROOT="$TARGET_DIR/site" DATABASE_URL="$3" RUST_LOG=error SIGN_UP_LIMIT_PER_IP=1000 \
+  REQUIRE_VERIFIED_EMAIL=false \
   STRIPE_API_BASE="http://127.0.0.1:$2/" STRIPE_EMULATOR_SNAPSHOT="$WORK/emulator-$1.json" \
     "$BIN" serve >"$WORK/app-$1.log" 2>&1 &
   pids+=($!)
