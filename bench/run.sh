@@ -5,8 +5,9 @@
 #   ./bench/run.sh            # needs wrk (apt install wrk) and a release build
 #
 # 1. bundle: release hydrate payload, raw and gzip (bench/bundle-size.sh)
-# 2. SSR: wrk -t2 -c64 -d10s on a bare Leptos page (examples/bare_page.rs) and on
-#    /pricing signed out and signed in, in the same run
+# 2. SSR: wrk -t2 -c64 -d10s on a bare Leptos page (examples/bare_page.rs, with the
+#    app's allocator and TCP_NODELAY) and on /pricing signed out (the kept template,
+#    and rendered every time) and signed in, in the same run
 # 3. webhook ingest: examples/webhook_ingest.rs, 32 senders for 10 s, on SQLite and
 #    (with BENCH_POSTGRES_URL) PostgreSQL
 # 3b. usage API: examples/usage_load.rs, POST /api/v1/usage from 32 connections
@@ -93,7 +94,14 @@ echo "## SSR (wrk -t2 -c64 -d${DURATION}s)"
 wrk_line "bare Leptos page" "http://127.0.0.1:$BARE_PORT/"
 # The sign-up's hashing memory went with its idle blocking thread (10 s) meanwhile.
 rss_reset "$APP_PID"
-wrk_line "/pricing signed out" "http://127.0.0.1:$APP_PORT/pricing"
+# Signed out, /pricing is the kept template for the whole run (one render);
+# a query string the cache does not keep renders it every time.
+wrk_line "/pricing signed out, kept" "http://127.0.0.1:$APP_PORT/pricing"
+wrk_line "/pricing signed out, rendered" "http://127.0.0.1:$APP_PORT/pricing?bench=render"
+# The cookie must really sign in: the page then names the user.
+signed_in_page=$(curl -fs -H "Cookie: $COOKIE" "http://127.0.0.1:$APP_PORT/pricing")
+[[ "$signed_in_page" == *"bench@example.com"* ]] ||
+  { echo "the bench cookie does not sign in" >&2; exit 1; }
 wrk_line "/pricing signed in" "http://127.0.0.1:$APP_PORT/pricing" "$COOKIE"
 echo "server peak RSS under SSR: $(rss "$APP_PID")"
 

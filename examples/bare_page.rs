@@ -1,16 +1,22 @@
 //! The benchmark's baseline: a bare Leptos 0.8 page with the pricing page's three
 //! cards and a monthly/yearly toggle, and nothing else (no session, database,
 //! catalog or security headers). `bench/run.sh` measures it beside `/pricing`.
+//! It runs with what the app's server has that is not the app — mimalloc and
+//! `TCP_NODELAY` on every accepted socket — so a "% of bare" measures the app's
+//! work, not a slower allocator or Nagle's delay in the baseline (issue 23).
 //!
 //! cargo run --release --features ssr --example bare_page -- 127.0.0.1:3301
 
-use axum::Router;
+use axum::{serve::ListenerExt, Router};
 use leptos::{config::LeptosOptions, prelude::*};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use leptos_router::{
     components::{Route, Router as PageRouter, Routes},
     path,
 };
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const PLANS: [(&str, i64, i64); 3] = [
     ("Free", 0, 0),
@@ -96,6 +102,9 @@ async fn main() -> std::io::Result<()> {
             move || shell(options.clone())
         })
         .with_state(options);
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    let listener = tokio::net::TcpListener::bind(&addr).await?.tap_io(|tcp| {
+        // As the app's accept loop does (see `server::serve`).
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await
 }
