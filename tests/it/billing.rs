@@ -1328,6 +1328,17 @@ async fn a_won_dispute_restores_the_pack() {
             .status
     };
     assert_eq!(status_now().await, PurchaseStatus::Reversed);
+    // The pack's credits follow it: taken back while disputed, back when won.
+    let credits_now = || async {
+        billing_starter::db::entities::credit_grants::Entity::find()
+            .all(&world.app.db)
+            .await
+            .unwrap()
+            .iter()
+            .map(|g| (g.remaining, g.revoked_amount))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(credits_now().await, [(0, 500)]);
     world
         .control(
             &format!("disputes/{}/close", dispute["id"].as_str().unwrap()),
@@ -1341,6 +1352,7 @@ async fn a_won_dispute_restores_the_pack() {
         StatusCode::OK
     );
     assert_eq!(status_now().await, PurchaseStatus::Paid);
+    assert_eq!(credits_now().await, [(500, 0)]);
 
     // The same events to a database that hears the dispute's close (won)
     // before its creation: the pack stays with its buyer.
