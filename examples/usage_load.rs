@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use billing_starter::{
     db,
-    db::entities::{accounts, credit_grants, usage_entries, users},
+    db::entities::{credit_grants, usage_entries, users},
     entitlements::{api_keys, grants},
 };
 use sea_orm::{
@@ -143,12 +143,10 @@ async fn account_of(db: &DatabaseConnection, email: &str) -> i64 {
         .await
         .unwrap()
         .expect("signed up");
-    accounts::Entity::find()
-        .filter(accounts::Column::PersonalUserId.eq(user.id))
-        .one(db)
+    billing_starter::teams::members::personal(db, user.id)
         .await
         .unwrap()
-        .unwrap()
+        .expect("a personal account")
         .id
 }
 
@@ -182,7 +180,7 @@ async fn main() {
             response.status()
         );
         let account = account_of(&db, &email).await;
-        grants::grant_manual_in(&db, account, CREDITS, None, "bench")
+        grants::grant_manual(&db, account, CREDITS, None, "bench")
             .await
             .unwrap();
         let key = api_keys::create(&db, account, "bench", None).await.unwrap();

@@ -47,6 +47,32 @@ pub async fn write_turn(db: &DatabaseConnection) -> Option<tokio::sync::MutexGua
     }
 }
 
+/// Holds one billing account for the rest of the transaction: a row lock on
+/// PostgreSQL (every instance waits on it); on SQLite a no-op write, so the
+/// transaction takes the write lock from this statement on and never has to
+/// upgrade a read it made. Whether the account exists.
+pub async fn lock_account<C: ConnectionTrait>(conn: &C, id: i64) -> Result<bool, DbErr> {
+    let backend = conn.get_database_backend();
+    Ok(if backend == DbBackend::Postgres {
+        conn.query_one_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
+            [id.into()],
+        ))
+        .await?
+        .is_some()
+    } else {
+        conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            "UPDATE accounts SET seats_wanted = seats_wanted WHERE id = ?",
+            [id.into()],
+        ))
+        .await?
+        .rows_affected()
+            > 0
+    })
+}
+
 /// Opens a pool for `url`, creating the SQLite file (and its directory) if needed.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
     let backend = backend_name(url);

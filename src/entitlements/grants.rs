@@ -11,7 +11,6 @@ use sea_orm::{
 
 use super::{ledger, UsageError};
 use crate::{
-    billing::context::Billing,
     catalog::{Catalog, Limit, CREDITS},
     db::entities::{
         credit_grants,
@@ -128,36 +127,32 @@ pub async fn follow_purchase<C: ConnectionTrait>(
         (PurchaseStatus::Refunded | PurchaseStatus::Reversed, Some(grant))
             if grant.revoked_at.is_none() =>
         {
-            credit_grants::Entity::update_many()
-                .col_expr(
-                    credit_grants::Column::RevokedAmount,
-                    Expr::col(credit_grants::Column::Remaining),
-                )
-                .col_expr(credit_grants::Column::Remaining, Expr::value(0))
-                .col_expr(credit_grants::Column::RevokedAt, Expr::value(now))
-                .filter(credit_grants::Column::Id.eq(grant.id))
-                .filter(credit_grants::Column::RevokedAt.is_null())
-                .exec(conn)
-                .await?;
+            revoke_unspent(conn, grant.id).await?;
         }
         _ => {}
     }
     Ok(())
 }
 
-/// An operator's grant (or, with `expires_at`, a trial of credits); returns its id.
-pub async fn grant_manual(
-    billing: &Billing,
-    account_id: i64,
-    amount: i64,
-    expires_at: Option<DateTime<Utc>>,
-    note: &str,
-) -> Result<i64, UsageError> {
-    grant_manual_in(&billing.db, account_id, amount, expires_at, note).await
+/// Takes back what is unspent of a grant (once: only while it is not revoked).
+async fn revoke_unspent<C: ConnectionTrait>(conn: &C, grant_id: i64) -> Result<(), DbErr> {
+    credit_grants::Entity::update_many()
+        .col_expr(
+            credit_grants::Column::RevokedAmount,
+            Expr::col(credit_grants::Column::Remaining),
+        )
+        .col_expr(credit_grants::Column::Remaining, Expr::value(0))
+        .col_expr(credit_grants::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(credit_grants::Column::Id.eq(grant_id))
+        .filter(credit_grants::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
-/// `grant_manual` in the caller's transaction (the console audits in it).
-pub async fn grant_manual_in<C: ConnectionTrait>(
+/// An operator's grant (or, with `expires_at`, a trial of credits), in the
+/// caller's transaction when it has one (the console audits in it); its id.
+pub async fn grant_manual<C: ConnectionTrait>(
     conn: &C,
     account_id: i64,
     amount: i64,
@@ -209,17 +204,7 @@ pub async fn take_back<C: ConnectionTrait>(
     if grant.revoked_at.is_some() {
         return Ok(0);
     }
-    credit_grants::Entity::update_many()
-        .col_expr(
-            credit_grants::Column::RevokedAmount,
-            Expr::col(credit_grants::Column::Remaining),
-        )
-        .col_expr(credit_grants::Column::Remaining, Expr::value(0))
-        .col_expr(credit_grants::Column::RevokedAt, Expr::value(Utc::now()))
-        .filter(credit_grants::Column::Id.eq(grant.id))
-        .filter(credit_grants::Column::RevokedAt.is_null())
-        .exec(conn)
-        .await?;
+    revoke_unspent(conn, grant.id).await?;
     Ok(grant.remaining)
 }
 

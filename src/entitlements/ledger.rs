@@ -43,34 +43,13 @@ pub(super) fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> St
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-/// Takes the account's lock for the transaction: a row lock on PostgreSQL
-/// (every instance waits on it), SQLite's write lock (a no-op write makes the
-/// transaction a writer from its first statement, so it never has to upgrade a
-/// read it made). `AccountGone` when the account was deleted.
+/// Takes the account's lock for the transaction (`db::lock_account`);
+/// `AccountGone` when the account was deleted.
 pub(super) async fn lock_account<C: ConnectionTrait>(
     conn: &C,
     account_id: i64,
 ) -> Result<(), UsageError> {
-    let backend = conn.get_database_backend();
-    let found = if backend == DbBackend::Postgres {
-        conn.query_one_raw(statement(
-            backend,
-            "SELECT id FROM accounts WHERE id = ? FOR UPDATE",
-            vec![account_id.into()],
-        ))
-        .await?
-        .is_some()
-    } else {
-        conn.execute_raw(statement(
-            backend,
-            "UPDATE accounts SET seats_wanted = seats_wanted WHERE id = ?",
-            vec![account_id.into()],
-        ))
-        .await?
-        .rows_affected()
-            > 0
-    };
-    if found {
+    if crate::db::lock_account(conn, account_id).await? {
         Ok(())
     } else {
         Err(UsageError::AccountGone)

@@ -328,9 +328,8 @@ pub async fn grant_credits(
     let _turn = crate::db::write_turn(db).await;
     let tx = db.begin().await?;
     let note = format!("{reason} (by {})", operator.email);
-    let id =
-        crate::entitlements::grants::grant_manual_in(&tx, account_id, amount, expires_at, &note)
-            .await?;
+    let id = crate::entitlements::grants::grant_manual(&tx, account_id, amount, expires_at, &note)
+        .await?;
     audit(
         &tx,
         operator,

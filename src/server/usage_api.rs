@@ -52,6 +52,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error(transparent)]
     Usage(#[from] UsageError),
+    /// Used up: an answer with what is left and where to get more.
+    #[error("`{}` is used up", .exhausted.feature)]
+    Refused {
+        exhausted: Exhausted,
+        upgrade_url: String,
+    },
     #[error("server error")]
     Internal,
 }
@@ -63,6 +69,7 @@ impl ApiError {
             ApiError::Limited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             ApiError::Usage(err) => (err.status(), err.code()),
+            ApiError::Refused { .. } => (StatusCode::PAYMENT_REQUIRED, "limit_reached"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
         }
     }
@@ -87,9 +94,10 @@ impl IntoResponse for ApiError {
         }
         let mut response = match &self {
             // A refusal is an answer, not an error: what is left and where to get more.
-            ApiError::Usage(UsageError::Exhausted(exhausted)) => {
-                (status, Json(refusal(exhausted))).into_response()
-            }
+            ApiError::Refused {
+                exhausted,
+                upgrade_url,
+            } => (status, Json(refusal(exhausted, upgrade_url))).into_response(),
             _ => {
                 let message = if status.is_server_error() {
                     "The request could not be completed; retry it.".to_owned()
@@ -120,18 +128,31 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The URL a refused caller can send its user to.
-static UPGRADE_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-fn refusal(exhausted: &Exhausted) -> Value {
+fn refusal(exhausted: &Exhausted, upgrade_url: &str) -> Value {
     json!({
         "allowed": false,
         "feature": exhausted.feature,
         "remaining": exhausted.remaining,
         "resets_at": time(exhausted.resets_at),
         "reason": exhausted.reason.as_str(),
-        "upgrade_url": UPGRADE_URL.get().cloned().unwrap_or_else(|| "/pricing".to_owned()),
+        "upgrade_url": upgrade_url,
     })
+}
+
+/// A ledger error as the API answers it: a refusal carries this app's
+/// pricing page (from its `APP_URL`) as where the caller's user can get more.
+fn usage_error(state: &AppState, err: UsageError) -> ApiError {
+    match err {
+        UsageError::Exhausted(exhausted) => ApiError::Refused {
+            exhausted,
+            upgrade_url: state
+                .config()
+                .app_url
+                .join("/pricing")
+                .map_or_else(|_| "/pricing".to_owned(), |url| url.to_string()),
+        },
+        other => ApiError::Usage(other),
+    }
 }
 
 /// The account the request's key belongs to. A missing or wrong key is 401;
@@ -142,14 +163,6 @@ async fn account_of(
     peer: SocketAddr,
     headers: &HeaderMap,
 ) -> Result<i64, ApiError> {
-    let _ = UPGRADE_URL.get_or_init(|| {
-        state
-            .config()
-            .app_url
-            .join("/pricing")
-            .map(|url| url.to_string())
-            .unwrap_or_else(|_| "/pricing".to_owned())
-    });
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -329,7 +342,8 @@ async fn track(
         body.amount,
         key.as_deref(),
     )
-    .await?;
+    .await
+    .map_err(|err| usage_error(&state, err))?;
     Ok(ok(balance_json(&balance)))
 }
 
@@ -377,7 +391,8 @@ async fn reserve(
         chrono::Duration::seconds(ttl),
         key.as_deref(),
     )
-    .await?;
+    .await
+    .map_err(|err| usage_error(&state, err))?;
     Ok(ok(json!({
         "allowed": true,
         "hold_id": format!("hold_{}", hold.id),
@@ -405,7 +420,9 @@ async fn commit(
     let account = account_of(&state, peer, &headers).await?;
     let id = hold_id(&raw)?;
     let body: CommitBody = parse(&body)?;
-    let balance = ledger::commit(&state.billing, account, id, body.amount).await?;
+    let balance = ledger::commit(&state.billing, account, id, body.amount)
+        .await
+        .map_err(|err| usage_error(&state, err))?;
     Ok(ok(balance_json(&balance)))
 }
 

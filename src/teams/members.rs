@@ -168,17 +168,10 @@ pub async fn members_of<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// Holds the account for a change of membership until the transaction ends.
+/// Holds the account for a change of membership until the transaction ends
+/// (`db::lock_account`; a missing account is found by the reads that follow).
 pub(crate) async fn lock_account<C: ConnectionTrait>(conn: &C, id: i64) -> Result<(), DbErr> {
-    if conn.get_database_backend() == DbBackend::Postgres {
-        conn.query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
-            [id.into()],
-        ))
-        .await?;
-    }
-    Ok(())
+    crate::db::lock_account(conn, id).await.map(|_| ())
 }
 
 async fn role_in<C: ConnectionTrait>(

@@ -138,9 +138,16 @@ async fn never_overspend(world: &World, apps: &[&TestApp]) {
     assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
     assert_eq!(body["reason"], "limit_reached");
     assert_eq!(body["remaining"], 0);
-    assert!(
-        body["upgrade_url"].as_str().unwrap().ends_with("/pricing"),
+    // This app's own pricing page (not another instance's of the process).
+    assert_eq!(
+        body["upgrade_url"],
+        format!("{}/pricing", apps[0].base_url),
         "{body}"
+    );
+    let (_, other) = track(apps[apps.len() - 1], &key, "api_calls", 1).await;
+    assert_eq!(
+        other["upgrade_url"],
+        format!("{}/pricing", apps[apps.len() - 1].base_url)
     );
     let recorded: i64 = usage_entries::Entity::find()
         .filter(usage_entries::Column::Feature.eq("api_calls"))
@@ -154,7 +161,7 @@ async fn never_overspend(world: &World, apps: &[&TestApp]) {
 
     // `check` decides without recording: nothing left, and Free has no
     // priority support.
-    let account = ada_account(world, "meter@example.com").await;
+    let account = personal_account(world, "meter@example.com").await;
     let billing = &world.app.state.billing;
     use billing_starter::entitlements::{ledger, Reason};
     let decision = ledger::check(billing, account, "api_calls", 1)
@@ -179,15 +186,9 @@ async fn never_overspend(world: &World, apps: &[&TestApp]) {
 
     // A hold beside parallel tracks: an operator's 10 credits, 6 held, 20
     // tracks at once: 4 pass; the hold commits 3, so 3 more fit.
-    billing_starter::entitlements::grants::grant_manual(
-        &world.app.state.billing,
-        account,
-        10,
-        None,
-        "test",
-    )
-    .await
-    .unwrap();
+    billing_starter::entitlements::grants::grant_manual(&world.app.db, account, 10, None, "test")
+        .await
+        .unwrap();
     let (status, hold) = post(
         apps[0],
         &key,
@@ -282,17 +283,16 @@ async fn never_overspend(world: &World, apps: &[&TestApp]) {
     assert_eq!(body["error"]["code"], "idempotency_key_reused");
 }
 
-async fn ada_account(world: &World, email: &str) -> i64 {
-    use billing_starter::db::entities::{accounts, users};
+/// The personal account of the user with `email`.
+async fn personal_account(world: &World, email: &str) -> i64 {
+    use billing_starter::db::entities::users;
     let user = users::Entity::find()
         .filter(users::Column::Email.eq(email))
         .one(&world.app.db)
         .await
         .unwrap()
         .unwrap();
-    accounts::Entity::find()
-        .filter(accounts::Column::PersonalUserId.eq(user.id))
-        .one(&world.app.db)
+    billing_starter::teams::members::personal(&world.app.db, user.id)
         .await
         .unwrap()
         .unwrap()
