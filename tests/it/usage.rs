@@ -570,6 +570,20 @@ async fn only_owners_and_admins_create_keys() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     let org_key = api_key(&world, &owner).await;
+    // Nobody but its owners and admins revokes it: the member is refused, and
+    // another account's owner does not find it.
+    let (_, _, body) = world.call(Some(&owner), "load_team", &[]).await;
+    let team: Value = serde_json::from_str(&body).unwrap();
+    let org_key_id = team["api_keys"][0]["id"].to_string();
+    let (status, _, _) = world
+        .call(Some(&member), "revoke_api_key", &[("id", &org_key_id)])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let stranger = world.sign_up("keys-stranger@example.com").await;
+    let (status, _, _) = world
+        .call(Some(&stranger), "revoke_api_key", &[("id", &org_key_id)])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     // The organization's usage is its own.
     assert_eq!(
         track(&world.app, &org_key, "api_calls", 5).await.0,
@@ -765,5 +779,29 @@ async fn the_workspace_counts_and_shows_the_paywall() {
     let page = world.page(&ada, "/app?limit=api_calls").await;
     assert!(page.contains("data-testid=\"paywall\""), "{page}");
     assert!(page.contains("Buy Standard Pack"), "the pack is offered");
+
+    // Signed out, nothing is counted; a flood of actions is limited (120 a minute).
+    let (status, _, _) = world
+        .call(
+            None,
+            "add_item",
+            &[("feature", "projects"), ("key", "anon")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    crate::common::fresh_window(60, 30).await;
+    let mut last = StatusCode::OK;
+    for i in 0..121 {
+        let key = format!("flood-{i}");
+        last = world
+            .call(
+                Some(&ada),
+                "use_feature",
+                &[("feature", "api_calls"), ("amount", "1"), ("key", &key)],
+            )
+            .await
+            .0;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
     world.stop().await;
 }
