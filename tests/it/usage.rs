@@ -741,6 +741,9 @@ async fn the_period_resets_with_the_renewal() {
 /// paywall with the pack, and a double-submitted form counts once.
 #[tokio::test]
 async fn the_workspace_counts_and_shows_the_paywall() {
+    // The flood at the end counts in one fixed minute; waiting here, before
+    // any request, leaves no idle pooled connection for the server to close.
+    crate::common::fresh_window(60, 45).await;
     let db = TestDb::sqlite();
     let world = World::start(&db).await;
     let ada = world.sign_up("workspace@example.com").await;
@@ -789,7 +792,6 @@ async fn the_workspace_counts_and_shows_the_paywall() {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    crate::common::fresh_window(60, 30).await;
     let mut last = StatusCode::OK;
     for i in 0..121 {
         let key = format!("flood-{i}");
