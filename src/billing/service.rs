@@ -110,13 +110,18 @@ fn may_manage(member: &Member) -> Result<(), ServiceError> {
 }
 
 pub async fn access_for(billing: &Billing, account_id: i64) -> Result<Access, ServiceError> {
+    Ok(access_with_snapshot(billing, account_id).await?.0)
+}
+
+/// [`access_for`] and the billing rows it was decided from, for a page that
+/// shows more of them (one read, not one per question).
+pub async fn access_with_snapshot(
+    billing: &Billing,
+    account_id: i64,
+) -> Result<(Access, access::BillingSnapshot), ServiceError> {
     let snapshot = snapshot::load(&billing.db, account_id).await?;
-    Ok(access::evaluate(
-        &snapshot,
-        &billing.catalog,
-        Utc::now(),
-        &billing.policy(),
-    ))
+    let access = access::evaluate(&snapshot, &billing.catalog, Utc::now(), &billing.policy());
+    Ok((access, snapshot))
 }
 
 /// The Stripe price of a catalog lookup key; re-resolved once when unknown (the

@@ -184,13 +184,41 @@ async fn standing<C: ConnectionTrait>(
     terms: &Terms<'_>,
     now: i64,
 ) -> Result<Standing, DbErr> {
+    Ok(standing_and_earlier(conn, account_id, id, terms, now, None)
+        .await?
+        .0)
+}
+
+const STANDING_SQL: &str = "SELECT \
+    COALESCE((SELECT used FROM usage_totals WHERE account_id = ? AND feature = ? AND period_start = ?), 0) AS used, \
+    COALESCE((SELECT CAST(SUM(allowance_part) AS BIGINT) FROM usage_holds WHERE account_id = ? AND feature = ? AND period_start = ? AND status = 'open' AND expires_at > ?), 0) AS held, \
+    COALESCE((SELECT CAST(SUM(remaining) AS BIGINT) FROM credit_grants WHERE account_id = ? AND revoked_at IS NULL AND remaining > 0 AND (expires_at IS NULL OR expires_at > ?)), 0) AS credits, \
+    COALESCE((SELECT CAST(SUM(credits_part) AS BIGINT) FROM usage_holds WHERE account_id = ? AND status = 'open' AND expires_at > ?), 0) AS credits_held";
+
+/// [`standing`], and with `key` the id of the entry an earlier call with that
+/// idempotency key recorded, in the same query: a `track` is one statement
+/// fewer than a lookup before it (issue 23's profile: the ledger's cost is its
+/// round trips to the database).
+async fn standing_and_earlier<C: ConnectionTrait>(
+    conn: &C,
+    account_id: i64,
+    id: &str,
+    terms: &Terms<'_>,
+    now: i64,
+    key: Option<&str>,
+) -> Result<(Standing, Option<i64>), DbErr> {
     let start = terms.period_start();
-    let sql = "SELECT \
-        COALESCE((SELECT used FROM usage_totals WHERE account_id = ? AND feature = ? AND period_start = ?), 0) AS used, \
-        COALESCE((SELECT CAST(SUM(allowance_part) AS BIGINT) FROM usage_holds WHERE account_id = ? AND feature = ? AND period_start = ? AND status = 'open' AND expires_at > ?), 0) AS held, \
-        COALESCE((SELECT CAST(SUM(remaining) AS BIGINT) FROM credit_grants WHERE account_id = ? AND revoked_at IS NULL AND remaining > 0 AND (expires_at IS NULL OR expires_at > ?)), 0) AS credits, \
-        COALESCE((SELECT CAST(SUM(credits_part) AS BIGINT) FROM usage_holds WHERE account_id = ? AND status = 'open' AND expires_at > ?), 0) AS credits_held";
-    let values: Vec<Value> = vec![
+    let with_key;
+    let sql = match key {
+        Some(_) => {
+            with_key = format!(
+                "{STANDING_SQL}, (SELECT id FROM usage_entries WHERE account_id = ? AND idempotency_key = ?) AS earlier"
+            );
+            with_key.as_str()
+        }
+        None => STANDING_SQL,
+    };
+    let mut values: Vec<Value> = vec![
         account_id.into(),
         id.into(),
         start.into(),
@@ -203,17 +231,27 @@ async fn standing<C: ConnectionTrait>(
         account_id.into(),
         now.into(),
     ];
+    if let Some(key) = key {
+        values.extend([account_id.into(), key.into()]);
+    }
     let row = conn
         .query_one_raw(statement(conn.get_database_backend(), sql, values))
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("usage standing".into()))?;
     let get = |column: &str| row.try_get::<i64>("", column);
-    Ok(Standing {
-        allowance: terms.allowance,
-        used: get("used")? + get("held")?,
-        credits: get("credits")? - get("credits_held")?,
-        credits_per_unit: terms.credits_per_unit(),
-    })
+    let earlier = match key {
+        Some(_) => row.try_get::<Option<i64>>("", "earlier")?,
+        None => None,
+    };
+    Ok((
+        Standing {
+            allowance: terms.allowance,
+            used: get("used")? + get("held")?,
+            credits: get("credits")? - get("credits_held")?,
+            credits_per_unit: terms.credits_per_unit(),
+        },
+        earlier,
+    ))
 }
 
 fn check_amount(amount: i64) -> Result<(), UsageError> {
@@ -343,24 +381,22 @@ async fn track_in(
     hold_id: Option<i64>,
 ) -> Result<Balance, UsageError> {
     lock_account(tx, account_id).await?;
-    if let Some(key) = key {
-        let earlier = usage_entries::Entity::find()
-            .filter(usage_entries::Column::AccountId.eq(account_id))
-            .filter(usage_entries::Column::IdempotencyKey.eq(key))
-            .one(tx)
-            .await?;
-        if let Some(earlier) = earlier {
-            return if earlier.fingerprint.as_deref() == Some(fingerprint(id, amount).as_str()) {
-                Ok(answer_of(&earlier))
-            } else {
-                Err(UsageError::KeyReused)
-            };
-        }
-    }
     let now = Utc::now();
     let access = access_in(tx, billing, account_id, now).await?;
     let terms = terms(&billing.catalog, &access, id, now)?;
-    let standing = standing(tx, account_id, id, &terms, now.timestamp()).await?;
+    let (standing, earlier) =
+        standing_and_earlier(tx, account_id, id, &terms, now.timestamp(), key).await?;
+    if let Some(earlier) = earlier {
+        let earlier = usage_entries::Entity::find_by_id(earlier)
+            .one(tx)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound("usage entry".into()))?;
+        return if earlier.fingerprint.as_deref() == Some(fingerprint(id, amount).as_str()) {
+            Ok(answer_of(&earlier))
+        } else {
+            Err(UsageError::KeyReused)
+        };
+    }
     let Some(split) = standing.split(amount) else {
         return Err(UsageError::Exhausted(refusal(id, &standing, &terms)));
     };
@@ -434,6 +470,23 @@ async fn spend_credits(
     cost: i64,
     now: i64,
 ) -> Result<(), UsageError> {
+    // Most often the first grant in `rules::draw`'s order covers the whole cost:
+    // then one statement takes it, as `draw` would (all of it from that grant).
+    let first_pays = tx
+        .execute_raw(statement(
+            tx.get_database_backend(),
+            "UPDATE credit_grants SET remaining = remaining - ? WHERE remaining >= ? AND id = \
+             (SELECT id FROM credit_grants WHERE account_id = ? AND revoked_at IS NULL \
+              AND remaining > 0 AND (expires_at IS NULL OR expires_at > ?) \
+              ORDER BY (expires_at IS NULL), expires_at, id LIMIT 1)",
+            vec![cost.into(), cost.into(), account_id.into(), now.into()],
+        ))
+        .await?
+        .rows_affected()
+        == 1;
+    if first_pays {
+        return Ok(());
+    }
     let grants: Vec<GrantLeft> = credit_grants::Entity::find()
         .filter(credit_grants::Column::AccountId.eq(account_id))
         .filter(credit_grants::Column::RevokedAt.is_null())
@@ -762,8 +815,14 @@ pub async fn summary_with(
     access: &Access,
     now: DateTime<Utc>,
 ) -> Result<Summary, UsageError> {
+    let counts = Counts::read(
+        &billing.db,
+        account_id,
+        period_of(access, now).start,
+        now.timestamp(),
+    )
+    .await?;
     let mut meters = Vec::new();
-    let mut credits = None;
     for (id, feature) in &billing.catalog.features {
         let limit = limit_of(access, id);
         if feature.kind == FeatureKind::Boolean {
@@ -779,8 +838,7 @@ pub async fn summary_with(
             continue;
         }
         let terms = terms(&billing.catalog, access, id, now)?;
-        let standing = standing(&billing.db, account_id, id, &terms, now.timestamp()).await?;
-        credits = Some(standing.credits);
+        let standing = counts.standing(id, &terms);
         meters.push(Meter {
             feature: id.clone(),
             name: feature.name.clone(),
@@ -791,13 +849,89 @@ pub async fn summary_with(
             resets_at: terms.resets_at(),
         });
     }
-    let credits = match credits {
-        Some(credits) => credits,
-        None => super::grants::spendable(&billing.db, account_id, now.timestamp()).await?,
-    };
     Ok(Summary {
         plan_id: access.plan_id.clone(),
         meters,
-        credits: credits.max(0),
+        credits: (counts.credits - counts.credits_held).max(0),
     })
+}
+
+/// Everything [`standing`] reads, for every feature at once: a page's meters
+/// are one query, not one per feature (issue 23: the signed-in pages' cost is
+/// their round trips to the database).
+struct Counts {
+    /// Recorded use by (feature, period start), for the current period and
+    /// for counted features (period 0).
+    used: std::collections::HashMap<(String, i64), i64>,
+    /// Open holds' allowance, likewise.
+    held: std::collections::HashMap<(String, i64), i64>,
+    credits: i64,
+    credits_held: i64,
+}
+
+impl Counts {
+    async fn read<C: ConnectionTrait>(
+        conn: &C,
+        account_id: i64,
+        period_start: i64,
+        now: i64,
+    ) -> Result<Self, DbErr> {
+        // Literal kinds and NULL columns are typed by PostgreSQL from the first branch.
+        let sql = "SELECT 'u' AS kind, feature, period_start, used AS n FROM usage_totals \
+                WHERE account_id = ? AND period_start IN (0, ?) \
+            UNION ALL SELECT 'h', feature, period_start, CAST(SUM(allowance_part) AS BIGINT) \
+                FROM usage_holds WHERE account_id = ? AND status = 'open' AND expires_at > ? \
+                GROUP BY feature, period_start \
+            UNION ALL SELECT 'c', NULL, NULL, CAST(SUM(remaining) AS BIGINT) FROM credit_grants \
+                WHERE account_id = ? AND revoked_at IS NULL AND remaining > 0 \
+                AND (expires_at IS NULL OR expires_at > ?) \
+            UNION ALL SELECT 'k', NULL, NULL, CAST(SUM(credits_part) AS BIGINT) FROM usage_holds \
+                WHERE account_id = ? AND status = 'open' AND expires_at > ?";
+        let values: Vec<Value> = vec![
+            account_id.into(),
+            period_start.into(),
+            account_id.into(),
+            now.into(),
+            account_id.into(),
+            now.into(),
+            account_id.into(),
+            now.into(),
+        ];
+        let rows = conn
+            .query_all_raw(statement(conn.get_database_backend(), sql, values))
+            .await?;
+        let mut counts = Counts {
+            used: Default::default(),
+            held: Default::default(),
+            credits: 0,
+            credits_held: 0,
+        };
+        for row in rows {
+            let n = row.try_get::<Option<i64>>("", "n")?.unwrap_or(0);
+            let key = || -> Result<(String, i64), DbErr> {
+                Ok((
+                    row.try_get("", "feature")?,
+                    row.try_get("", "period_start")?,
+                ))
+            };
+            match row.try_get::<String>("", "kind")?.as_str() {
+                "u" => *counts.used.entry(key()?).or_default() += n,
+                "h" => *counts.held.entry(key()?).or_default() += n,
+                "c" => counts.credits += n,
+                _ => counts.credits_held += n,
+            }
+        }
+        Ok(counts)
+    }
+
+    fn standing(&self, id: &str, terms: &Terms<'_>) -> Standing {
+        let key = (id.to_owned(), terms.period_start());
+        Standing {
+            allowance: terms.allowance,
+            used: self.used.get(&key).copied().unwrap_or(0)
+                + self.held.get(&key).copied().unwrap_or(0),
+            credits: self.credits - self.credits_held,
+            credits_per_unit: terms.credits_per_unit(),
+        }
+    }
 }

@@ -92,7 +92,8 @@ pub struct RequestUser(std::sync::Arc<RequestLookups>);
 #[derive(Default)]
 pub struct RequestLookups {
     signed_in: tokio::sync::OnceCell<Option<auth::SignedIn>>,
-    member: tokio::sync::OnceCell<Option<Member>>,
+    /// The member and the header's account switcher, read together.
+    member: tokio::sync::OnceCell<Option<(Member, Vec<AccountChoice>)>>,
 }
 
 /// The signed-in visitor of a page request and their pricing view, as the page
@@ -160,13 +161,23 @@ pub async fn current_member() -> Result<Option<Member>, FnError> {
     if let Some(viewer) = known_viewer() {
         return Ok(Some(viewer.member().clone()));
     }
+    Ok(member_and_choices().await?.map(|(member, _)| member))
+}
+
+/// The member and the accounts they can switch between, in one query (a page
+/// shows both), at most once per request.
+async fn member_and_choices() -> Result<Option<(Member, Vec<AccountChoice>)>, FnError> {
     let lookup = || async {
         let Some(signed_in) = signed_in().await? else {
             return Ok(None);
         };
-        crate::teams::members::current(state().db(), &signed_in.user, signed_in.chosen_account)
-            .await
-            .map_err(|err| FnError::internal("account lookup", err))
+        crate::teams::members::current_with_choices(
+            state().db(),
+            &signed_in.user,
+            signed_in.chosen_account,
+        )
+        .await
+        .map_err(|err| FnError::internal("account lookup", err))
     };
     match use_context::<RequestUser>() {
         Some(cached) => cached.0.member.get_or_try_init(lookup).await.cloned(),
@@ -179,12 +190,10 @@ pub async fn account_choices() -> Result<Vec<AccountChoice>, FnError> {
     if let Some(viewer) = known_viewer() {
         return Ok(viewer.accounts().to_vec());
     }
-    let Some(member) = current_member().await? else {
-        return Ok(Vec::new());
-    };
-    crate::teams::members::choices(state().db(), &member)
-        .await
-        .map_err(|err| FnError::internal("account choices", err))
+    Ok(member_and_choices()
+        .await?
+        .map(|(_, choices)| choices)
+        .unwrap_or_default())
 }
 
 /// The signed-in member, or a 401 with a readable message.

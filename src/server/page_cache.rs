@@ -165,7 +165,7 @@ impl PageCache {
             .await
             .inspect_err(|err| tracing::warn!(error = %err, "session lookup for the page cache"))
             .ok()??;
-        let member = crate::teams::members::current(
+        let (member, accounts) = crate::teams::members::current_with_choices(
             self.state.db(),
             &signed_in.user,
             signed_in.chosen_account,
@@ -173,10 +173,6 @@ impl PageCache {
         .await
         .inspect_err(|err| tracing::warn!(error = %err, "account lookup for the page cache"))
         .ok()??;
-        let accounts = crate::teams::members::choices(self.state.db(), &member)
-            .await
-            .inspect_err(|err| tracing::warn!(error = %err, "accounts for the page cache"))
-            .ok()?;
         let view = self
             .state
             .pricing_view(Some(member.account.id))

@@ -128,24 +128,48 @@ pub async fn accounts_of<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// The header's switcher: every account of the member's user, the current one
-/// marked.
-pub async fn choices<C: ConnectionTrait>(
+/// [`current`] and the header's account switcher in one query, for the pages that show both
+/// (every signed-in page: its body acts in the account, its header switches):
+/// the user's memberships, the one acted in picked by [`rules::acting_in`].
+pub async fn current_with_choices<C: ConnectionTrait>(
     conn: &C,
-    member: &Member,
-) -> Result<Vec<crate::views::AccountChoice>, DbErr> {
-    Ok(accounts_of(conn, member.user.id)
-        .await?
-        .into_iter()
+    user: &users::Model,
+    chosen: Option<i64>,
+) -> Result<Option<(Member, Vec<crate::views::AccountChoice>)>, DbErr> {
+    let accounts = accounts_of(conn, user.id).await?;
+    let Some((account, role)) = rules::acting_in(&accounts, user.id, chosen, |(a, _)| {
+        (a.id, a.personal_user_id)
+    })
+    .cloned() else {
+        return Ok(None);
+    };
+    let choices = choice_list(&accounts, account.id);
+    Ok(Some((
+        Member {
+            user: user.clone(),
+            account,
+            role,
+        },
+        choices,
+    )))
+}
+
+/// The header's switcher: every account of the user, the current one marked.
+fn choice_list(
+    accounts: &[(accounts::Model, Role)],
+    current: i64,
+) -> Vec<crate::views::AccountChoice> {
+    accounts
+        .iter()
         .map(|(account, _)| crate::views::AccountChoice {
             id: account.id,
             name: match account.kind {
                 AccountKind::Personal => "Personal".to_owned(),
-                AccountKind::Organization => account.name,
+                AccountKind::Organization => account.name.clone(),
             },
-            current: account.id == member.account.id,
+            current: account.id == current,
         })
-        .collect())
+        .collect()
 }
 
 /// The members of an account with their roles, owners first.

@@ -129,6 +129,20 @@ pub fn valid_name(name: &str) -> Result<String, &'static str> {
     Ok(name.to_owned())
 }
 
+/// The membership a session acts in, of all the user's (each as `(account id,
+/// the account's personal user)`): the session's `chosen` account if the user
+/// is a member of it, else their personal account; `None` without either.
+pub fn acting_in<T>(
+    memberships: &[T],
+    user_id: i64,
+    chosen: Option<i64>,
+    ids: impl Fn(&T) -> (i64, Option<i64>),
+) -> Option<&T> {
+    chosen
+        .and_then(|chosen| memberships.iter().find(|m| ids(m).0 == chosen))
+        .or_else(|| memberships.iter().find(|m| ids(m).1 == Some(user_id)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +240,29 @@ mod tests {
         assert!(valid_name("a").is_err());
         assert!(valid_name("a\u{0}b").is_err());
         assert!(valid_name(&"x".repeat(61)).is_err());
+    }
+
+    #[test]
+    fn a_session_acts_in_its_chosen_account_only_as_a_member() {
+        // (account, personal user): 1 is user 7's own, 2 and 3 organizations.
+        let memberships = [(1, Some(7)), (2, None), (3, None)];
+        let ids = |m: &(i64, Option<i64>)| *m;
+        for (chosen, acting) in [
+            (None, Some(1)),
+            (Some(2), Some(2)),
+            (Some(3), Some(3)),
+            // Not a member of 9 (left it, or a forged choice): the personal account.
+            (Some(9), Some(1)),
+            (Some(1), Some(1)),
+        ] {
+            assert_eq!(
+                acting_in(&memberships, 7, chosen, ids).map(|m| m.0),
+                acting,
+                "{chosen:?}"
+            );
+        }
+        // Someone else's personal account is never the fallback.
+        assert_eq!(acting_in(&memberships[1..], 7, Some(9), ids), None);
+        assert_eq!(acting_in(&memberships, 8, None, ids), None);
     }
 }

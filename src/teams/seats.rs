@@ -82,12 +82,21 @@ pub async fn summary(
     account_id: i64,
 ) -> Result<Option<(u32, u32)>, service::ServiceError> {
     let access = service::access_for(billing, account_id).await?;
+    summary_with(billing, account_id, &access).await
+}
+
+/// `summary` for a caller that has the account's access already.
+pub async fn summary_with(
+    billing: &Billing,
+    account_id: i64,
+    access: &crate::billing::access::Access,
+) -> Result<Option<(u32, u32)>, service::ServiceError> {
     let per_seat = access
         .plan_id
         .as_deref()
         .and_then(|id| billing.catalog.plan(id))
         .is_some_and(|plan| plan.per_seat);
-    let Some(sub) = access.subscription.filter(|_| per_seat) else {
+    let Some(sub) = access.subscription.as_ref().filter(|_| per_seat) else {
         return Ok(None);
     };
     let paid = crate::db::entities::subscriptions::Entity::find()

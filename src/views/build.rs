@@ -219,7 +219,7 @@ pub async fn billing_page(
     checkout: Option<CheckoutReturn>,
 ) -> Result<BillingView, ServiceError> {
     let (user, account) = (&member.user, &member.account);
-    let access = service::access_for(billing, account.id).await?;
+    let (access, snapshot) = service::access_with_snapshot(billing, account.id).await?;
     let plan = access
         .plan_id
         .as_deref()
@@ -250,7 +250,7 @@ pub async fn billing_page(
         checkout,
         organization: member.is_organization().then(|| account.name.clone()),
         can_manage: member.can(Action::ManageBilling),
-        seats: crate::teams::seats::summary(billing, account.id).await?,
+        seats: crate::teams::seats::summary_with(billing, account.id, &access).await?,
         usage: Vec::new(),
         credits: 0,
     };
@@ -262,12 +262,21 @@ pub async fn billing_page(
         })?;
     view.usage = meters(billing, &summary);
     view.credits = summary.credits;
-    if let Some((_, ids)) = service::live_subscriptions_beyond_one(&billing.db, Some(account.id))
-        .await?
-        .into_iter()
-        .next()
-    {
-        view.duplicate_subscriptions = ids;
+    // The rows just read tell whether there is more than one to list.
+    let live = snapshot
+        .subscriptions
+        .iter()
+        .filter(|s| crate::billing::access::is_live_status(&s.status))
+        .count();
+    if live > 1 {
+        if let Some((_, ids)) =
+            service::live_subscriptions_beyond_one(&billing.db, Some(account.id))
+                .await?
+                .into_iter()
+                .next()
+        {
+            view.duplicate_subscriptions = ids;
+        }
     }
     match access.notice {
         Some(Notice::EndsOn(at)) => view.ends_on = Some(date(at)),
@@ -297,8 +306,12 @@ pub async fn billing_page(
         })
         .collect();
 
-    // The customer id may have been linked just now (by the checkout sync).
-    let customer = service::customer_of(billing, account.id).await?;
+    // The customer id may have been linked just now, by the checkout sync of
+    // a return from Checkout; otherwise this request's read of the account is current.
+    let customer = match view.checkout {
+        Some(_) => service::customer_of(billing, account.id).await?,
+        None => account.stripe_customer_id.clone(),
+    };
     view.has_customer = customer.is_some();
     // From the mirror the invoice events keep (`billing::apply`): a page view
     // never calls Stripe, so viewing cannot spend the account's rate limit.

@@ -101,6 +101,9 @@ async fn handle(
     emulator
         .api_requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Who called Stripe, and for what (`RUST_LOG=stripe_emulator=debug`): the
+    // bench's "no Stripe call on the hot path" is a count, and this names them.
+    tracing::debug!(%method, path = uri.path(), "api request");
     let request_id = format!("req_{}", &new_id("x")[2..16]);
     let error = |err: ApiError| {
         // Status and `Stripe-Should-Retry` as the error sets them, the body with its log link.

@@ -47,9 +47,10 @@ fn is_repo_path(name: &str) -> bool {
 }
 
 /// Named in the docs but not part of the repository: created when the app
-/// runs (`data/`, git-ignored), or a file of Stripe's own repository.
+/// runs (`data/`) or by a build or the benchmark (`target/`), both git-ignored,
+/// or a file of Stripe's own repository.
 fn made_elsewhere(name: &str) -> bool {
-    name.starts_with("data/") || name == "fixtures3.json"
+    name.starts_with("data/") || name.starts_with("target/") || name == "fixtures3.json"
 }
 
 fn exists(name: &str, doc: &Path) -> bool {

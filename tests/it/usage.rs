@@ -299,6 +299,54 @@ async fn personal_account(world: &World, email: &str) -> i64 {
         .id
 }
 
+/// Credits are drawn soonest to expire first, never-expiring last, whether one
+/// grant covers a use (one statement) or it spans several (read and split).
+#[tokio::test]
+async fn credits_are_drawn_soonest_to_expire_first() {
+    let test_db = TestDb::sqlite();
+    let world = World::start(&test_db).await;
+    let ada = world.sign_up("draws@example.com").await;
+    let key = api_key(&world, &ada).await;
+    assert_eq!(
+        track(&world.app, &key, "api_calls", 1000).await.0,
+        StatusCode::OK
+    );
+    let account = personal_account(&world, "draws@example.com").await;
+    let db = &world.app.db;
+    let day = chrono::Duration::days(1);
+    let grant = |amount, expires| {
+        billing_starter::entitlements::grants::grant_manual(db, account, amount, expires, "test")
+    };
+    let never = grant(5, None).await.unwrap();
+    let soon = grant(5, Some(chrono::Utc::now() + day)).await.unwrap();
+    let later = grant(3, Some(chrono::Utc::now() + day * 2)).await.unwrap();
+    let left = || async {
+        let rows = credit_grants::Entity::find()
+            .filter(credit_grants::Column::AccountId.eq(account))
+            .all(db)
+            .await
+            .unwrap();
+        [soon, later, never].map(|id| rows.iter().find(|g| g.id == id).unwrap().remaining)
+    };
+    for (amount, expected, remaining) in [
+        // The soonest grant covers it alone.
+        (2, [3, 3, 5], 11),
+        // 3 from the soonest, 1 from the next.
+        (4, [0, 2, 5], 7),
+        // The rest of the later one, then the never-expiring one.
+        (5, [0, 0, 2], 2),
+    ] {
+        let (status, body) = track(&world.app, &key, "api_calls", amount).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["remaining"], remaining, "{body}");
+        assert_eq!(left().await, expected, "after {amount}");
+    }
+    let (status, _) = track(&world.app, &key, "api_calls", 3).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(left().await, [0, 0, 2], "a refusal draws nothing");
+    world.stop().await;
+}
+
 #[tokio::test]
 async fn parallel_tracks_never_overspend_on_sqlite() {
     let db = TestDb::sqlite();
