@@ -55,26 +55,24 @@ fn args() -> Args {
 
 /// The two tables, shaped like `webhook_events` and `subscriptions`: the same
 /// unique keys (the ones each write must check), a text payload.
-fn schema(backend: DbBackend) -> [&'static str; 2] {
-    if backend == DbBackend::Postgres {
-        [
-            "CREATE TABLE IF NOT EXISTS bench_inbox (id BIGSERIAL PRIMARY KEY, \
-             stripe_event_id TEXT NOT NULL UNIQUE, event_type TEXT NOT NULL, \
-             status TEXT NOT NULL, received_at BIGINT NOT NULL, payload TEXT NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS bench_subscriptions (id BIGSERIAL PRIMARY KEY, \
-             stripe_subscription_id TEXT NOT NULL UNIQUE, status TEXT NOT NULL, \
-             stripe_price_id TEXT NOT NULL, stripe_state_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
-        ]
+fn schema(backend: DbBackend) -> [String; 2] {
+    let id = if backend == DbBackend::Postgres {
+        "BIGSERIAL PRIMARY KEY"
     } else {
-        [
-            "CREATE TABLE IF NOT EXISTS bench_inbox (id INTEGER PRIMARY KEY, \
+        "INTEGER PRIMARY KEY"
+    };
+    [
+        format!(
+            "CREATE TABLE IF NOT EXISTS bench_inbox (id {id}, \
              stripe_event_id TEXT NOT NULL UNIQUE, event_type TEXT NOT NULL, \
-             status TEXT NOT NULL, received_at BIGINT NOT NULL, payload TEXT NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS bench_subscriptions (id INTEGER PRIMARY KEY, \
+             status TEXT NOT NULL, received_at BIGINT NOT NULL, payload TEXT NOT NULL)"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS bench_subscriptions (id {id}, \
              stripe_subscription_id TEXT NOT NULL UNIQUE, status TEXT NOT NULL, \
-             stripe_price_id TEXT NOT NULL, stripe_state_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
-        ]
-    }
+             stripe_price_id TEXT NOT NULL, stripe_state_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)"
+        ),
+    ]
 }
 
 fn statements(backend: DbBackend) -> (String, String) {
@@ -112,7 +110,7 @@ async fn main() {
     let db = db::connect(&args.database_url).await.expect("database");
     let backend = db.get_database_backend();
     for ddl in schema(backend) {
-        db.execute_unprepared(ddl).await.expect("baseline tables");
+        db.execute_unprepared(&ddl).await.expect("baseline tables");
     }
     let (insert, upsert) = statements(backend);
     let payload = "x".repeat(args.payload_bytes);
