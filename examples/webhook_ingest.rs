@@ -168,6 +168,22 @@ struct Delivery {
     kind: String,
 }
 
+impl Delivery {
+    /// Posts it to the app's webhook endpoint, as Stripe does.
+    async fn send(
+        &self,
+        http: &reqwest::Client,
+        url: &str,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        http.post(url)
+            .header("content-type", "application/json")
+            .header("stripe-signature", &self.signature)
+            .body(self.body.clone())
+            .send()
+            .await
+    }
+}
+
 /// `count` fresh events cycling through the templates: new ids and ever newer
 /// `created` (so each one is applied, never stale, never re-read from Stripe).
 /// The first `warm` are the warm-up's (ids of their own, not counted).
@@ -248,12 +264,8 @@ async fn main() {
     // events applied in order, where a Stripe call would be a regression.
     let url = format!("{}/api/stripe/webhooks", args.app);
     for delivery in &deliveries[..warm] {
-        let status = http
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("stripe-signature", &delivery.signature)
-            .body(delivery.body.clone())
-            .send()
+        let status = delivery
+            .send(&http, &url)
             .await
             .expect("app reachable")
             .status();
@@ -276,13 +288,7 @@ async fn main() {
                     break;
                 };
                 let sent = Instant::now();
-                let response = http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("stripe-signature", &delivery.signature)
-                    .body(delivery.body.clone())
-                    .send()
-                    .await;
+                let response = delivery.send(&http, &url).await;
                 let counts = by_type.entry(delivery.kind.clone()).or_default();
                 if matches!(&response, Ok(r) if r.status().is_success()) {
                     latencies.push(sent.elapsed());
