@@ -1,9 +1,9 @@
 //! Document shell, router and layout shared by every page.
 
-use leptos::prelude::*;
+use leptos::{either::Either, prelude::*};
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
-    components::{Route, Router, Routes, A},
+    components::{Route, Router, Routes},
     path, SsrMode,
 };
 
@@ -66,14 +66,12 @@ pub fn App() -> impl IntoView {
         <Title text="Billing Starter" />
         <Router>
             <header class="site-header">
-                <A href="/" attr:class="brand">
-                    "Billing Starter"
-                </A>
+                <SiteLink href="/" class="brand" text="Billing Starter" />
                 <nav class="site-nav" aria-label="Main">
-                    <A href="/pricing">"Pricing"</A>
-                    <A href="/dashboard/billing">"Billing"</A>
-                    <A href="/dashboard/team">"Team"</A>
-                    <A href="/app">"App"</A>
+                    <SiteLink href="/pricing" text="Pricing" />
+                    <SiteLink href="/dashboard/billing" text="Billing" />
+                    <SiteLink href="/dashboard/team" text="Team" />
+                    <SiteLink href="/app" text="App" />
                 </nav>
                 <ModeBadge />
                 <UserMenu />
@@ -110,14 +108,45 @@ pub fn App() -> impl IntoView {
             <footer class="site-footer">
                 <span>"© Billing Starter"</span>
                 <nav aria-label="Legal">
-                    <A href="/terms-of-service">"Terms of service"</A>
-                    <A href="/privacy-policy">"Privacy policy"</A>
+                    <SiteLink href="/terms-of-service" text="Terms of service" />
+                    <SiteLink href="/privacy-policy" text="Privacy policy" />
                 </nav>
             </footer>
             // Last, so that every island before it is live when the mark appears.
             <HydrationMarker />
         </Router>
     }
+}
+
+/// A link of the header or footer: a plain `<a>`, with `aria-current="page"`
+/// on the page it names. Every page renders these nine links; the router's `<A>`
+/// resolves each href and keeps two reactive closures for it, about 6 % of a
+/// page render under `perf` (issue 23), for what is a fixed path here (pages
+/// are full loads in islands mode, so nothing updates them in the browser).
+#[component]
+fn SiteLink(
+    href: &'static str,
+    text: &'static str,
+    #[prop(optional)] class: Option<&'static str>,
+) -> impl IntoView {
+    let path = leptos_router::hooks::use_location()
+        .pathname
+        .get_untracked();
+    let current = is_current(href, &path).then_some("page");
+    // Two shapes rather than `class=None`, which renders an empty `class=""`.
+    match class {
+        Some(class) => {
+            Either::Left(view! { <a href=href class=class aria-current=current>{text}</a> })
+        }
+        None => Either::Right(view! { <a href=href aria-current=current>{text}</a> }),
+    }
+}
+
+/// Whether the page at `path` is the one `href` names, or inside it (as the
+/// router's `<A>` decides): `/` only for itself.
+fn is_current(href: &str, path: &str) -> bool {
+    path.strip_prefix(href)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Marks `<body data-hydrated="true">` once the wasm has loaded and the islands are
@@ -130,4 +159,27 @@ fn HydrationMarker() -> impl IntoView {
             let _ = body.set_attribute("data-hydrated", "true");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_current;
+
+    #[test]
+    fn a_link_is_current_on_its_page_and_below_it() {
+        for (href, path, current) in [
+            ("/", "/", true),
+            ("/", "/pricing", false),
+            ("/pricing", "/pricing", true),
+            ("/pricing", "/pricing/", true),
+            ("/pricing", "/pricing-old", false),
+            ("/pricing", "/", false),
+            ("/dashboard/billing", "/dashboard/billing", true),
+            ("/dashboard/billing", "/dashboard/team", false),
+            ("/app", "/application", false),
+            ("/app", "/app/keys", true),
+        ] {
+            assert_eq!(is_current(href, path), current, "{href} on {path}");
+        }
+    }
 }

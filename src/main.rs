@@ -22,7 +22,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Has mimalloc give freed memory back to the OS at once. By default it purges
 /// later, on further activity of the thread that freed it: a password hash
-/// (argon2id, 19 MiB) on a blocking thread that then idled kept its memory, and
+/// (argon2id, then 19 MiB) on a blocking thread that then idled kept its memory, and
 /// page load on top of that doubled the server's peak RSS (issue 7: ~60 → ~125 MB).
 fn release_freed_memory_promptly() {
     // SAFETY: sets a plain integer option; mimalloc reads options atomically.

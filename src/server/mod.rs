@@ -122,6 +122,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweep_forever(self.state.db().clone()));
+        let upkeep = tokio::spawn(crate::prometheus::upkeep_forever());
         let mailer = self.state.billing.mail.clone();
         let transport = crate::mail::worker::Transport::from_config(&mailer)
             .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?;
@@ -134,6 +135,7 @@ impl Application {
         tracing::info!("listening on http://{addr}");
         let served = serve(self.listener, self.state, shutdown).await;
         sweeper.abort();
+        upkeep.abort();
         // A send cut off here is sent again once its lease expires.
         mail.abort();
         served

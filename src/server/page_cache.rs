@@ -85,7 +85,74 @@ const EMAIL_SLOT: &str = "\u{0}email\u{0}";
 struct Kept {
     at: Instant,
     headers: HeaderMap,
-    template: Arc<str>,
+    template: Template,
+}
+
+/// A kept page cut at its slots once, when kept, so an answer is one buffer
+/// of the right size filled in order: `str::replace` per answer grew a new
+/// string once per slot, and with the allocation and copies it was a fifth of
+/// the server's CPU on a kept `/pricing` under load (issue 23, `perf`).
+struct Template {
+    /// The page's text between the slots, in order, and the slot after each
+    /// piece (`None` after the last).
+    pieces: Vec<(Box<str>, Option<Slot>)>,
+    text_len: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Slot {
+    Nonce,
+    Email,
+}
+
+impl Template {
+    /// Cuts `html` at every [`NONCE_SLOT`] and [`EMAIL_SLOT`].
+    fn new(html: &str) -> Self {
+        let mut pieces: Vec<(Box<str>, Option<Slot>)> = Vec::new();
+        let mut rest = html;
+        loop {
+            let next = [(NONCE_SLOT, Slot::Nonce), (EMAIL_SLOT, Slot::Email)]
+                .into_iter()
+                .filter_map(|(mark, slot)| rest.find(mark).map(|at| (at, mark.len(), slot)))
+                .min_by_key(|(at, _, _)| *at);
+            match next {
+                Some((at, len, slot)) => {
+                    pieces.push((rest[..at].into(), Some(slot)));
+                    rest = &rest[at + len..];
+                }
+                None => {
+                    pieces.push((rest.into(), None));
+                    break;
+                }
+            }
+        }
+        let text_len = pieces.iter().map(|(text, _)| text.len()).sum();
+        Template { pieces, text_len }
+    }
+
+    /// The page with `nonce` and `email` (already escaped) in their slots.
+    fn fill(&self, nonce: &str, email: &str) -> Vec<u8> {
+        let slots = self
+            .pieces
+            .iter()
+            .filter(|(_, slot)| slot.is_some())
+            .count();
+        let mut page = Vec::with_capacity(self.text_len + slots * nonce.len().max(email.len()));
+        for (text, slot) in &self.pieces {
+            page.extend_from_slice(text.as_bytes());
+            match slot {
+                Some(Slot::Nonce) => page.extend_from_slice(nonce.as_bytes()),
+                Some(Slot::Email) => page.extend_from_slice(email.as_bytes()),
+                None => {}
+            }
+        }
+        page
+    }
+
+    #[cfg(test)]
+    fn contains(&self, needle: &str) -> bool {
+        self.pieces.iter().any(|(text, _)| text.contains(needle))
+    }
 }
 
 impl Kept {
@@ -194,11 +261,9 @@ fn answer(kept: &Kept, email: Option<&str>, security: &SecurityHeaders) -> Optio
         return None;
     }
     let nonce = leptos::nonce::Nonce::new();
-    let mut body = kept.template.replace(NONCE_SLOT, &nonce);
-    if let Some(email) = email {
-        // Escaped exactly as the render escaped it where it was cut out.
-        body = body.replace(EMAIL_SLOT, &html_escape::encode_text(email));
-    }
+    // Escaped exactly as the render escaped it where it was cut out.
+    let email = email.map(html_escape::encode_text).unwrap_or_default();
+    let body = kept.template.fill(&nonce, &email);
     let csp = HeaderValue::from_str(&security.page_csp(&nonce)).ok()?;
     let mut response = Body::from(body).into_response();
     *response.headers_mut() = kept.headers.clone();
@@ -252,7 +317,7 @@ async fn template_of(response: Response, email: Option<&str>) -> (Response, Opti
             Kept {
                 at: Instant::now(),
                 headers,
-                template: template.into(),
+                template: Template::new(&template),
             }
         });
     (Response::from_parts(parts, Body::from(bytes)), kept)
@@ -395,6 +460,24 @@ mod tests {
             builder = builder.header(header::COOKIE, cookie);
         }
         builder.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn a_template_fills_every_slot_in_order() {
+        let cases = [
+            "plain page, no slot",
+            "\u{0}nonce\u{0}",
+            "<script nonce=\"\u{0}nonce\u{0}\"></script><a>\u{0}email\u{0}</a><script nonce=\"\u{0}nonce\u{0}\"></script>",
+            "\u{0}email\u{0}\u{0}nonce\u{0}end",
+            "",
+        ];
+        for html in cases {
+            let filled = Template::new(html).fill("N0NCE", "a&amp;b@example.com");
+            let expected = html
+                .replace(NONCE_SLOT, "N0NCE")
+                .replace(EMAIL_SLOT, "a&amp;b@example.com");
+            assert_eq!(String::from_utf8(filled).unwrap(), expected, "{html:?}");
+        }
     }
 
     #[test]
