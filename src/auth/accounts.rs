@@ -166,9 +166,9 @@ pub fn check_password(password: &str, email: &str) -> Result<(), AccountError> {
 /// argon2id with 7 MiB, 5 passes, 1 lane: one of OWASP's equivalent settings
 /// (Password Storage Cheat Sheet: m=19 MiB t=2, m=12 MiB t=3, m=9 MiB t=4,
 /// m=7 MiB t=5, all p=1), about the same CPU as the crate's default (19 MiB,
-/// 2 passes) but a third of the memory held while a hash runs: two sign-ups at
-/// once took the server's peak RSS from ~55 to ~95 MB with the default
-/// (issue 23's whole-run memory figure). Hashes made before keep verifying:
+/// 2 passes) but a third of the memory held while a hash runs: two hashes run
+/// at once, 38 MiB on top of the server with the default (issue 23's whole-run
+/// memory figure is reached during sign-ups). Hashes made before keep verifying:
 /// a stored hash names its own parameters, and verification reads them.
 const HASH_MEMORY_KIB: u32 = 7 * 1024;
 const HASH_PASSES: u32 = 5;

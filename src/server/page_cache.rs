@@ -97,6 +97,8 @@ struct Template {
     /// piece (`None` after the last).
     pieces: Vec<(Box<str>, Option<Slot>)>,
     text_len: usize,
+    /// How many slots the pieces are followed by.
+    slots: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -127,17 +129,18 @@ impl Template {
             }
         }
         let text_len = pieces.iter().map(|(text, _)| text.len()).sum();
-        Template { pieces, text_len }
+        let slots = pieces.iter().filter(|(_, slot)| slot.is_some()).count();
+        Template {
+            pieces,
+            text_len,
+            slots,
+        }
     }
 
     /// The page with `nonce` and `email` (already escaped) in their slots.
     fn fill(&self, nonce: &str, email: &str) -> Vec<u8> {
-        let slots = self
-            .pieces
-            .iter()
-            .filter(|(_, slot)| slot.is_some())
-            .count();
-        let mut page = Vec::with_capacity(self.text_len + slots * nonce.len().max(email.len()));
+        let mut page =
+            Vec::with_capacity(self.text_len + self.slots * nonce.len().max(email.len()));
         for (text, slot) in &self.pieces {
             page.extend_from_slice(text.as_bytes());
             match slot {
