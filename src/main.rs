@@ -32,6 +32,10 @@ fn release_freed_memory_promptly() {
 #[tokio::main]
 async fn main() -> ExitCode {
     release_freed_memory_promptly();
+    if let Err(err) = server::memory::keep_heap_in_small_pages() {
+        // Only memory is at stake: serve anyway, and say so.
+        eprintln!("warning: transparent huge pages stay on for this process: {err}");
+    }
     let cli = Cli::parse();
     // One clear line, no backtrace: a misconfigured deployment should read like a
     // checklist item, not a crash.

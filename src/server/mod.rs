@@ -3,6 +3,7 @@
 pub mod dev_mail;
 pub mod dev_stripe;
 pub mod health;
+pub mod memory;
 pub mod origin;
 pub mod page_cache;
 pub mod scrape;
