@@ -16,22 +16,9 @@ use migration::{Migrator, MigratorTrait};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `mi_option_purge_delay` in mimalloc.h (the same in its v2 and v3); the Rust
-/// bindings name the options around it but not this one.
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Has mimalloc give freed memory back to the OS at once. By default it purges
-/// later, on further activity of the thread that freed it: a password hash
-/// (argon2id, then 19 MiB) on a blocking thread that then idled kept its memory, and
-/// page load on top of that doubled the server's peak RSS (issue 7: ~60 → ~125 MB).
-fn release_freed_memory_promptly() {
-    // SAFETY: sets a plain integer option; mimalloc reads options atomically.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    release_freed_memory_promptly();
+    server::memory::release_freed_memory_promptly();
     if let Err(err) = server::memory::keep_heap_in_small_pages() {
         // Only memory is at stake: serve anyway, and say so.
         eprintln!("warning: transparent huge pages stay on for this process: {err}");

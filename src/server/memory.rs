@@ -1,16 +1,30 @@
-//! How the server's heap sits in memory.
+//! How the server's heap sits in memory: the allocator's and the kernel's
+//! settings `main` applies before anything else runs.
+
+/// `mi_option_purge_delay` in mimalloc.h (the same in its v2 and v3); the Rust
+/// bindings name the options around it but not this one.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Has mimalloc give freed memory back to the OS at once. By default it purges
+/// later, on further activity of the thread that freed it: a password hash
+/// (argon2id, then 19 MiB) on a blocking thread that then idled kept its memory, and
+/// page load on top of that doubled the server's peak RSS (issue 7: ~60 → ~125 MB).
+pub fn release_freed_memory_promptly() {
+    // SAFETY: sets a plain integer option; mimalloc reads options atomically.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
 
 /// Keeps the process out of transparent huge pages.
 ///
 /// mimalloc asks the kernel for huge pages on its arena (`MADV_HUGEPAGE`, its
 /// `allow_thp` default), and a 2 MiB huge page is resident as a whole however
-/// little of it is in use: after start-up and 64 sign-ups, 14 of the server's
-/// 30 MB of heap was such padding (`AnonHugePages` in `/proc/PID/smaps`; the
-/// same run with `MIMALLOC_ALLOW_THP=0` peaked at 56.7 MB instead of 71.5 MB,
-/// issue 23). mimalloc reads that switch from the environment before `main`
-/// runs, so the server sets the kernel's per-process flag itself, which also
-/// covers the arena mimalloc has already marked. A heap this size gains little
-/// from huge pages' fewer TLB misses (the page loads measured the same).
+/// little of it is in use: after start-up and 64 sign-ups the heap was 29 MB
+/// with huge pages and 15 MB without (`RssAnon`; `AnonHugePages` in
+/// `/proc/PID/smaps`), and the peak RSS 69.8 MB against 55.4 MB (issue 23,
+/// docs/performance.md). mimalloc reads its own switch (`MIMALLOC_ALLOW_THP`)
+/// from the environment before `main` runs, so the server sets the kernel's
+/// per-process flag itself, which also covers the arena mimalloc has already
+/// marked. What huge pages would save in TLB misses was not measured apart.
 pub fn keep_heap_in_small_pages() -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
     {
