@@ -13,22 +13,26 @@ pub mod verification;
 use sea_orm::{DatabaseConnection, EntityTrait};
 use tower_sessions::Session;
 
-use crate::db::entities::users;
+use crate::db::entities::{memberships::Role, users};
 
 /// Session key holding the signed-in user's id; nothing else about the user is
 /// kept in the session, so a changed email or a deleted account takes effect at once.
 pub const USER_ID_KEY: &str = "user_id";
 
 /// Session key holding the account the user chose to act in (the header's
-/// switcher). Only a choice: `teams::members::current` checks the membership
-/// on every request, and falls back to the personal account.
+/// switcher). Only a choice: `teams::members::acting_with_choices` checks it
+/// against the memberships read with the session on every request, and falls
+/// back to the personal account.
 pub const ACCOUNT_ID_KEY: &str = "account_id";
 
-/// A signed-in session: its user, and the account chosen in it (if any).
+/// A signed-in session: its user, the account chosen in it (if any), and every
+/// account the user belongs to with their role there, personal first (the
+/// header's switcher; `teams::members::acting_with_choices` picks the one acted in).
 #[derive(Clone, Debug)]
 pub struct SignedIn {
     pub user: users::Model,
     pub chosen_account: Option<i64>,
+    pub accounts: Vec<(crate::db::entities::accounts::Model, Role)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,23 +50,25 @@ pub async fn signed_in(
     db: &DatabaseConnection,
 ) -> Result<Option<SignedIn>, SessionError> {
     match session.id() {
-        // Every signed-in page asks: the stored session and its user in one query
-        // rather than two (on SQLite each query is a round trip to a database
-        // thread, the largest cost of a signed-in page). An unchanged session is
-        // exactly what is stored, so the answer is the same.
+        // Every signed-in page asks: the stored session, its user and their
+        // accounts in one query rather than three (on SQLite each query is a round
+        // trip to a database thread, the largest cost of a signed-in page). An
+        // unchanged session is exactly what is stored, so the answer is the same.
         Some(id) if !session.is_modified() => Ok(session_store::user_of(db, &id).await?),
         _ => {
             let Some(id) = session.get::<i64>(USER_ID_KEY).await? else {
                 return Ok(None);
             };
             let chosen_account = session.get::<i64>(ACCOUNT_ID_KEY).await?;
-            Ok(users::Entity::find_by_id(id)
-                .one(db)
-                .await?
-                .map(|user| SignedIn {
-                    user,
-                    chosen_account,
-                }))
+            let Some(user) = users::Entity::find_by_id(id).one(db).await? else {
+                return Ok(None);
+            };
+            let accounts = crate::teams::members::accounts_of(db, user.id).await?;
+            Ok(Some(SignedIn {
+                user,
+                chosen_account,
+                accounts,
+            }))
         }
     }
 }

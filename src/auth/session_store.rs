@@ -15,44 +15,88 @@ use tower_sessions::{
     SessionStore,
 };
 
-use crate::db::entities::{sessions, users};
+use crate::db::entities::{accounts, sessions, users};
 
-/// The user of an unexpired stored session and the account they chose to act
-/// in, read with the session in one query: the ids under `USER_ID_KEY` and
-/// `ACCOUNT_ID_KEY` in the session's JSON, as `start_session` and the account
-/// switcher store them.
+/// The user of an unexpired stored session, the account they chose to act in
+/// and every account they belong to with their role there, read with the
+/// session in one query: the ids under `USER_ID_KEY` and `ACCOUNT_ID_KEY` in the
+/// session's JSON, as `start_session` and the account switcher store them. One
+/// row per membership (a user without any still gets theirs, its account NULL).
 pub async fn user_of(db: &DatabaseConnection, id: &Id) -> Result<Option<super::SignedIn>, DbErr> {
     use sea_orm::{ConnectionTrait, FromQueryResult};
-    let (key, account) = (super::USER_ID_KEY, super::ACCOUNT_ID_KEY);
     let backend = db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => format!(
-            "SELECT u.*, (s.data::jsonb ->> '{account}')::bigint AS chosen_account \
-             FROM sessions s JOIN users u \
-             ON u.id = (s.data::jsonb ->> '{key}')::bigint \
-             WHERE s.id = $1 AND s.expiry_date > $2"
-        ),
-        _ => format!(
-            "SELECT u.*, json_extract(s.data, '$.{account}') AS chosen_account \
-             FROM sessions s JOIN users u \
-             ON u.id = json_extract(s.data, '$.{key}') \
-             WHERE s.id = ? AND s.expiry_date > ?"
-        ),
-    };
-    let Some(row) = db
-        .query_one_raw(Statement::from_sql_and_values(
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
             backend,
-            sql,
+            user_of_sql(backend),
             [id.to_string().into(), Utc::now().into()],
         ))
-        .await?
-    else {
+        .await?;
+    let Some(first) = rows.first() else {
         return Ok(None);
     };
+    let user = users::Model::from_query_result(first, "")?;
+    let chosen_account = first.try_get("", "chosen_account")?;
+    let mut accounts = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<Option<i64>>(ACCOUNT_PREFIX, "id")?.is_some() {
+            accounts.push((
+                accounts::Model::from_query_result(row, ACCOUNT_PREFIX)?,
+                row.try_get("", "member_role")?,
+            ));
+        }
+    }
+    crate::teams::members::in_switcher_order(&mut accounts);
     Ok(Some(super::SignedIn {
-        user: users::Model::from_query_result(&row, "")?,
-        chosen_account: row.try_get("", "chosen_account")?,
+        user,
+        chosen_account,
+        accounts,
     }))
+}
+
+/// How [`user_of`] names the account's columns (`a_id`, `a_name`, …) beside the user's.
+const ACCOUNT_PREFIX: &str = "a_";
+
+/// [`user_of`]'s statement, built once per backend from the entity's columns.
+fn user_of_sql(backend: DbBackend) -> &'static str {
+    use sea_orm::{IdenStatic, Iterable};
+    static SQLITE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static POSTGRES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let build = || {
+        let (key, account) = (super::USER_ID_KEY, super::ACCOUNT_ID_KEY);
+        let (user_id, chosen) = match backend {
+            DbBackend::Postgres => (
+                format!("(s.data::jsonb ->> '{key}')::bigint"),
+                format!("(s.data::jsonb ->> '{account}')::bigint"),
+            ),
+            _ => (
+                format!("json_extract(s.data, '$.{key}')"),
+                format!("json_extract(s.data, '$.{account}')"),
+            ),
+        };
+        let account_columns: Vec<String> = accounts::Column::iter()
+            .map(|column| {
+                let name = column.as_str();
+                format!(r#"a."{name}" AS "{ACCOUNT_PREFIX}{name}""#)
+            })
+            .collect();
+        let (first, second) = match backend {
+            DbBackend::Postgres => ("$1", "$2"),
+            _ => ("?", "?"),
+        };
+        format!(
+            "SELECT u.*, {chosen} AS chosen_account, m.role AS member_role, {} \
+             FROM sessions s JOIN users u ON u.id = {user_id} \
+             LEFT JOIN memberships m ON m.user_id = u.id \
+             LEFT JOIN accounts a ON a.id = m.account_id \
+             WHERE s.id = {first} AND s.expiry_date > {second}",
+            account_columns.join(", ")
+        )
+    };
+    match backend {
+        DbBackend::Postgres => POSTGRES.get_or_init(build),
+        _ => SQLITE.get_or_init(build),
+    }
 }
 
 /// Ends every stored session of `user_id` except `keep` (the session making the

@@ -102,6 +102,17 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
                 .foreign_keys(true)
         });
 
+    // sqlx pings every connection it hands out by default: one more round trip per
+    // query (on SQLite a hand-off to the connection's thread and back, the largest
+    // cost of a signed-in page). A SQLite connection is in-process and nothing can
+    // drop it, so it is never pinged; a PostgreSQL one is pinged only after a
+    // minute idle, when a server restart or a proxy may have dropped it, and a
+    // hot one goes straight to its query.
+    if backend == "sqlite" {
+        options.test_before_acquire(false);
+    } else {
+        options.test_before_acquire_if_idle_for(Duration::from_secs(60));
+    }
     Database::connect(options)
         .await
         .map_err(|source| DbError::Connect { backend, source })

@@ -92,7 +92,7 @@ pub struct RequestUser(std::sync::Arc<RequestLookups>);
 #[derive(Default)]
 pub struct RequestLookups {
     signed_in: tokio::sync::OnceCell<Option<auth::SignedIn>>,
-    /// The member and the header's account switcher, read together.
+    /// The member and the header's account switcher, picked from `signed_in`.
     member: tokio::sync::OnceCell<Option<(Member, Vec<AccountChoice>)>>,
 }
 
@@ -164,24 +164,18 @@ pub async fn current_member() -> Result<Option<Member>, FnError> {
     Ok(member_and_choices().await?.map(|(member, _)| member))
 }
 
-/// The member and the accounts they can switch between, in one query (a page
-/// shows both), at most once per request.
+/// The member and the accounts they can switch between, from the accounts read
+/// with the session (a page shows both), picked at most once per request.
 async fn member_and_choices() -> Result<Option<(Member, Vec<AccountChoice>)>, FnError> {
-    let lookup = || async {
-        let Some(signed_in) = signed_in().await? else {
-            return Ok(None);
-        };
-        crate::teams::members::current_with_choices(
-            state().db(),
-            &signed_in.user,
-            signed_in.chosen_account,
-        )
-        .await
-        .map_err(|err| FnError::internal("account lookup", err))
+    let pick = || async {
+        Ok(signed_in()
+            .await?
+            .as_ref()
+            .and_then(crate::teams::members::acting_with_choices))
     };
     match use_context::<RequestUser>() {
-        Some(cached) => cached.0.member.get_or_try_init(lookup).await.cloned(),
-        None => lookup().await,
+        Some(cached) => cached.0.member.get_or_try_init(pick).await.cloned(),
+        None => pick().await,
     }
 }
 

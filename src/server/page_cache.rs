@@ -235,14 +235,7 @@ impl PageCache {
             .await
             .inspect_err(|err| tracing::warn!(error = %err, "session lookup for the page cache"))
             .ok()??;
-        let (member, accounts) = crate::teams::members::current_with_choices(
-            self.state.db(),
-            &signed_in.user,
-            signed_in.chosen_account,
-        )
-        .await
-        .inspect_err(|err| tracing::warn!(error = %err, "account lookup for the page cache"))
-        .ok()??;
+        let (member, accounts) = crate::teams::members::acting_with_choices(&signed_in)?;
         let view = self
             .state
             .pricing_view(Some(member.account.id))

@@ -121,37 +121,36 @@ pub async fn accounts_of<C: ConnectionTrait>(
         .into_iter()
         .filter_map(|(m, a)| a.map(|a| (a, m.role)))
         .collect();
-    out.sort_by(|(a, _), (b, _)| {
-        (a.kind != AccountKind::Personal, a.name.to_lowercase())
-            .cmp(&(b.kind != AccountKind::Personal, b.name.to_lowercase()))
-    });
+    in_switcher_order(&mut out);
     Ok(out)
 }
 
-/// [`current`] and the header's account switcher in one query, for the pages that show both
-/// (every signed-in page: its body acts in the account, its header switches):
-/// the user's memberships, the one acted in picked by [`rules::acting_in`].
-pub async fn current_with_choices<C: ConnectionTrait>(
-    conn: &C,
-    user: &users::Model,
-    chosen: Option<i64>,
-) -> Result<Option<(Member, Vec<crate::views::AccountChoice>)>, DbErr> {
-    let accounts = accounts_of(conn, user.id).await?;
-    let Some((account, role)) = rules::acting_in(&accounts, user.id, chosen, |(a, _)| {
-        (a.id, a.personal_user_id)
-    })
-    .cloned() else {
-        return Ok(None);
-    };
-    let choices = choice_list(&accounts, account.id);
-    Ok(Some((
+/// Personal first, then organizations by name, ignoring case.
+pub fn in_switcher_order(accounts: &mut [(accounts::Model, Role)]) {
+    accounts.sort_by_cached_key(|(a, _)| (a.kind != AccountKind::Personal, a.name.to_lowercase()));
+}
+
+/// The member a signed-in session acts as (picked by [`rules::acting_in`] from
+/// the accounts read with the session) and the header's account switcher:
+/// every signed-in page shows both, and neither costs a query of its own.
+pub fn acting_with_choices(
+    signed_in: &crate::auth::SignedIn,
+) -> Option<(Member, Vec<crate::views::AccountChoice>)> {
+    let user = &signed_in.user;
+    let (account, role) = rules::acting_in(
+        &signed_in.accounts,
+        user.id,
+        signed_in.chosen_account,
+        |(a, _)| (a.id, a.personal_user_id),
+    )?;
+    Some((
         Member {
             user: user.clone(),
-            account,
-            role,
+            account: account.clone(),
+            role: *role,
         },
-        choices,
-    )))
+        choice_list(&signed_in.accounts, account.id),
+    ))
 }
 
 /// The header's switcher: every account of the user, the current one marked.

@@ -411,3 +411,29 @@ async fn per_user_billing_moves_onto_personal_accounts() {
     })
     .await;
 }
+
+/// `db::connect` hands out pooled connections without pinging each first (sqlx's
+/// default): a ping is one more round trip per query, on SQLite a hand-off to the
+/// connection's thread and back. Queries still work on both backends.
+#[tokio::test]
+async fn pooled_connections_go_to_their_query_without_a_ping() {
+    use sea_orm::{ConnectionTrait, DbBackend};
+    on_each_backend(|db| async move {
+        let pinged = match db.get_database_backend() {
+            DbBackend::Postgres => db
+                .get_postgres_connection_pool()
+                .options()
+                .get_test_before_acquire(),
+            _ => db
+                .get_sqlite_connection_pool()
+                .options()
+                .get_test_before_acquire(),
+        };
+        assert!(!pinged, "a ping before every query");
+        for _ in 0..3 {
+            billing_starter::db::ping(&db).await.expect("a query");
+        }
+        db.close().await.unwrap();
+    })
+    .await;
+}

@@ -79,36 +79,126 @@ async fn sessions_round_trip_expire_and_are_deleted() {
     .await;
 }
 
-/// The one-query lookup of signed-in pages finds the user of a live session only.
+/// The one-query lookup of signed-in pages finds the user of a live session only,
+/// with every account they belong to and their role there (and no one else's).
 #[tokio::test]
-async fn a_live_session_finds_its_user_in_one_query() {
-    use billing_starter::auth::{accounts, session_store::user_of, USER_ID_KEY};
+async fn a_live_session_finds_its_user_and_their_accounts_in_one_query() {
+    use billing_starter::{
+        auth::{accounts, session_store::user_of, ACCOUNT_ID_KEY, USER_ID_KEY},
+        db::entities::{
+            accounts::{self as billing_accounts, AccountKind},
+            memberships::{self, Role},
+        },
+        teams::members::acting_with_choices,
+    };
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
     on_each_backend(|db| async move {
         billing_starter::db::migrate(&db).await.unwrap();
         let store = SeaOrmSessionStore::new(db.clone());
-        let user = accounts::sign_up(
-            &db,
-            &Default::default(),
-            &crate::common::mailer(),
-            "one-query@example.com",
-            "correct horse battery",
-        )
-        .await
-        .unwrap();
-        let signed_in = |minutes| {
+        let sign_up = |email: &'static str| {
+            let db = db.clone();
+            async move {
+                accounts::sign_up(
+                    &db,
+                    &Default::default(),
+                    &crate::common::mailer(),
+                    email,
+                    "correct horse battery",
+                )
+                .await
+                .unwrap()
+            }
+        };
+        let user = sign_up("one-query@example.com").await;
+        let other = sign_up("someone-else@example.com").await;
+        let now = chrono::Utc::now();
+        let organization = |name: &str| billing_accounts::ActiveModel {
+            kind: Set(AccountKind::Organization),
+            name: Set(name.to_owned()),
+            slug: Set(Some(name.to_lowercase())),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        let join = |account_id: i64, user_id: i64, role: Role| memberships::ActiveModel {
+            account_id: Set(account_id),
+            user_id: Set(user_id),
+            role: Set(role),
+            created_at: Set(now),
+            ..Default::default()
+        };
+        let zeta = organization("Zeta").insert(&db).await.unwrap();
+        let alpha = organization("alpha").insert(&db).await.unwrap();
+        let theirs = organization("Theirs").insert(&db).await.unwrap();
+        join(zeta.id, user.id, Role::Admin)
+            .insert(&db)
+            .await
+            .unwrap();
+        join(alpha.id, user.id, Role::Member)
+            .insert(&db)
+            .await
+            .unwrap();
+        join(alpha.id, other.id, Role::Owner)
+            .insert(&db)
+            .await
+            .unwrap();
+        join(theirs.id, other.id, Role::Owner)
+            .insert(&db)
+            .await
+            .unwrap();
+
+        let signed_in = |minutes, chosen: Option<i64>| {
             let mut record = record(minutes);
             record.data = HashMap::from([(USER_ID_KEY.to_owned(), serde_json::json!(user.id))]);
+            if let Some(chosen) = chosen {
+                record
+                    .data
+                    .insert(ACCOUNT_ID_KEY.to_owned(), serde_json::json!(chosen));
+            }
             record
         };
 
-        let mut live = signed_in(30);
+        let mut live = signed_in(30, Some(alpha.id));
         store.create(&mut live).await.unwrap();
+        let found = user_of(&db, &live.id).await.unwrap().expect("signed in");
+        assert_eq!(found.user, user);
+        assert_eq!(found.chosen_account, Some(alpha.id));
+        let accounts: Vec<(String, Role)> = found
+            .accounts
+            .iter()
+            .map(|(account, role)| (account.name.clone(), *role))
+            .collect();
         assert_eq!(
-            user_of(&db, &live.id).await.unwrap().map(|s| s.user),
-            Some(user.clone())
+            accounts,
+            [
+                ("one-query@example.com".to_owned(), Role::Owner),
+                ("alpha".to_owned(), Role::Member),
+                ("Zeta".to_owned(), Role::Admin),
+            ],
+            "personal first, then organizations by name; nobody else's"
+        );
+        let (member, choices) = acting_with_choices(&found).expect("a member");
+        assert_eq!((member.account.id, member.role), (alpha.id, Role::Member));
+        assert_eq!(
+            choices
+                .iter()
+                .filter(|c| c.current)
+                .map(|c| c.id)
+                .collect::<Vec<_>>(),
+            [alpha.id]
         );
 
-        let mut expired = signed_in(-1);
+        // A choice the user is no member of falls back to their personal account.
+        let mut elsewhere = signed_in(30, Some(theirs.id));
+        store.create(&mut elsewhere).await.unwrap();
+        let found = user_of(&db, &elsewhere.id)
+            .await
+            .unwrap()
+            .expect("signed in");
+        let (member, _) = acting_with_choices(&found).expect("a member");
+        assert_eq!(member.account.personal_user_id, Some(user.id));
+
+        let mut expired = signed_in(-1, None);
         store.create(&mut expired).await.unwrap();
         assert!(user_of(&db, &expired.id).await.unwrap().is_none());
 
