@@ -417,7 +417,7 @@ async fn per_user_billing_moves_onto_personal_accounts() {
 /// connection's thread and back. Queries still work on both backends.
 #[tokio::test]
 async fn pooled_connections_go_to_their_query_without_a_ping() {
-    use sea_orm::{ConnectionTrait, DbBackend};
+    use sea_orm::DbBackend;
     on_each_backend(|db| async move {
         let pinged = match db.get_database_backend() {
             DbBackend::Postgres => db
