@@ -25,12 +25,17 @@ pub struct SubscriptionFacts {
     pub trial_end: Option<DateTime<Utc>>,
 }
 
-/// A one-time purchase row as the policy needs it.
+/// A one-time purchase row as the policy needs it, and as the billing page lists
+/// it (amount and date): one read serves both.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PurchaseFacts {
     pub plan_id: Option<String>,
     pub quantity: i32,
     pub status: PurchaseStatus,
+    /// In the currency's minor unit, as Stripe charged it.
+    pub amount_total: i64,
+    pub currency: String,
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -380,6 +385,9 @@ mod tests {
             plan_id: Some("standard_pack".into()),
             quantity,
             status,
+            amount_total: 2900,
+            currency: "usd".into(),
+            created_at: Utc::now(),
         };
         let snapshot = BillingSnapshot {
             subscriptions: vec![],

@@ -232,6 +232,9 @@ mod tests {
                 plan_id: Some("standard_pack".into()),
                 quantity: 1,
                 status: crate::db::entities::one_time_purchases::PurchaseStatus::Paid,
+                amount_total: 2900,
+                currency: "usd".into(),
+                created_at: chrono::Utc::now(),
             }],
         });
         assert_eq!(

@@ -17,7 +17,8 @@ pub fn interval_from_stripe(word: Option<&str>) -> Option<Interval> {
 
 /// An account's subscriptions and purchases in one query (`UNION ALL`): every signed-in
 /// page reads them, and on SQLite each query is a round trip to a database thread
-/// (the largest cost of a signed-in page; see README, Performance).
+/// (the largest cost of a signed-in page; see README, Performance). Purchases come
+/// newest first, with what the billing page lists of them.
 pub async fn load<C: ConnectionTrait>(conn: &C, account_id: i64) -> Result<BillingSnapshot, DbErr> {
     let backend = conn.get_database_backend();
     let (first, second) = match backend {
@@ -28,10 +29,12 @@ pub async fn load<C: ConnectionTrait>(conn: &C, account_id: i64) -> Result<Billi
     let sql = format!(
         r#"SELECT 's' AS "kind", "stripe_subscription_id", "status", "plan_id", "interval",
                   "quantity", "current_period_start", "current_period_end",
-                  "cancel_at_period_end", "cancel_at", "trial_end"
+                  "cancel_at_period_end", "cancel_at", "trial_end",
+                  NULL AS "amount_total", NULL AS "currency", NULL AS "created_at"
            FROM "subscriptions" WHERE "account_id" = {first}
            UNION ALL
-           SELECT 'p', NULL, "status", "plan_id", NULL, "quantity", NULL, NULL, NULL, NULL, NULL
+           SELECT 'p', NULL, "status", "plan_id", NULL, "quantity", NULL, NULL, NULL, NULL, NULL,
+                  "amount_total", "currency", "created_at"
            FROM "one_time_purchases" WHERE "account_id" = {second}"#
     );
     let rows = conn
@@ -67,8 +70,14 @@ pub async fn load<C: ConnectionTrait>(conn: &C, account_id: i64) -> Result<Billi
                 plan_id,
                 quantity: row.try_get("", "quantity")?,
                 status: PurchaseStatus::try_from_value(&status)?,
+                amount_total: row.try_get("", "amount_total")?,
+                currency: row.try_get("", "currency")?,
+                created_at: row.try_get("", "created_at")?,
             });
         }
     }
+    snapshot
+        .purchases
+        .sort_by(|a, b| b.created_at.cmp(&a.created_at));
     Ok(snapshot)
 }

@@ -15,7 +15,7 @@ use crate::{
         service::{self, CheckoutOutcome, ServiceError},
     },
     catalog::{display, money, BillingType, FeatureKind, Interval, Limit},
-    db::entities::{invoices, one_time_purchases},
+    db::entities::invoices,
     entitlements::{self, ledger, UsageError},
     teams::{Action, Member},
 };
@@ -287,12 +287,10 @@ pub async fn billing_page(
         None => {}
     }
 
-    view.purchases = one_time_purchases::Entity::find()
-        .filter(one_time_purchases::Column::AccountId.eq(account.id))
-        .order_by_desc(one_time_purchases::Column::CreatedAt)
-        .all(&billing.db)
-        .await?
-        .into_iter()
+    // Read with the plan above (`snapshot::load`), newest first.
+    view.purchases = snapshot
+        .purchases
+        .iter()
         .map(|row| PurchaseView {
             name: row
                 .plan_id

@@ -220,6 +220,9 @@ async fn entities_round_trip_and_uniqueness_holds() {
                 plan_id: Some("standard_pack".into()),
                 quantity: 1,
                 status: billing_starter::db::entities::one_time_purchases::PurchaseStatus::Paid,
+                amount_total: 2900,
+                currency: "usd".into(),
+                created_at: at(12),
             }]
         );
         let carol = users::Entity::find()
@@ -239,11 +242,33 @@ async fn entities_round_trip_and_uniqueness_holds() {
             .unwrap();
         assert!(empty.subscriptions.is_empty() && empty.purchases.is_empty());
 
-        let mut duplicate = purchase;
+        let mut duplicate = purchase.clone();
         duplicate.stripe_checkout_session_id = Set(Some("cs_2".into()));
         assert!(
             duplicate.insert(&db).await.is_err(),
             "a payment intent grants once"
+        );
+        // Purchases come newest first, as the billing page lists them.
+        let mut newer = purchase;
+        newer.stripe_checkout_session_id = Set(Some("cs_3".into()));
+        newer.stripe_payment_intent_id = Set(Some("pi_3".into()));
+        newer.amount_total = Set(4900);
+        newer.currency = Set("eur".into());
+        newer.created_at = Set(at(13));
+        newer.insert(&db).await.unwrap();
+        let listed: Vec<_> = billing_starter::billing::snapshot::load(&db, account)
+            .await
+            .unwrap()
+            .purchases
+            .into_iter()
+            .map(|p| (p.amount_total, p.currency, p.created_at))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (4900, "eur".to_owned(), at(13)),
+                (2900, "usd".to_owned(), at(12))
+            ]
         );
 
         let event = webhook_events::ActiveModel {
