@@ -94,9 +94,10 @@ rss() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 WHOLE_PEAK=0
 fold_peak() { WHOLE_PEAK=$(python3 -c "print(max($WHOLE_PEAK, $1))"); }
 # Restarts the peak (VmHWM) at the current RSS, so a figure is the peak under the
-# load that follows; the peak so far goes into the whole run's first.
+# load that follows; a server's peak so far goes into the whole run's first (the
+# bare page's and the Next.js peer's are theirs, not the server's).
 rss_reset() {
-  fold_peak "$(rss "$1")"
+  if [[ "$1" == "$APP_PID" || "$1" == "${PG_PID:-}" ]]; then fold_peak "$(rss "$1")"; fi
   echo 5 >"/proc/$1/clear_refs" 2>/dev/null || echo "(cannot reset VmHWM; peaks include set-up)" >&2
 }
 # Ingest restarts the peak itself after its sign-ups and reports the one before.
