@@ -78,6 +78,6 @@ pub async fn load<C: ConnectionTrait>(conn: &C, account_id: i64) -> Result<Billi
     }
     snapshot
         .purchases
-        .sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        .sort_by_key(|purchase| std::cmp::Reverse(purchase.created_at));
     Ok(snapshot)
 }
