@@ -185,9 +185,12 @@ pub fn router(state: AppState) -> Router {
             provide_context(crate::request::RequestUser::default());
         }
     };
+    // Behind an `Arc`: axum clones a route's handler, this closure included, for
+    // every request it routes (a kept page too, which never renders), and Leptos'
+    // options are a dozen strings; a render still takes its own copy.
     let pages_shell = {
-        let options = state.leptos_options.clone();
-        move || shell(options.clone())
+        let options = Arc::new(state.leptos_options.clone());
+        move || shell(leptos::config::LeptosOptions::clone(&options))
     };
 
     let body_limit = state.config().request_body_limit;
