@@ -130,22 +130,14 @@ async fn a_live_session_finds_its_user_and_their_accounts_in_one_query() {
         let zeta = organization("Zeta").insert(&db).await.unwrap();
         let alpha = organization("alpha").insert(&db).await.unwrap();
         let theirs = organization("Theirs").insert(&db).await.unwrap();
-        join(zeta.id, user.id, Role::Admin)
-            .insert(&db)
-            .await
-            .unwrap();
-        join(alpha.id, user.id, Role::Member)
-            .insert(&db)
-            .await
-            .unwrap();
-        join(alpha.id, other.id, Role::Owner)
-            .insert(&db)
-            .await
-            .unwrap();
-        join(theirs.id, other.id, Role::Owner)
-            .insert(&db)
-            .await
-            .unwrap();
+        for (account, member, role) in [
+            (zeta.id, user.id, Role::Admin),
+            (alpha.id, user.id, Role::Member),
+            (alpha.id, other.id, Role::Owner),
+            (theirs.id, other.id, Role::Owner),
+        ] {
+            join(account, member, role).insert(&db).await.unwrap();
+        }
 
         let signed_in = |minutes, chosen: Option<i64>| {
             let mut record = record(minutes);
