@@ -10,7 +10,7 @@ pub mod settings;
 pub mod tokens;
 pub mod verification;
 
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::EntityTrait;
 use tower_sessions::Session;
 
 use crate::db::entities::{memberships::Role, users};
@@ -47,19 +47,20 @@ pub enum SessionError {
 /// browser sends in a form or URL).
 pub async fn signed_in(
     session: &Session,
-    db: &DatabaseConnection,
+    reads: &crate::db::reads::Reads,
 ) -> Result<Option<SignedIn>, SessionError> {
     match session.id() {
         // Every signed-in page asks: the stored session, its user and their
         // accounts in one query rather than three (on SQLite each query is a round
         // trip to a database thread, the largest cost of a signed-in page). An
         // unchanged session is exactly what is stored, so the answer is the same.
-        Some(id) if !session.is_modified() => Ok(session_store::user_of(db, &id).await?),
+        Some(id) if !session.is_modified() => Ok(session_store::user_of(reads, &id).await?),
         _ => {
             let Some(id) = session.get::<i64>(USER_ID_KEY).await? else {
                 return Ok(None);
             };
             let chosen_account = session.get::<i64>(ACCOUNT_ID_KEY).await?;
+            let db = reads.db();
             let Some(user) = users::Entity::find_by_id(id).one(db).await? else {
                 return Ok(None);
             };

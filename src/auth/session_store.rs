@@ -15,34 +15,47 @@ use tower_sessions::{
     SessionStore,
 };
 
-use crate::db::entities::{accounts, sessions, users};
+use crate::db::{
+    entities::{accounts, sessions, users},
+    reads::{Kind, Reads, Shape},
+};
 
 /// The user of an unexpired stored session, the account they chose to act in
 /// and every account they belong to with their role there, read with the
 /// session in one query: the ids under `USER_ID_KEY` and `ACCOUNT_ID_KEY` in the
 /// session's JSON, as `start_session` and the account switcher store them. One
 /// row per membership (a user without any still gets theirs, its account NULL).
-pub async fn user_of(db: &DatabaseConnection, id: &Id) -> Result<Option<super::SignedIn>, DbErr> {
-    use sea_orm::{ConnectionTrait, FromQueryResult};
-    let backend = db.get_database_backend();
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            user_of_sql(backend),
-            [id.to_string().into(), Utc::now().into()],
-        ))
+pub async fn user_of(reads: &Reads, id: &Id) -> Result<Option<super::SignedIn>, DbErr> {
+    static SHAPE: std::sync::OnceLock<Shape> = std::sync::OnceLock::new();
+    let shape = SHAPE.get_or_init(|| {
+        Shape::default()
+            .entity::<users::Entity>("")
+            .entity::<accounts::Entity>(ACCOUNT_PREFIX)
+            .column("chosen_account", Kind::I64)
+            .column("member_role", Kind::Text)
+    });
+    let backend = reads.backend();
+    let rows = reads
+        .all(
+            Statement::from_sql_and_values(
+                backend,
+                user_of_sql(backend),
+                [id.to_string().into(), Utc::now().into()],
+            ),
+            shape,
+        )
         .await?;
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let user = users::Model::from_query_result(first, "")?;
-    let chosen_account = first.try_get("", "chosen_account")?;
+    let user = first.model::<users::Entity>("")?;
+    let chosen_account = first.get("", "chosen_account")?;
     let mut accounts = Vec::with_capacity(rows.len());
     for row in &rows {
-        if row.try_get::<Option<i64>>(ACCOUNT_PREFIX, "id")?.is_some() {
+        if row.get::<Option<i64>>(ACCOUNT_PREFIX, "id")?.is_some() {
             accounts.push((
-                accounts::Model::from_query_result(row, ACCOUNT_PREFIX)?,
-                row.try_get("", "member_role")?,
+                row.model::<accounts::Entity>(ACCOUNT_PREFIX)?,
+                row.get("", "member_role")?,
             ));
         }
     }

@@ -29,6 +29,8 @@ impl std::ops::Deref for Billing {
 /// What [`Billing`] shares; reached through `Deref` (`billing.db`, …).
 pub struct Parts {
     pub db: DatabaseConnection,
+    /// The per-request reads of `db` (on the request's thread for a SQLite file).
+    pub reads: crate::db::reads::Reads,
     pub config: Arc<Config>,
     pub catalog: Arc<Catalog>,
     pub stripe: StripeGateway,
@@ -54,6 +56,7 @@ impl Billing {
         let catalog = Arc::new(catalog::load::load(&config.catalog_path)?);
         let stripe = StripeGateway::from_config(&config)?;
         Ok(Billing(Arc::new(Parts {
+            reads: crate::db::reads::Reads::new(&db),
             db,
             catalog,
             stripe,

@@ -119,7 +119,7 @@ pub async fn access_with_snapshot(
     billing: &Billing,
     account_id: i64,
 ) -> Result<(Access, access::BillingSnapshot), ServiceError> {
-    let snapshot = snapshot::load(&billing.db, account_id).await?;
+    let snapshot = snapshot::read(&billing.reads, account_id).await?;
     let access = access::evaluate(&snapshot, &billing.catalog, Utc::now(), &billing.policy());
     Ok((access, snapshot))
 }

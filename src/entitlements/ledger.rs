@@ -816,7 +816,7 @@ pub async fn summary_with(
     now: DateTime<Utc>,
 ) -> Result<Summary, UsageError> {
     let counts = Counts::read(
-        &billing.db,
+        &billing.reads,
         account_id,
         period_of(access, now).start,
         now.timestamp(),
@@ -870,12 +870,21 @@ struct Counts {
 }
 
 impl Counts {
-    async fn read<C: ConnectionTrait>(
-        conn: &C,
+    async fn read(
+        reads: &crate::db::reads::Reads,
         account_id: i64,
         period_start: i64,
         now: i64,
     ) -> Result<Self, DbErr> {
+        use crate::db::reads::{Kind, Shape};
+        static SHAPE: std::sync::OnceLock<Shape> = std::sync::OnceLock::new();
+        let shape = SHAPE.get_or_init(|| {
+            Shape::default()
+                .column("kind", Kind::Text)
+                .column("feature", Kind::Text)
+                .column("period_start", Kind::I64)
+                .column("n", Kind::I64)
+        });
         // Literal kinds and NULL columns are typed by PostgreSQL from the first branch.
         let sql = "SELECT 'u' AS kind, feature, period_start, used AS n FROM usage_totals \
                 WHERE account_id = ? AND period_start IN (0, ?) \
@@ -897,8 +906,8 @@ impl Counts {
             account_id.into(),
             now.into(),
         ];
-        let rows = conn
-            .query_all_raw(statement(conn.get_database_backend(), sql, values))
+        let rows = reads
+            .all(statement(reads.backend(), sql, values), shape)
             .await?;
         let mut counts = Counts {
             used: Default::default(),
@@ -907,14 +916,11 @@ impl Counts {
             credits_held: 0,
         };
         for row in rows {
-            let n = row.try_get::<Option<i64>>("", "n")?.unwrap_or(0);
+            let n = row.get::<Option<i64>>("", "n")?.unwrap_or(0);
             let key = || -> Result<(String, i64), DbErr> {
-                Ok((
-                    row.try_get("", "feature")?,
-                    row.try_get("", "period_start")?,
-                ))
+                Ok((row.get("", "feature")?, row.get("", "period_start")?))
             };
-            match row.try_get::<String>("", "kind")?.as_str() {
+            match row.get::<String>("", "kind")?.as_str() {
                 "u" => *counts.used.entry(key()?).or_default() += n,
                 "h" => *counts.held.entry(key()?).or_default() += n,
                 "c" => counts.credits += n,

@@ -136,7 +136,7 @@ pub fn known_viewer() -> Option<KnownViewer> {
 async fn signed_in() -> Result<Option<auth::SignedIn>, FnError> {
     let lookup = || async {
         let session = session().await?;
-        auth::signed_in(&session, state().db())
+        auth::signed_in(&session, &state().billing.reads)
             .await
             .map_err(|err| FnError::internal("session lookup", err))
     };

@@ -231,7 +231,7 @@ impl PageCache {
     /// The signed-in visitor of this session and their pricing view; `None` when
     /// there is none (or it cannot be read), and the page renders as usual.
     async fn viewer(&self, session_id: &tower_sessions::session::Id) -> Option<KnownViewer> {
-        let signed_in = crate::auth::session_store::user_of(self.state.db(), session_id)
+        let signed_in = crate::auth::session_store::user_of(&self.state.billing.reads, session_id)
             .await
             .inspect_err(|err| tracing::warn!(error = %err, "session lookup for the page cache"))
             .ok()??;

@@ -317,12 +317,15 @@ pub async fn billing_page(
     if let Some(customer) = &customer {
         owned = owned.add(invoices::Column::StripeCustomerId.eq(customer.as_str()));
     }
-    view.invoices = invoices::Entity::find()
-        .filter(owned)
-        .filter(invoices::Column::Status.ne("draft"))
-        .order_by_desc(invoices::Column::StripeCreated)
-        .limit(24)
-        .all(&billing.db)
+    view.invoices = billing
+        .reads
+        .models(
+            invoices::Entity::find()
+                .filter(owned)
+                .filter(invoices::Column::Status.ne("draft"))
+                .order_by_desc(invoices::Column::StripeCreated)
+                .limit(24),
+        )
         .await?
         .into_iter()
         .map(|inv| InvoiceView {

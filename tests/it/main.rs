@@ -37,6 +37,8 @@ mod mail;
 #[cfg(feature = "ssr")]
 mod migrations;
 #[cfg(feature = "ssr")]
+mod reads;
+#[cfg(feature = "ssr")]
 mod scrape;
 #[cfg(feature = "ssr")]
 mod server;

@@ -110,6 +110,7 @@ async fn a_live_session_finds_its_user_and_their_accounts_in_one_query() {
             }
         };
         let user = sign_up("one-query@example.com").await;
+        let reads = billing_starter::db::reads::Reads::new(&db);
         let other = sign_up("someone-else@example.com").await;
         let now = chrono::Utc::now();
         let organization = |name: &str| billing_accounts::ActiveModel {
@@ -152,7 +153,7 @@ async fn a_live_session_finds_its_user_and_their_accounts_in_one_query() {
 
         let mut live = signed_in(30, Some(alpha.id));
         store.create(&mut live).await.unwrap();
-        let found = user_of(&db, &live.id).await.unwrap().expect("signed in");
+        let found = user_of(&reads, &live.id).await.unwrap().expect("signed in");
         assert_eq!(found.user, user);
         assert_eq!(found.chosen_account, Some(alpha.id));
         let accounts: Vec<(String, Role)> = found
@@ -183,7 +184,7 @@ async fn a_live_session_finds_its_user_and_their_accounts_in_one_query() {
         // A choice the user is no member of falls back to their personal account.
         let mut elsewhere = signed_in(30, Some(theirs.id));
         store.create(&mut elsewhere).await.unwrap();
-        let found = user_of(&db, &elsewhere.id)
+        let found = user_of(&reads, &elsewhere.id)
             .await
             .unwrap()
             .expect("signed in");
@@ -192,16 +193,16 @@ async fn a_live_session_finds_its_user_and_their_accounts_in_one_query() {
 
         let mut expired = signed_in(-1, None);
         store.create(&mut expired).await.unwrap();
-        assert!(user_of(&db, &expired.id).await.unwrap().is_none());
+        assert!(user_of(&reads, &expired.id).await.unwrap().is_none());
 
         let mut anonymous = record(30);
         anonymous.data.clear();
         store.create(&mut anonymous).await.unwrap();
-        assert!(user_of(&db, &anonymous.id).await.unwrap().is_none());
-        assert!(user_of(&db, &Id::default()).await.unwrap().is_none());
+        assert!(user_of(&reads, &anonymous.id).await.unwrap().is_none());
+        assert!(user_of(&reads, &Id::default()).await.unwrap().is_none());
 
         store.delete(&live.id).await.unwrap();
-        assert!(user_of(&db, &live.id).await.unwrap().is_none());
+        assert!(user_of(&reads, &live.id).await.unwrap().is_none());
         db.close().await.unwrap();
     })
     .await;
