@@ -122,25 +122,34 @@ pub async fn pricing(
     public: &std::sync::OnceLock<PricingView>,
     account_id: Option<i64>,
 ) -> Result<PricingView, ServiceError> {
-    if account_id.is_none() {
-        if let Some(view) = public.get() {
-            return Ok(view.clone());
-        }
-    }
-    let holdings = match account_id {
-        None => display::Holdings::default(),
-        Some(account_id) => {
-            let access = service::access_for(billing, account_id).await?;
-            display::Holdings {
-                signed_in: true,
-                subscription: access
-                    .subscription
-                    .as_ref()
-                    .and_then(|s| Some((s.plan_id.clone(), s.interval?))),
-                owned: access.owned.clone(),
-            }
-        }
+    // Prices and plans are the same for every visitor; only the calls to action
+    // are a signed-in visitor's own. So the signed-out grid is built once and a
+    // visitor's is that grid with their calls to action (formatting every price
+    // again was a few per cent of a signed-in page's time).
+    let grid = public.get_or_init(|| signed_out_grid(billing));
+    let Some(account_id) = account_id else {
+        return Ok(grid.clone());
     };
+    let access = service::access_for(billing, account_id).await?;
+    let holdings = display::Holdings {
+        signed_in: true,
+        subscription: access
+            .subscription
+            .as_ref()
+            .and_then(|s| Some((s.plan_id.clone(), s.interval?))),
+        owned: access.owned.clone(),
+    };
+    let mut view = grid.clone();
+    view.signed_in = true;
+    for (card, plan) in view.cards.iter_mut().zip(&billing.catalog.plans) {
+        card.monthly.cta = display::call_to_action(plan, Interval::Month, &holdings);
+        card.yearly.cta = display::call_to_action(plan, Interval::Year, &holdings);
+    }
+    Ok(view)
+}
+
+fn signed_out_grid(billing: &Billing) -> PricingView {
+    let holdings = display::Holdings::default();
     // The free plan shows $0 in the currency the paid plans are sold in.
     let currency = billing
         .catalog
@@ -162,8 +171,8 @@ pub async fn pricing(
             cta: display::call_to_action(plan, interval, &holdings),
         }
     };
-    let view = PricingView {
-        signed_in: account_id.is_some(),
+    PricingView {
+        signed_in: false,
         has_yearly: billing
             .catalog
             .prices()
@@ -183,11 +192,7 @@ pub async fn pricing(
                 yearly: offer(plan, Interval::Year),
             })
             .collect(),
-    };
-    if account_id.is_none() {
-        let _ = public.set(view.clone());
     }
-    Ok(view)
 }
 
 /// The toast for a return from Checkout.
