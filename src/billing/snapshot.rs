@@ -23,10 +23,8 @@ pub fn interval_from_stripe(word: Option<&str>) -> Option<Interval> {
     }
 }
 
-/// An account's subscriptions and purchases in one query (`UNION ALL`): every signed-in
-/// page reads them, and on SQLite each query is a round trip to a database thread
-/// (the largest cost of a signed-in page; see README, Performance). Purchases come
-/// newest first, with what the billing page lists of them. This is the read inside
+/// An account's subscriptions and purchases in one query (`UNION ALL`), purchases
+/// newest first with what the billing page lists of them. This is the read inside
 /// a transaction; a request's own read is [`read`].
 pub async fn load<C: ConnectionTrait>(conn: &C, account_id: i64) -> Result<BillingSnapshot, DbErr> {
     let rows = conn
@@ -35,8 +33,9 @@ pub async fn load<C: ConnectionTrait>(conn: &C, account_id: i64) -> Result<Billi
     decode(rows.into_iter().map(Row::from).collect())
 }
 
-/// [`load`] outside a transaction, on the request's thread where it can be
-/// (`db::reads`).
+/// [`load`] outside a transaction: every signed-in page reads these rows, so on
+/// SQLite they are read on the request's thread (`db::reads`; see README,
+/// Performance).
 pub async fn read(reads: &Reads, account_id: i64) -> Result<BillingSnapshot, DbErr> {
     static SHAPE: OnceLock<Shape> = OnceLock::new();
     let shape = SHAPE.get_or_init(|| {

@@ -2,7 +2,6 @@
 //! rows as sea-orm reads through sqlx, and really made without sqlx on SQLite.
 
 use billing_starter::{
-    auth::accounts,
     billing::snapshot,
     db::{
         entities::{
@@ -42,15 +41,7 @@ where
 async fn the_requests_reads_decode_every_column_as_sea_orm_does() {
     on_each_backend(|db| async move {
         billing_starter::db::migrate(&db).await.unwrap();
-        let user = accounts::sign_up(
-            &db,
-            &Default::default(),
-            &crate::common::mailer(),
-            "reads@example.com",
-            "correct horse battery",
-        )
-        .await
-        .unwrap();
+        let user = crate::common::sign_up(&db, "reads@example.com").await;
         let account = billing_accounts::Entity::find()
             .filter(billing_accounts::Column::PersonalUserId.eq(user.id))
             .one(&db)
@@ -200,15 +191,7 @@ async fn on_a_sqlite_file_the_requests_reads_need_no_sqlx_connection() {
         let reads = Reads::new(&db);
         let sqlite = db.get_database_backend() == sea_orm::DbBackend::Sqlite;
         assert_eq!(reads.local(), sqlite, "local reads on SQLite only");
-        let user = accounts::sign_up(
-            &db,
-            &Default::default(),
-            &crate::common::mailer(),
-            "no-sqlx@example.com",
-            "correct horse battery",
-        )
-        .await
-        .unwrap();
+        let user = crate::common::sign_up(&db, "no-sqlx@example.com").await;
         if sqlite {
             // With sqlx's pool closed, only a read of the file itself can answer.
             db.close_by_ref().await.unwrap();

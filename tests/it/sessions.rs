@@ -84,7 +84,7 @@ async fn sessions_round_trip_expire_and_are_deleted() {
 #[tokio::test]
 async fn a_live_session_finds_its_user_and_their_accounts_in_one_query() {
     use billing_starter::{
-        auth::{accounts, session_store::user_of, ACCOUNT_ID_KEY, USER_ID_KEY},
+        auth::{session_store::user_of, ACCOUNT_ID_KEY, USER_ID_KEY},
         db::entities::{
             accounts::{self as billing_accounts, AccountKind},
             memberships::{self, Role},
@@ -95,23 +95,9 @@ async fn a_live_session_finds_its_user_and_their_accounts_in_one_query() {
     on_each_backend(|db| async move {
         billing_starter::db::migrate(&db).await.unwrap();
         let store = SeaOrmSessionStore::new(db.clone());
-        let sign_up = |email: &'static str| {
-            let db = db.clone();
-            async move {
-                accounts::sign_up(
-                    &db,
-                    &Default::default(),
-                    &crate::common::mailer(),
-                    email,
-                    "correct horse battery",
-                )
-                .await
-                .unwrap()
-            }
-        };
-        let user = sign_up("one-query@example.com").await;
+        let user = crate::common::sign_up(&db, "one-query@example.com").await;
         let reads = billing_starter::db::reads::Reads::new(&db);
-        let other = sign_up("someone-else@example.com").await;
+        let other = crate::common::sign_up(&db, "someone-else@example.com").await;
         let now = chrono::Utc::now();
         let organization = |name: &str| billing_accounts::ActiveModel {
             kind: Set(AccountKind::Organization),

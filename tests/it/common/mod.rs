@@ -65,6 +65,23 @@ pub fn mailer() -> billing_starter::mail::Mailer {
     billing_starter::mail::Mailer::new(std::sync::Arc::new(config))
 }
 
+/// A new user signed up with `email` through the app's own sign-up (default
+/// limits, mail kept in the outbox), for tests that need one on a database.
+pub async fn sign_up(
+    db: &DatabaseConnection,
+    email: &str,
+) -> billing_starter::db::entities::users::Model {
+    billing_starter::auth::accounts::sign_up(
+        db,
+        &Default::default(),
+        &mailer(),
+        email,
+        "correct horse battery",
+    )
+    .await
+    .expect("sign up")
+}
+
 /// Set by `.ci/run` (and by developers who want both backends) to a PostgreSQL
 /// server where tests may create and drop databases.
 pub const POSTGRES_URL_VAR: &str = "TEST_POSTGRES_URL";
