@@ -123,8 +123,8 @@ run_checks() {
   step "Playwright end-to-end tests (headless Chromium)"
   (cd end2end && APP_BIN="$TARGET_DIR/debug/billing-starter" npx playwright test)
 
-  # The pricing page's browser payload in the release build (issue 7: 150 KB gzip).
-  step "bundle size (release hydrate build; budget ${BUNDLE_BUDGET_KB:-150} KB gzip)"
+  # The pricing page's browser payload in the release build (issue 23: 120 KB gzip).
+  step "bundle size (release hydrate build; budget ${BUNDLE_BUDGET_KB:-120} KB gzip)"
   ./bench/bundle-size.sh
 
   step "all checks passed"

@@ -44,6 +44,16 @@ impl Default for Submission {
 }
 
 impl Submission {
+    /// For the forms posting to `action`, showing the failure of an earlier
+    /// plain post there that the server sent back in the URL.
+    pub fn returned(action: &str) -> Self {
+        let submission = Self::new();
+        if let Some(message) = returned_failure(action) {
+            submission.outcome.set(Some(Outcome::Failed(message)));
+        }
+        submission
+    }
+
     pub fn new() -> Self {
         let submission = Self {
             pending: RwSignal::new(false),
@@ -129,27 +139,12 @@ pub fn PostForm(
         #[cfg(feature = "hydrate")]
         {
             use leptos::wasm_bindgen::JsCast;
-            let Some(form) = ev
+            if let Some(form) = ev
                 .target()
                 .and_then(|t| t.dyn_into::<leptos::web_sys::HtmlFormElement>().ok())
-            else {
-                return;
-            };
-            if !submission.begin(tag.clone()) {
-                return;
+            {
+                post(form, submission, tag.clone());
             }
-            leptos::task::spawn_local(async move {
-                match send(&form).await {
-                    // Stay pending while the browser leaves for the new page.
-                    Ok(Answer::Redirect(to)) => {
-                        if window().location().set_href(&to).is_err() {
-                            submission.finish(Outcome::Failed(UNREACHABLE.to_owned()));
-                        }
-                    }
-                    Ok(Answer::Done(body)) => submission.finish(Outcome::Done(body)),
-                    Err(message) => submission.finish(Outcome::Failed(message)),
-                }
-            });
         }
         #[cfg(not(feature = "hydrate"))]
         let _ = (&submission, &tag);
@@ -159,6 +154,32 @@ pub fn PostForm(
             {children()}
         </form>
     }
+}
+
+/// Sends `form`'s fields for `submission` and follows the answer, unless a post
+/// is already on its way (a double click sends once); whether it was sent.
+#[cfg(feature = "hydrate")]
+pub fn post(
+    form: leptos::web_sys::HtmlFormElement,
+    submission: Submission,
+    tag: Option<String>,
+) -> bool {
+    if !submission.begin(tag) {
+        return false;
+    }
+    leptos::task::spawn_local(async move {
+        match send(&form).await {
+            // Stay pending while the browser leaves for the new page.
+            Ok(Answer::Redirect(to)) => {
+                if window().location().set_href(&to).is_err() {
+                    submission.finish(Outcome::Failed(UNREACHABLE.to_owned()));
+                }
+            }
+            Ok(Answer::Done(body)) => submission.finish(Outcome::Done(body)),
+            Err(message) => submission.finish(Outcome::Failed(message)),
+        }
+    });
+    true
 }
 
 /// The failure of an earlier post to `action` that the server sent back in the URL.

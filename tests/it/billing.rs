@@ -454,6 +454,61 @@ async fn signed_in_pricing_pages_are_kept_by_what_they_show() {
     db.cleanup().await;
 }
 
+/// `/pricing` is complete HTML for the interval asked for, and the other
+/// interval's prices and calls to action wait beside them in inert `<template>`s
+/// for the toggle to swap in: the grid's island has no props, so the browser gets
+/// no pricing data to decode (issue 23's payload).
+#[tokio::test]
+async fn the_pricing_page_carries_the_other_interval_in_templates() {
+    let db = TestDb::sqlite();
+    let world = World::start(&db).await;
+    let ann = world.sign_up("ann@example.com").await;
+    let monthly = ("$49/month", "Go Premium Monthly");
+    let yearly = ("$490/year", "Go Premium Yearly");
+    for (browser, path, (shown, shown_cta), (kept, kept_cta)) in [
+        (None, "/pricing", monthly, yearly),
+        (None, "/pricing?interval=yearly", yearly, monthly),
+        (Some(&ann), "/pricing?interval=monthly", monthly, yearly),
+        (Some(&ann), "/pricing?interval=yearly", yearly, monthly),
+    ] {
+        let (status, page) = world.get_page(browser, &world.app.url(path)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!page.contains("data-props"), "{page}");
+        let premium = &page[page.find("data-plan=\"premium\"").unwrap()..];
+        let premium = &premium[..premium.find("</article>").unwrap()];
+        // What is in view: every template's content cut out.
+        let mut visible = String::new();
+        let mut templates = String::new();
+        let mut rest = premium;
+        while let Some((before, after)) = rest.split_once("<template>") {
+            let (inside, after) = after.split_once("</template>").unwrap();
+            visible.push_str(before);
+            templates.push_str(inside);
+            rest = after;
+        }
+        visible.push_str(rest);
+        for (text, in_view) in [
+            (shown, true),
+            (shown_cta, true),
+            (kept, false),
+            (kept_cta, false),
+        ] {
+            assert_eq!(
+                visible.contains(text),
+                in_view,
+                "{text} in view on {path}: {premium}"
+            );
+            assert_eq!(
+                templates.contains(text),
+                !in_view,
+                "{text} kept on {path}: {premium}"
+            );
+        }
+    }
+    world.stop().await;
+    db.cleanup().await;
+}
+
 /// A pack bought once is granted once however often its events arrive, and a
 /// refund takes it back — even when the refund is delivered first.
 #[tokio::test]
