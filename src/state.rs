@@ -88,6 +88,11 @@ impl SharedState {
     ) -> Result<PricingView, crate::billing::service::ServiceError> {
         crate::views::build::pricing(&self.billing, &self.public_pricing, account_id).await
     }
+
+    /// The pricing grid for a visitor holding `holdings`.
+    pub fn pricing_for(&self, holdings: &crate::catalog::display::Holdings) -> PricingView {
+        crate::views::build::pricing_for(&self.billing, &self.public_pricing, holdings)
+    }
 }
 
 /// Leptos' options from our own config, so the binary runs the same with or without

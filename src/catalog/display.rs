@@ -57,8 +57,10 @@ pub fn savings_percent(monthly: i64, yearly: i64) -> Option<u32> {
     (percent > 0).then_some(percent)
 }
 
-/// What the visitor already has, as far as the pricing page cares.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What the visitor already has, as far as the pricing page cares: with the
+/// catalog, all a pricing view is made of (`views::build::pricing_for`), so the
+/// page cache keeps signed-in pricing pages under it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Holdings {
     pub signed_in: bool,
     /// The plan and interval of a live subscription.

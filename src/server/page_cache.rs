@@ -10,10 +10,13 @@
 //! A signed-in visitor's `/pricing` shows, besides that, only their email (in the
 //! header) and the pricing view computed from their billing state. Both are read
 //! fresh for every request (the session's user and the user's billing rows, the
-//! same two queries a render makes), and the page is rendered from exactly what
-//! was read ([`KnownViewer`]), so a template kept under that view, with the email
+//! same two queries a render makes). The view is a pure function of the catalog
+//! and what the account holds (`display::Holdings`: its plan and interval, the
+//! packs it owns), and the page is rendered from the view of exactly what was
+//! read ([`KnownViewer`]), so a template kept under those holdings, with the email
 //! cut out, is what a render would produce: never stale, shared by every visitor
-//! whose plans look the same. A response that sets a cookie, is not a 200, or
+//! whose plans look the same. (Keyed by the whole view before, each answer built
+//! and cloned the view and hashed and compared every string of it.) A response that sets a cookie, is not a 200, or
 //! shows an error is never kept.
 //!
 //! Whether a render had a viewer is decided where the session is resolved, never
@@ -39,7 +42,10 @@ use axum::{
 };
 
 use super::SESSION_COOKIE;
-use crate::{request::KnownViewer, security::SecurityHeaders, state::AppState, views::PricingView};
+use crate::{
+    catalog::display::Holdings, request::KnownViewer, security::SecurityHeaders, state::AppState,
+    teams::Member, views::AccountChoice,
+};
 
 /// The public pages worth keeping, by path and query exactly as requested.
 const PUBLIC_PAGES: [&str; 6] = [
@@ -166,7 +172,7 @@ impl Kept {
 
 /// A signed-in page differs by its pricing view and by the header's account
 /// switcher (the names of the viewer's organizations); the email is filled in.
-type ViewerKey = (&'static str, PricingView, Vec<crate::views::AccountChoice>);
+type ViewerKey = (&'static str, Holdings, Vec<AccountChoice>);
 
 pub struct PageCache {
     state: AppState,
@@ -228,22 +234,32 @@ impl PageCache {
         response
     }
 
-    /// The signed-in visitor of this session and their pricing view; `None` when
-    /// there is none (or it cannot be read), and the page renders as usual.
-    async fn viewer(&self, session_id: &tower_sessions::session::Id) -> Option<KnownViewer> {
+    /// The signed-in visitor of this session and what their account holds;
+    /// `None` when there is none (or it cannot be read), and the page renders as
+    /// usual.
+    async fn viewer(&self, session_id: &tower_sessions::session::Id) -> Option<Viewer> {
         let signed_in = crate::auth::session_store::user_of(&self.state.billing.reads, session_id)
             .await
             .inspect_err(|err| tracing::warn!(error = %err, "session lookup for the page cache"))
             .ok()??;
         let (member, accounts) = crate::teams::members::acting_with_choices(&signed_in)?;
-        let view = self
-            .state
-            .pricing_view(Some(member.account.id))
+        let holdings = crate::views::build::holdings(&self.state.billing, member.account.id)
             .await
-            .inspect_err(|err| tracing::warn!(error = %err, "pricing view for the page cache"))
+            .inspect_err(|err| tracing::warn!(error = %err, "holdings for the page cache"))
             .ok()?;
-        Some(KnownViewer::new(member, view, accounts))
+        Some(Viewer {
+            member,
+            accounts,
+            holdings,
+        })
     }
+}
+
+/// A signed-in visitor as the cache read them.
+struct Viewer {
+    member: Member,
+    accounts: Vec<AccountChoice>,
+    holdings: Holdings,
 }
 
 /// Says that a response came from a kept template (`hit`); renders carry no
@@ -423,17 +439,22 @@ pub async fn serve(
         return next.run(request).await;
     };
     // One account shows no switcher: the page is the same for everyone.
-    let switcher = match viewer.accounts() {
+    let switcher = match viewer.accounts.as_slice() {
         [_] | [] => Vec::new(),
         many => many.to_vec(),
     };
-    let key = (page, viewer.pricing().clone(), switcher);
-    if let Some(response) = cache.viewer_hit(&key, &viewer.user().email) {
+    let key = (page, viewer.holdings, switcher);
+    if let Some(response) = cache.viewer_hit(&key, &viewer.member.user.email) {
         return response;
     }
-    request.extensions_mut().insert(viewer.clone());
+    // A miss: the page is rendered from the view of exactly these holdings.
+    let email = viewer.member.user.email.clone();
+    let view = cache.state.pricing_for(&key.1);
+    request
+        .extensions_mut()
+        .insert(KnownViewer::new(viewer.member, view, viewer.accounts));
     let response = next.run(request).await;
-    cache.keep_viewer(key, &viewer.user().email, response).await
+    cache.keep_viewer(key, &email, response).await
 }
 
 #[cfg(test)]

@@ -122,30 +122,51 @@ pub async fn pricing(
     public: &std::sync::OnceLock<PricingView>,
     account_id: Option<i64>,
 ) -> Result<PricingView, ServiceError> {
-    // Prices and plans are the same for every visitor; only the calls to action
-    // are a signed-in visitor's own. So the signed-out grid is built once and a
-    // visitor's is that grid with their calls to action (formatting every price
-    // again was a few per cent of a signed-in page's time).
-    let grid = public.get_or_init(|| signed_out_grid(billing));
-    let Some(account_id) = account_id else {
-        return Ok(grid.clone());
+    let holdings = match account_id {
+        Some(account_id) => holdings(billing, account_id).await?,
+        None => display::Holdings::default(),
     };
+    Ok(pricing_for(billing, public, &holdings))
+}
+
+/// What a signed-in account holds, as far as the pricing page cares.
+pub async fn holdings(
+    billing: &Billing,
+    account_id: i64,
+) -> Result<display::Holdings, ServiceError> {
     let access = service::access_for(billing, account_id).await?;
-    let holdings = display::Holdings {
+    Ok(display::Holdings {
         signed_in: true,
         subscription: access
             .subscription
             .as_ref()
             .and_then(|s| Some((s.plan_id.clone(), s.interval?))),
-        owned: access.owned.clone(),
-    };
+        owned: access.owned,
+    })
+}
+
+/// The pricing view for a visitor holding `holdings` (the default: signed out).
+/// A pure function of the catalog and `holdings`, which the page cache relies on.
+pub fn pricing_for(
+    billing: &Billing,
+    public: &std::sync::OnceLock<PricingView>,
+    holdings: &display::Holdings,
+) -> PricingView {
+    // Prices and plans are the same for every visitor; only the calls to action
+    // are a signed-in visitor's own. So the signed-out grid is built once and a
+    // visitor's is that grid with their calls to action (formatting every price
+    // again was a few per cent of a signed-in page's time).
+    let grid = public.get_or_init(|| signed_out_grid(billing));
+    if !holdings.signed_in {
+        return grid.clone();
+    }
     let mut view = grid.clone();
     view.signed_in = true;
     for (card, plan) in view.cards.iter_mut().zip(&billing.catalog.plans) {
-        card.monthly.cta = display::call_to_action(plan, Interval::Month, &holdings);
-        card.yearly.cta = display::call_to_action(plan, Interval::Year, &holdings);
+        card.monthly.cta = display::call_to_action(plan, Interval::Month, holdings);
+        card.yearly.cta = display::call_to_action(plan, Interval::Year, holdings);
     }
-    Ok(view)
+    view
 }
 
 fn signed_out_grid(billing: &Billing) -> PricingView {
