@@ -52,6 +52,32 @@ test('before the address is confirmed, Checkout is refused with an error that st
   await expect(page).toHaveURL(/\/checkout\//);
 });
 
+test('while a checkout is on its way every call to action waits, across the toggle, and a refusal gives them back', async ({ page }) => {
+  const email = unique('pending');
+  await signUp(page, email);
+  // The post reaches the server only when the test lets it (the answer is the server's own refusal).
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => { release = resolve; });
+  await page.route('**/api/start_checkout', async (route) => { await held; await route.continue(); });
+  await hydrated(page, '/pricing');
+  const premium = page.locator('article[data-plan="premium"]');
+  await premium.getByRole('button', { name: 'Go Premium Monthly' }).click();
+  await expect(premium.getByRole('button')).toHaveText('Redirecting…');
+  await expect(premium.getByRole('button')).toHaveAttribute('aria-busy', 'true');
+  await expect(page.locator('article[data-plan="standard_pack"]').getByRole('button')).toBeDisabled();
+  // The other interval's calls to action, swapped in meanwhile, wait too.
+  await page.getByRole('radio', { name: 'Yearly' }).click();
+  await expect(premium.getByRole('button', { name: 'Go Premium Yearly' })).toBeDisabled();
+  release();
+  await expect(page.locator('.toast[data-kind="error"]')).toContainText('Confirm your email address first');
+  await expect(premium.getByRole('button', { name: 'Go Premium Yearly' })).toBeEnabled();
+  await page.getByRole('radio', { name: 'Monthly' }).click();
+  await expect(premium.getByRole('button', { name: 'Go Premium Monthly' })).toBeEnabled();
+  await expect(premium.getByRole('button')).toHaveAttribute('aria-busy', 'false');
+  // What the server disabled stays so.
+  await expect(page.locator('article[data-plan="free"]').getByRole('button')).toBeDisabled();
+});
+
 test('forgot password, reset it from the mail, sign in with the new one', async ({ page }) => {
   const email = unique('reset');
   await signUp(page, email);

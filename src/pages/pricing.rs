@@ -498,7 +498,23 @@ mod live {
     }
 
     fn all(root: &Element, selector: &str) -> Vec<Element> {
-        let Ok(list) = root.query_selector_all(selector) else {
+        elements(root.query_selector_all(selector))
+    }
+
+    /// As `all`, with the other interval's parts kept in templates: a toggle while
+    /// a checkout is on its way brings them into view.
+    fn all_with_templates(root: &Element, selector: &str) -> Vec<Element> {
+        let mut found = all(root, selector);
+        for template in all(root, "template") {
+            if let Ok(template) = template.dyn_into::<HtmlTemplateElement>() {
+                found.extend(elements(template.content().query_selector_all(selector)));
+            }
+        }
+        found
+    }
+
+    fn elements(list: Result<leptos::web_sys::NodeList, JsValue>) -> Vec<Element> {
+        let Ok(list) = list else {
             return Vec::new();
         };
         (0..list.length())
@@ -509,7 +525,7 @@ mod live {
     /// While a checkout is on its way every call to action is disabled, and the
     /// pressed one says where it is going.
     fn busy(root: &Element, pressed: &HtmlFormElement) {
-        for button in all(root, "button.cta:not([disabled])") {
+        for button in all_with_templates(root, "button.cta:not([disabled])") {
             let _ = button.set_attribute("disabled", "");
             let _ = button.set_attribute("data-busy", "");
         }
@@ -522,11 +538,11 @@ mod live {
 
     /// Undoes `busy`.
     fn idle(root: &Element) {
-        for button in all(root, "[data-busy]") {
+        for button in all_with_templates(root, "[data-busy]") {
             let _ = button.remove_attribute("disabled");
             let _ = button.remove_attribute("data-busy");
         }
-        for button in all(root, "[data-label]") {
+        for button in all_with_templates(root, "[data-label]") {
             button.set_text_content(button.get_attribute("data-label").as_deref());
             let _ = button.remove_attribute("data-label");
             let _ = button.set_attribute("aria-busy", "false");
