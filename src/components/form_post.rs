@@ -32,8 +32,6 @@ pub enum Outcome {
 #[derive(Clone, Copy)]
 pub struct Submission {
     pending: RwSignal<bool>,
-    /// The `tag` of the form being posted (e.g. which plan's button was pressed).
-    tag: RwSignal<Option<String>>,
     outcome: RwSignal<Option<Outcome>>,
 }
 
@@ -48,16 +46,20 @@ impl Submission {
     /// plain post there that the server sent back in the URL.
     pub fn returned(action: &str) -> Self {
         let submission = Self::new();
-        if let Some(message) = returned_failure(action) {
-            submission.outcome.set(Some(Outcome::Failed(message)));
-        }
+        submission.show_returned(action);
         submission
+    }
+
+    /// Shows the failure of an earlier plain post to `action`, if the URL carries one.
+    fn show_returned(&self, action: &str) {
+        if let Some(message) = returned_failure(action) {
+            self.outcome.set(Some(Outcome::Failed(message)));
+        }
     }
 
     pub fn new() -> Self {
         let submission = Self {
             pending: RwSignal::new(false),
-            tag: RwSignal::new(None),
             outcome: RwSignal::new(None),
         };
         // A page left for a redirect and then restored by the back button (bfcache)
@@ -79,11 +81,6 @@ impl Submission {
         self.pending.get()
     }
 
-    /// Whether the form tagged `tag` is the one pending.
-    pub fn pending_for(&self, tag: &str) -> bool {
-        self.pending.get() && self.tag.with(|t| t.as_deref() == Some(tag))
-    }
-
     /// The last post's failure message, if it failed.
     pub fn error(&self) -> Option<String> {
         self.outcome.with(|o| match o {
@@ -99,11 +96,10 @@ impl Submission {
 
     /// Starts a post unless one is already on its way (a double click sends once).
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-    fn begin(&self, tag: Option<String>) -> bool {
+    fn begin(&self) -> bool {
         if self.pending.get_untracked() {
             return false;
         }
-        self.tag.set(tag);
         self.pending.set(true);
         true
     }
@@ -125,15 +121,10 @@ pub fn url_of<F: leptos::server_fn::ServerFn>() -> &'static str {
 pub fn PostForm(
     #[prop(into)] action: String,
     submission: Submission,
-    /// Recorded while this form is pending (`Submission::pending_for`).
-    #[prop(optional, into)]
-    tag: Option<String>,
     #[prop(optional)] class: Option<&'static str>,
     children: Children,
 ) -> impl IntoView {
-    if let Some(message) = returned_failure(&action) {
-        submission.outcome.set(Some(Outcome::Failed(message)));
-    }
+    submission.show_returned(&action);
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         #[cfg(feature = "hydrate")]
@@ -143,11 +134,11 @@ pub fn PostForm(
                 .target()
                 .and_then(|t| t.dyn_into::<leptos::web_sys::HtmlFormElement>().ok())
             {
-                post(form, submission, tag.clone());
+                post(form, submission);
             }
         }
         #[cfg(not(feature = "hydrate"))]
-        let _ = (&submission, &tag);
+        let _ = &submission;
     };
     view! {
         <form method="post" action=action class=class on:submit=on_submit>
@@ -159,12 +150,8 @@ pub fn PostForm(
 /// Sends `form`'s fields for `submission` and follows the answer, unless a post
 /// is already on its way (a double click sends once); whether it was sent.
 #[cfg(feature = "hydrate")]
-pub fn post(
-    form: leptos::web_sys::HtmlFormElement,
-    submission: Submission,
-    tag: Option<String>,
-) -> bool {
-    if !submission.begin(tag) {
+pub fn post(form: leptos::web_sys::HtmlFormElement, submission: Submission) -> bool {
+    if !submission.begin() {
         return false;
     }
     leptos::task::spawn_local(async move {

@@ -174,6 +174,17 @@ fn interval_option(yearly: bool) -> (&'static str, &'static str, &'static str) {
     }
 }
 
+/// A toggle option's `aria-checked` and `tabindex`: only the checked option is
+/// in the tab order, as in any radio group (the server's render and the
+/// island's switch set them alike).
+fn checked_state(checked: bool) -> (&'static str, &'static str) {
+    if checked {
+        ("true", "0")
+    } else {
+        ("false", "-1")
+    }
+}
+
 /// The grid's content, rendered on the server only: the toggle, the offer to
 /// resume a choice made before signing in, and the cards.
 #[component]
@@ -229,15 +240,15 @@ fn interval_part<V: IntoView + 'static>(
 fn IntervalToggle(yearly: bool) -> impl IntoView {
     let option = |is_yearly: bool| {
         let (id, href, label) = interval_option(is_yearly);
-        let checked = yearly == is_yearly;
+        let (aria_checked, tabindex) = checked_state(yearly == is_yearly);
         view! {
             <a
                 href=href
                 id=id
                 role="radio"
                 class="interval-option"
-                aria-checked=if checked { "true" } else { "false" }
-                tabindex=if checked { "0" } else { "-1" }
+                aria-checked=aria_checked
+                tabindex=tabindex
             >
                 {label}
             </a>
@@ -362,7 +373,7 @@ mod live {
         web_sys::{Element, HtmlElement, HtmlFormElement, HtmlTemplateElement},
     };
 
-    use super::{interval_name, interval_option, is_yearly};
+    use super::{checked_state, interval_name, interval_option, is_yearly};
     use crate::components::form_post::{self, Submission};
 
     type Root = NodeRef<leptos::html::Div>;
@@ -427,7 +438,7 @@ mod live {
                 return;
             };
             ev.prevent_default();
-            if form_post::post(form.clone(), checkout, None) {
+            if form_post::post(form.clone(), checkout) {
                 if let Some(root) = root.get_untracked() {
                     busy(&root, &form);
                 }
@@ -463,10 +474,9 @@ mod live {
         for option_yearly in [false, true] {
             let (id, _, _) = interval_option(option_yearly);
             if let Some(option) = document().get_element_by_id(id) {
-                let checked = option_yearly == yearly;
-                let _ =
-                    option.set_attribute("aria-checked", if checked { "true" } else { "false" });
-                let _ = option.set_attribute("tabindex", if checked { "0" } else { "-1" });
+                let (aria_checked, tabindex) = checked_state(option_yearly == yearly);
+                let _ = option.set_attribute("aria-checked", aria_checked);
+                let _ = option.set_attribute("tabindex", tabindex);
             }
         }
         let wanted = interval_name(yearly);

@@ -16,8 +16,8 @@
 //! read ([`KnownViewer`]), so a template kept under those holdings, with the email
 //! cut out, is what a render would produce: never stale, shared by every visitor
 //! whose plans look the same. (Keyed by the whole view before, each answer built
-//! and cloned the view and hashed and compared every string of it.) A response that sets a cookie, is not a 200, or
-//! shows an error is never kept.
+//! and cloned the view and hashed and compared every string of it.) A response
+//! that sets a cookie, is not a 200, or shows an error is never kept.
 //!
 //! Whether a render had a viewer is decided where the session is resolved, never
 //! by parsing the Cookie header a second time here: [`mark_sessions`] runs inside
