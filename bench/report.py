@@ -52,7 +52,9 @@ def main(figures_path, report_path):
     ratio("/pricing signed out, rendered vs bare", rate("pricing_rendered"), bare, None)
     ratio("/pricing signed in (64 users, 4 plans) vs bare", rate("pricing_signed_in"), bare, 60)
     ratio("/dashboard/billing (subscribers) vs bare", rate("dashboard"), bare, 40)
+    ratio("/dashboard/billing, rendered vs bare", rate("dashboard_rendered"), bare, None)
     ratio("/app (subscribers) vs bare", rate("app"), bare, 40)
+    ratio("/app, rendered vs bare", rate("app_rendered"), bare, None)
     ratio("signed-in /pricing vs the Next.js 16 page", rate("pricing_signed_in"), rate("nextjs"), 40, "x")
     for backend, name in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
         base = by("write baseline", backend)

@@ -12,7 +12,9 @@
 #    run; rendered: a query string the cache does not keep); signed in as 64
 #    users on four plans, a cookie per request (bench/cookies.lua), each cookie
 #    checked to sign in; /dashboard/billing and /app as the 16 subscribers with
-#    two invoices and a purchase. Any non-2xx answer fails the run.
+#    two invoices and a purchase (the page cache's templates, every view read
+#    fresh; and rendered: a query string the cache does not keep). Any non-2xx
+#    answer fails the run.
 # 3. write baseline (examples/write_baseline.rs): one transaction per request, an
 #    inbox-shaped insert and a subscriptions-shaped upsert, 32 tasks, the app's
 #    pool and durability settings, on each database.
@@ -148,7 +150,9 @@ wrk_line "/pricing signed out, kept" pricing_kept "http://127.0.0.1:$APP_PORT/pr
 wrk_line "/pricing signed out, rendered" pricing_rendered "http://127.0.0.1:$APP_PORT/pricing?bench=render" "" "$APP_PID"
 wrk_line "/pricing signed in (64 users)" pricing_signed_in "http://127.0.0.1:$APP_PORT/pricing" "$WORK/cookies-all.txt" "$APP_PID"
 wrk_line "/dashboard/billing (16 subscribers)" dashboard "http://127.0.0.1:$APP_PORT/dashboard/billing" "$WORK/cookies-paying.txt" "$APP_PID"
+wrk_line "/dashboard/billing, rendered" dashboard_rendered "http://127.0.0.1:$APP_PORT/dashboard/billing?bench=render" "$WORK/cookies-paying.txt" "$APP_PID"
 wrk_line "/app (16 subscribers)" app "http://127.0.0.1:$APP_PORT/app" "$WORK/cookies-paying.txt" "$APP_PID"
+wrk_line "/app, rendered" app_rendered "http://127.0.0.1:$APP_PORT/app?bench=render" "$WORK/cookies-paying.txt" "$APP_PID"
 
 echo
 echo "## write baseline, webhook ingest and usage API (32 concurrent, ${DURATION}s)"

@@ -24,6 +24,12 @@ pub async fn load_billing(
 ) -> Result<Option<BillingView>, ServerFnError> {
     use crate::{billing::service, request, views::build};
     request::run(async {
+        // The page cache built this very view for its key: show exactly it.
+        if let Some(view) = request::known_viewer().and_then(|v| v.billing().cloned()) {
+            if checkout_session.is_none() {
+                return Ok(Some(view));
+            }
+        }
         let Some(member) = request::current_member().await? else {
             return Ok(None);
         };

@@ -15,102 +15,27 @@ use crate::{
 
 #[server(endpoint = "load_gate")]
 pub async fn load_gate(limit: Option<String>) -> Result<GateView, ServerFnError> {
-    use crate::{
-        billing::service,
-        catalog::{display, BillingType, Interval, Limit, CREDITS},
-        entitlements::ledger,
-        request,
-        views::build,
-    };
+    use crate::{request, views::build};
     request::run(async {
+        // The page cache built this very view for its key: show exactly it.
+        if let Some(view) = request::known_viewer().and_then(|v| v.workspace().cloned()) {
+            if limit.is_none() {
+                return Ok(GateView::Open(view));
+            }
+        }
         let Some(member) = request::current_member().await? else {
             return Ok(GateView::SignedOut);
         };
         let billing = &request::state().billing;
-        let access = service::access_for(billing, member.account.id).await?;
-        let summary =
-            ledger::summary_with(billing, member.account.id, &access, chrono::Utc::now()).await?;
-        let meters = build::meters(billing, &summary);
-        let plan_name = access
-            .plan_id
-            .as_deref()
-            .and_then(|id| billing.catalog.plan(id))
-            .map(|p| p.name.clone())
-            .unwrap_or_default();
-        // The paywall: the feature the last action ran out of, else the first
-        // one used to the last unit.
-        let blocked = meters
-            .iter()
-            .find(|m| limit.as_deref() == Some(m.feature.as_str()) && m.kind != "boolean")
-            .or_else(|| meters.iter().find(|m| m.exhausted));
-        let paywall = blocked.map(|meter| {
-            let draws_credits = billing
-                .catalog
-                .features
-                .get(&meter.feature)
-                .is_some_and(|f| f.credits_per_unit.is_some());
-            let pack = billing
-                .catalog
-                .plans
-                .iter()
-                .filter(|_| draws_credits)
-                .find(|p| p.billing == BillingType::OneTime && p.limits.contains_key(CREDITS))
-                .and_then(|plan| {
-                    let price = plan.price(Interval::OneTime)?;
-                    let credits = match plan.limits.get(CREDITS)? {
-                        Limit::Count(n) => *n,
-                        _ => return None,
-                    };
-                    Some((
-                        plan.id.clone(),
-                        format!(
-                            "Buy {} — {} credits for {}",
-                            plan.name,
-                            build::grouped(i64::try_from(credits).unwrap_or(i64::MAX)),
-                            display::price_display(plan, price).label
-                        ),
-                    ))
-                });
-            let message = match (&meter.resets_on, meter.kind.as_str()) {
-                _ if !meter.exhausted => format!(
-                    "That is more than is left: {} {} this period.",
-                    meter
-                        .remaining
-                        .map_or_else(|| "unlimited".to_owned(), build::grouped),
-                    meter.name
-                ),
-                (Some(on), "metered") => format!(
-                    "You have used all {} {} of this period (they reset on {on}).",
-                    meter.limit, meter.name
-                ),
-                _ => format!(
-                    "All {} of your plan's {} are in use.",
-                    meter.limit,
-                    meter.name.to_lowercase()
-                ),
-            };
-            PaywallView {
-                feature_name: meter.name.clone(),
-                message,
-                pack,
-            }
-        });
-        Ok(GateView::Open(WorkspaceView {
-            plan_name,
-            paid: access.has_paid_plan(),
-            meters,
-            credits: summary.credits,
-            form_key: fresh_key(),
-            paywall,
-            can_buy: member.can(crate::teams::Action::ManageBilling),
-        }))
+        let view = build::workspace(billing, &member, limit.as_deref(), fresh_key()).await?;
+        Ok(GateView::Open(view))
     })
     .await
 }
 
 /// A random idempotency key for one render's forms.
 #[cfg(feature = "ssr")]
-fn fresh_key() -> String {
+pub fn fresh_key() -> String {
     use argon2::password_hash::rand_core::{OsRng, RngCore};
     let mut bytes = [0u8; 16];
     OsRng.fill_bytes(&mut bytes);

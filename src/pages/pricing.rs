@@ -27,8 +27,8 @@ use crate::{
 pub async fn load_pricing() -> Result<PricingView, ServerFnError> {
     use crate::request;
     request::run(async {
-        if let Some(viewer) = request::known_viewer() {
-            return Ok(viewer.pricing().clone());
+        if let Some(view) = request::known_viewer().and_then(|v| v.pricing().cloned()) {
+            return Ok(view);
         }
         let member = request::current_member().await?;
         Ok(request::state()

@@ -13,7 +13,7 @@ use crate::{
     db::entities::users,
     state::AppState,
     teams::Member,
-    views::{AccountChoice, PricingView},
+    views::{AccountChoice, BillingView, PricingView, WorkspaceView},
 };
 
 pub fn state() -> AppState {
@@ -96,15 +96,23 @@ pub struct RequestLookups {
     member: tokio::sync::OnceCell<Option<(Member, Vec<AccountChoice>)>>,
 }
 
-/// The signed-in visitor of a page request and their pricing view, as the page
-/// cache read them (`server::page_cache`), so the page shows exactly what the
-/// cache keeps its template under. Put in the request's extensions.
+/// The signed-in visitor of a page request and what the page shows them, as
+/// the page cache read them (`server::page_cache`), so the page shows exactly
+/// what the cache keeps its template under. Put in the request's extensions.
 #[derive(Clone)]
-pub struct KnownViewer(std::sync::Arc<(Member, PricingView, Vec<AccountChoice>)>);
+pub struct KnownViewer(std::sync::Arc<(Member, Shown, Vec<AccountChoice>)>);
+
+/// The view a kept signed-in page is rendered from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Shown {
+    Pricing(PricingView),
+    Billing(BillingView),
+    Workspace(WorkspaceView),
+}
 
 impl KnownViewer {
-    pub fn new(member: Member, pricing: PricingView, accounts: Vec<AccountChoice>) -> Self {
-        KnownViewer(std::sync::Arc::new((member, pricing, accounts)))
+    pub fn new(member: Member, shown: Shown, accounts: Vec<AccountChoice>) -> Self {
+        KnownViewer(std::sync::Arc::new((member, shown, accounts)))
     }
 
     /// The header's account switcher (part of the page cache's key).
@@ -120,8 +128,25 @@ impl KnownViewer {
         &self.0 .0
     }
 
-    pub fn pricing(&self) -> &PricingView {
-        &self.0 .1
+    pub fn pricing(&self) -> Option<&PricingView> {
+        match &self.0 .1 {
+            Shown::Pricing(view) => Some(view),
+            _ => None,
+        }
+    }
+
+    pub fn billing(&self) -> Option<&BillingView> {
+        match &self.0 .1 {
+            Shown::Billing(view) => Some(view),
+            _ => None,
+        }
+    }
+
+    pub fn workspace(&self) -> Option<&WorkspaceView> {
+        match &self.0 .1 {
+            Shown::Workspace(view) => Some(view),
+            _ => None,
+        }
     }
 }
 

@@ -7,17 +7,22 @@
 //! template with a fresh nonce and the matching CSP header: no rendering, no
 //! session or database work.
 //!
-//! A signed-in visitor's `/pricing` shows, besides that, only their email (in the
-//! header) and the pricing view computed from their billing state. Both are read
-//! fresh for every request (the session's user and the user's billing rows, the
-//! same two queries a render makes). The view is a pure function of the catalog
-//! and what the account holds (`display::Holdings`: its plan and interval, the
-//! packs it owns), and the page is rendered from the view of exactly what was
-//! read ([`KnownViewer`]), so a template kept under those holdings, with the email
-//! cut out, is what a render would produce: never stale, shared by every visitor
-//! whose plans look the same. (Keyed by the whole view before, each answer built
-//! and cloned the view and hashed and compared every string of it.) A response
-//! that sets a cookie, is not a 200, or shows an error is never kept.
+//! A signed-in visitor's `/pricing`, `/dashboard/billing` and `/app` show,
+//! besides that, their email (in the header) and a view computed from their
+//! account's rows: for pricing, of what the account holds (`display::Holdings`:
+//! its plan and interval, the packs it owns; the grid is a pure function of the
+//! catalog and those); for the billing page and the workspace, the whole view
+//! (plan, dates, meters, credits, purchases, invoices, seats). Every request
+//! reads them fresh (the session's user, then the account's rows: the queries a
+//! render makes), and a miss renders the page from exactly the view read
+//! ([`KnownViewer`]), so a template kept under that view, with the email (and
+//! the workspace's form key) cut out, is what a render would produce: never
+//! stale, and what is saved is the render, not a read. (Keyed by the whole
+//! pricing view before, each pricing answer built and cloned the view and
+//! hashed and compared every string of it; the billing page and the workspace
+//! have no smaller key that is exact.) A response that sets a cookie, is not a
+//! 200, or shows an error is never kept, nor a page with a query string other
+//! than pricing's interval: a return from Checkout, a paywall named in the URL.
 //!
 //! Whether a render had a viewer is decided where the session is resolved, never
 //! by parsing the Cookie header a second time here: [`mark_sessions`] runs inside
@@ -43,8 +48,12 @@ use axum::{
 
 use super::SESSION_COOKIE;
 use crate::{
-    catalog::display::Holdings, request::KnownViewer, security::SecurityHeaders, state::AppState,
-    teams::Member, views::AccountChoice,
+    catalog::display::Holdings,
+    request::{KnownViewer, Shown},
+    security::SecurityHeaders,
+    state::AppState,
+    teams::Member,
+    views::{build, AccountChoice, BillingView, WorkspaceView},
 };
 
 /// The public pages worth keeping, by path and query exactly as requested.
@@ -57,17 +66,27 @@ const PUBLIC_PAGES: [&str; 6] = [
     "/terms-of-service",
 ];
 
-/// The pages kept for signed-in visitors: their content is the pricing view.
-const PRICING_PAGES: [&str; 3] = [
-    "/pricing",
-    "/pricing?interval=monthly",
-    "/pricing?interval=yearly",
+/// The pages kept for signed-in visitors, and the view each shows.
+const SIGNED_IN_PAGES: [(&str, PageKind); 5] = [
+    ("/pricing", PageKind::Pricing),
+    ("/pricing?interval=monthly", PageKind::Pricing),
+    ("/pricing?interval=yearly", PageKind::Pricing),
+    ("/dashboard/billing", PageKind::Billing),
+    ("/app", PageKind::Workspace),
 ];
 
-/// Distinct signed-in templates kept at most (one per page and pricing view: a
-/// handful of plan states in practice); beyond it the expired ones are dropped,
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum PageKind {
+    Pricing,
+    Billing,
+    Workspace,
+}
+
+/// Distinct signed-in templates kept at most: pricing pages are one per plan
+/// state, billing pages and workspaces about one per account (they list its own
+/// invoices and usage), each some 10 KB; beyond it the expired ones are dropped,
 /// and if none has expired, all of them.
-const MAX_VIEWER_PAGES: usize = 64;
+const MAX_VIEWER_PAGES: usize = 256;
 
 /// Bounds how stale a kept page can be should anything it shows change.
 const TTL: Duration = Duration::from_secs(60);
@@ -87,6 +106,7 @@ const PUBLIC_CACHE_CONTROL: HeaderValue = HeaderValue::from_static("no-cache");
 /// in rendered HTML.
 const NONCE_SLOT: &str = "\u{0}nonce\u{0}";
 const EMAIL_SLOT: &str = "\u{0}email\u{0}";
+const FORM_KEY_SLOT: &str = "\u{0}form-key\u{0}";
 
 struct Kept {
     at: Instant,
@@ -111,18 +131,42 @@ struct Template {
 enum Slot {
     Nonce,
     Email,
+    /// The workspace's idempotency key for its forms: fresh in every answer.
+    FormKey,
+}
+
+/// What an answer fills a template's slots with.
+#[derive(Clone, Copy, Debug, Default)]
+struct Fill<'a> {
+    nonce: &'a str,
+    email: &'a str,
+    form_key: &'a str,
+}
+
+impl Fill<'_> {
+    fn value(&self, slot: Slot) -> &str {
+        match slot {
+            Slot::Nonce => self.nonce,
+            Slot::Email => self.email,
+            Slot::FormKey => self.form_key,
+        }
+    }
 }
 
 impl Template {
-    /// Cuts `html` at every [`NONCE_SLOT`] and [`EMAIL_SLOT`].
+    /// Cuts `html` at every [`NONCE_SLOT`], [`EMAIL_SLOT`] and [`FORM_KEY_SLOT`].
     fn new(html: &str) -> Self {
         let mut pieces: Vec<(Box<str>, Option<Slot>)> = Vec::new();
         let mut rest = html;
         loop {
-            let next = [(NONCE_SLOT, Slot::Nonce), (EMAIL_SLOT, Slot::Email)]
-                .into_iter()
-                .filter_map(|(mark, slot)| rest.find(mark).map(|at| (at, mark.len(), slot)))
-                .min_by_key(|(at, _, _)| *at);
+            let next = [
+                (NONCE_SLOT, Slot::Nonce),
+                (EMAIL_SLOT, Slot::Email),
+                (FORM_KEY_SLOT, Slot::FormKey),
+            ]
+            .into_iter()
+            .filter_map(|(mark, slot)| rest.find(mark).map(|at| (at, mark.len(), slot)))
+            .min_by_key(|(at, _, _)| *at);
             match next {
                 Some((at, len, slot)) => {
                     pieces.push((rest[..at].into(), Some(slot)));
@@ -143,16 +187,18 @@ impl Template {
         }
     }
 
-    /// The page with `nonce` and `email` (already escaped) in their slots.
-    fn fill(&self, nonce: &str, email: &str) -> Vec<u8> {
-        let mut page =
-            Vec::with_capacity(self.text_len + self.slots * nonce.len().max(email.len()));
+    /// The page with `fill`'s values (already escaped) in their slots.
+    fn fill(&self, fill: &Fill<'_>) -> Vec<u8> {
+        let longest = [fill.nonce, fill.email, fill.form_key]
+            .iter()
+            .map(|value| value.len())
+            .max()
+            .unwrap_or(0);
+        let mut page = Vec::with_capacity(self.text_len + self.slots * longest);
         for (text, slot) in &self.pieces {
             page.extend_from_slice(text.as_bytes());
-            match slot {
-                Some(Slot::Nonce) => page.extend_from_slice(nonce.as_bytes()),
-                Some(Slot::Email) => page.extend_from_slice(email.as_bytes()),
-                None => {}
+            if let Some(slot) = slot {
+                page.extend_from_slice(fill.value(*slot).as_bytes());
             }
         }
         page
@@ -170,9 +216,21 @@ impl Kept {
     }
 }
 
-/// A signed-in page differs by its pricing view and by the header's account
-/// switcher (the names of the viewer's organizations); the email is filled in.
-type ViewerKey = (&'static str, Holdings, Vec<AccountChoice>);
+/// A signed-in page differs by what it shows the viewer and by the header's
+/// account switcher (the names of the viewer's organizations); the email (and
+/// the workspace's form key) is filled in.
+type ViewerKey = (&'static str, Content, Vec<AccountChoice>);
+
+/// What a signed-in page shows besides the header: for pricing, what the
+/// account holds (the view is a pure function of it); for the billing page and
+/// the workspace, their whole view, read fresh for every request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Content {
+    Pricing(Holdings),
+    Billing(BillingView),
+    /// Its `form_key` blank: every answer gets a fresh one.
+    Workspace(WorkspaceView),
+}
 
 pub struct PageCache {
     state: AppState,
@@ -194,9 +252,10 @@ impl PageCache {
         answer(pages.get(key)?, None, &self.state.security)
     }
 
-    fn viewer_hit(&self, key: &ViewerKey, email: &str) -> Option<Response> {
+    fn viewer_hit(&self, key: &ViewerKey, email: &str, form_key: &str) -> Option<Response> {
         let pages = self.viewer_pages.read().unwrap_or_else(|p| p.into_inner());
-        answer(pages.get(key)?, Some(email), &self.state.security)
+        let viewer = Some((email, form_key));
+        answer(pages.get(key)?, viewer, &self.state.security)
     }
 
     /// Keeps `response` if it is a plain public page; returns it either way.
@@ -218,9 +277,16 @@ impl PageCache {
         response
     }
 
-    /// Keeps a signed-in page rendered for `email` under `key` (its page and view).
-    async fn keep_viewer(&self, key: ViewerKey, email: &str, response: Response) -> Response {
-        let (response, kept) = template_of(response, Some(email)).await;
+    /// Keeps a signed-in page rendered for `email` (with `form_key` in its
+    /// forms) under `key` (its page and view).
+    async fn keep_viewer(
+        &self,
+        key: ViewerKey,
+        email: &str,
+        form_key: &str,
+        response: Response,
+    ) -> Response {
+        let (response, kept) = template_of(response, Some((email, form_key))).await;
         if let Some(kept) = kept {
             let mut pages = self.viewer_pages.write().unwrap_or_else(|p| p.into_inner());
             if pages.len() >= MAX_VIEWER_PAGES {
@@ -234,24 +300,37 @@ impl PageCache {
         response
     }
 
-    /// The signed-in visitor of this session and what their account holds;
-    /// `None` when there is none (or it cannot be read), and the page renders as
-    /// usual.
+    /// The signed-in visitor of this session; `None` when there is none (or it
+    /// cannot be read), and the page renders as usual.
     async fn viewer(&self, session_id: &tower_sessions::session::Id) -> Option<Viewer> {
         let signed_in = crate::auth::session_store::user_of(&self.state.billing.reads, session_id)
             .await
             .inspect_err(|err| tracing::warn!(error = %err, "session lookup for the page cache"))
             .ok()??;
         let (member, accounts) = crate::teams::members::acting_with_choices(&signed_in)?;
-        let holdings = crate::views::build::holdings(&self.state.billing, member.account.id)
-            .await
-            .inspect_err(|err| tracing::warn!(error = %err, "holdings for the page cache"))
-            .ok()?;
-        Some(Viewer {
-            member,
-            accounts,
-            holdings,
-        })
+        Some(Viewer { member, accounts })
+    }
+
+    /// What `page` shows `member`, read fresh, and the form key its answer
+    /// carries; `None` when it cannot be read, and the page renders as usual.
+    async fn content(&self, page: PageKind, member: &Member) -> Option<(Content, String)> {
+        let billing = &self.state.billing;
+        let read = match page {
+            PageKind::Pricing => build::holdings(billing, member.account.id)
+                .await
+                .map(|holdings| (Content::Pricing(holdings), String::new())),
+            PageKind::Billing => build::billing_page(billing, member, None)
+                .await
+                .map(|view| (Content::Billing(view), String::new())),
+            PageKind::Workspace => {
+                let key = crate::pages::gated::fresh_key();
+                build::workspace(billing, member, None, String::new())
+                    .await
+                    .map(|view| (Content::Workspace(view), key))
+            }
+        };
+        read.inspect_err(|err| tracing::warn!(error = %err, "page view for the page cache"))
+            .ok()
     }
 }
 
@@ -259,23 +338,31 @@ impl PageCache {
 struct Viewer {
     member: Member,
     accounts: Vec<AccountChoice>,
-    holdings: Holdings,
 }
 
 /// Says that a response came from a kept template (`hit`); renders carry no
 /// such header. Lets an operator (and the tests) tell a hit from a render.
 pub const CACHE_STATUS: &str = "x-page-cache";
 
-/// A kept page with a fresh nonce (and the visitor's email) filled in; `None`
-/// once it is older than the TTL.
-fn answer(kept: &Kept, email: Option<&str>, security: &SecurityHeaders) -> Option<Response> {
+/// A kept page with a fresh nonce (and the visitor's email and form key)
+/// filled in; `None` once it is older than the TTL.
+fn answer(
+    kept: &Kept,
+    viewer: Option<(&str, &str)>,
+    security: &SecurityHeaders,
+) -> Option<Response> {
     if !kept.fresh() {
         return None;
     }
     let nonce = leptos::nonce::Nonce::new();
-    // Escaped exactly as the render escaped it where it was cut out.
-    let email = email.map(html_escape::encode_text).unwrap_or_default();
-    let body = kept.template.fill(&nonce, &email);
+    let (email, form_key) = viewer.unwrap_or_default();
+    let body = kept.template.fill(&Fill {
+        nonce: &nonce,
+        // Escaped exactly as the render escaped it where it was cut out.
+        email: &html_escape::encode_text(email),
+        // Hexadecimal: nothing to escape.
+        form_key,
+    });
     let csp = HeaderValue::from_str(&security.page_csp(&nonce)).ok()?;
     let mut response = Body::from(body).into_response();
     *response.headers_mut() = kept.headers.clone();
@@ -286,9 +373,11 @@ fn answer(kept: &Kept, email: Option<&str>, security: &SecurityHeaders) -> Optio
 }
 
 /// Reads `response` and, if it is a plain page, makes it a template: the nonce,
-/// and the `email` it was rendered for, cut out. A page showing the email
-/// elsewhere than once, or an email that HTML would escape, is not kept.
-async fn template_of(response: Response, email: Option<&str>) -> (Response, Option<Kept>) {
+/// and the `email` and form key it was rendered for, cut out. A page showing the
+/// email elsewhere than once is not kept.
+async fn template_of(response: Response, viewer: Option<(&str, &str)>) -> (Response, Option<Kept>) {
+    let email = viewer.map(|(email, _)| email);
+    let form_key = viewer.map_or("", |(_, key)| key);
     let nonce = response
         .headers()
         .get(header::CONTENT_SECURITY_POLICY)
@@ -311,9 +400,12 @@ async fn template_of(response: Response, email: Option<&str>) -> (Response, Opti
     };
     let kept = std::str::from_utf8(&bytes)
         .ok()
-        .filter(|html| !html.contains("form-error"))
+        .filter(|html| !shows_error(html))
         .and_then(|html| {
-            let html = html.replace(&nonce, NONCE_SLOT);
+            let mut html = html.replace(&nonce, NONCE_SLOT);
+            if !form_key.is_empty() {
+                html = html.replace(form_key, FORM_KEY_SLOT);
+            }
             match email.map(html_escape::encode_text) {
                 None => Some(html),
                 Some(email) if html.matches(&*email).count() == 1 => {
@@ -333,6 +425,21 @@ async fn template_of(response: Response, email: Option<&str>) -> (Response, Opti
             }
         });
     (Response::from_parts(parts, Body::from(bytes)), kept)
+}
+
+/// Whether the page shows an error: an element of class `form-error` with
+/// anything in it. Forms render theirs empty (hydration markers only) until a
+/// post fails, and such a page is kept.
+fn shows_error(html: &str) -> bool {
+    html.match_indices("form-error").any(|(at, _)| {
+        let rest = &html[at..];
+        let Some(open_end) = rest.find('>') else {
+            return true;
+        };
+        let inside = &rest[open_end + 1..];
+        let content = &inside[..inside.find("</").unwrap_or(inside.len())];
+        !content.replace("<!>", "").trim().is_empty()
+    })
 }
 
 /// Whether the response was marked as a signed-in one by [`mark_sessions`].
@@ -377,8 +484,9 @@ fn nonce_of(csp: &str) -> Option<&str> {
 #[derive(Debug, PartialEq)]
 enum Visitor<'a> {
     SignedOut,
-    /// The session cookie's value: the session is looked up, not trusted.
-    Session(&'a str),
+    /// The session cookie's value: the session is looked up, not trusted; and
+    /// what the page shows.
+    Session(&'a str, PageKind),
 }
 
 /// The page and visitor of a request that may be answered from the cache.
@@ -395,19 +503,26 @@ fn cacheable(request: &Request) -> Option<(&'static str, Visitor<'_>)> {
         .filter_map(|cookie| cookie.trim().split_once('='))
         .filter(|(name, _)| *name == SESSION_COOKIE)
         .map(|(_, value)| value);
-    let visitor = match (sessions.next(), sessions.next()) {
-        (None, _) => Visitor::SignedOut,
-        (Some(id), None) => Visitor::Session(id),
+    let session = match (sessions.next(), sessions.next()) {
+        (None, _) => None,
+        (Some(id), None) => Some(id),
         // Which one would the session layer take? Leave it to the render.
         (Some(_), Some(_)) => return None,
     };
     let uri = request.uri().path_and_query()?.as_str();
-    let pages: &[&'static str] = match visitor {
-        Visitor::SignedOut => &PUBLIC_PAGES,
-        Visitor::Session(_) => &PRICING_PAGES,
-    };
-    let page = pages.iter().copied().find(|page| *page == uri)?;
-    Some((page, visitor))
+    match session {
+        None => {
+            let page = PUBLIC_PAGES.iter().copied().find(|page| *page == uri)?;
+            Some((page, Visitor::SignedOut))
+        }
+        Some(id) => {
+            let (page, kind) = SIGNED_IN_PAGES
+                .iter()
+                .copied()
+                .find(|(page, _)| *page == uri)?;
+            Some((page, Visitor::Session(id, kind)))
+        }
+    }
 }
 
 /// Middleware: answers public pages, and signed-in visitors' pricing pages, from
@@ -420,7 +535,7 @@ pub async fn serve(
     let Some((page, visitor)) = cacheable(&request) else {
         return next.run(request).await;
     };
-    let session_id = match visitor {
+    let (session_id, kind) = match visitor {
         Visitor::SignedOut => {
             if let Some(mut response) = cache.hit(page) {
                 mark_public(response.headers_mut());
@@ -429,7 +544,7 @@ pub async fn serve(
             let response = next.run(request).await;
             return cache.keep(page, response).await;
         }
-        Visitor::Session(id) => id.parse::<tower_sessions::session::Id>().ok(),
+        Visitor::Session(id, kind) => (id.parse::<tower_sessions::session::Id>().ok(), kind),
     };
     let viewer = match session_id {
         Some(id) => cache.viewer(&id).await,
@@ -438,23 +553,33 @@ pub async fn serve(
     let Some(viewer) = viewer else {
         return next.run(request).await;
     };
+    let Some((content, form_key)) = cache.content(kind, &viewer.member).await else {
+        return next.run(request).await;
+    };
     // One account shows no switcher: the page is the same for everyone.
     let switcher = match viewer.accounts.as_slice() {
         [_] | [] => Vec::new(),
         many => many.to_vec(),
     };
-    let key = (page, viewer.holdings, switcher);
-    if let Some(response) = cache.viewer_hit(&key, &viewer.member.user.email) {
+    let key = (page, content, switcher);
+    if let Some(response) = cache.viewer_hit(&key, &viewer.member.user.email, &form_key) {
         return response;
     }
-    // A miss: the page is rendered from the view of exactly these holdings.
+    // A miss: the page is rendered from exactly the view of the key.
     let email = viewer.member.user.email.clone();
-    let view = cache.state.pricing_for(&key.1);
+    let shown = match &key.1 {
+        Content::Pricing(holdings) => Shown::Pricing(cache.state.pricing_for(holdings)),
+        Content::Billing(view) => Shown::Billing(view.clone()),
+        Content::Workspace(view) => Shown::Workspace(WorkspaceView {
+            form_key: form_key.clone(),
+            ..view.clone()
+        }),
+    };
     request
         .extensions_mut()
-        .insert(KnownViewer::new(viewer.member, view, viewer.accounts));
+        .insert(KnownViewer::new(viewer.member, shown, viewer.accounts));
     let response = next.run(request).await;
-    cache.keep_viewer(key, &email, response).await
+    cache.keep_viewer(key, &email, &form_key, response).await
 }
 
 #[cfg(test)]
@@ -480,25 +605,53 @@ mod tests {
     }
 
     #[test]
+    fn an_error_is_an_error_element_with_content() {
+        for (html, shown) in [
+            (r#"<p role="alert" class="form-error"><!></p>"#, false),
+            (r#"<p class="form-error" role="alert"></p><p>ok</p>"#, false),
+            (r#"<p class="form-error" role="alert"> <!><!> </p>"#, false),
+            ("<main>no form</main>", false),
+            (
+                r#"<p class="form-error" role="alert">Too many requests</p>"#,
+                true,
+            ),
+            (r#"<p class="form-error"><!>Sign in first<!></p>"#, true),
+            (
+                r#"<p class="form-error"></p><p class="form-error">x</p>"#,
+                true,
+            ),
+            (r#"<p class="form-error""#, true),
+        ] {
+            assert_eq!(shows_error(html), shown, "{html}");
+        }
+    }
+
+    #[test]
     fn a_template_fills_every_slot_in_order() {
         let cases = [
             "plain page, no slot",
             "\u{0}nonce\u{0}",
             "<script nonce=\"\u{0}nonce\u{0}\"></script><a>\u{0}email\u{0}</a><script nonce=\"\u{0}nonce\u{0}\"></script>",
             "\u{0}email\u{0}\u{0}nonce\u{0}end",
+            "<input value=\"\u{0}form-key\u{0}-api\"><input value=\"\u{0}form-key\u{0}-projects\">\u{0}email\u{0}",
             "",
         ];
         for html in cases {
-            let filled = Template::new(html).fill("N0NCE", "a&amp;b@example.com");
+            let filled = Template::new(html).fill(&Fill {
+                nonce: "N0NCE",
+                email: "a&amp;b@example.com",
+                form_key: "form_abc",
+            });
             let expected = html
                 .replace(NONCE_SLOT, "N0NCE")
-                .replace(EMAIL_SLOT, "a&amp;b@example.com");
+                .replace(EMAIL_SLOT, "a&amp;b@example.com")
+                .replace(FORM_KEY_SLOT, "form_abc");
             assert_eq!(String::from_utf8(filled).unwrap(), expected, "{html:?}");
         }
     }
 
     #[test]
-    fn only_gets_of_public_pages_or_signed_in_pricing_are_kept() {
+    fn only_gets_of_public_pages_or_signed_in_pages_with_their_views_are_kept() {
         assert_eq!(
             cacheable(&get("/pricing", None)),
             Some(("/pricing", Visitor::SignedOut))
@@ -509,9 +662,37 @@ mod tests {
         );
         assert_eq!(
             cacheable(&get("/pricing", Some("a=1; billing_session=xyz"))),
-            Some(("/pricing", Visitor::Session("xyz")))
+            Some(("/pricing", Visitor::Session("xyz", PageKind::Pricing)))
         );
-        // Signed in, only the pricing pages; two session cookies, none.
+        assert_eq!(
+            cacheable(&get("/dashboard/billing", Some("billing_session=xyz"))),
+            Some((
+                "/dashboard/billing",
+                Visitor::Session("xyz", PageKind::Billing)
+            ))
+        );
+        assert_eq!(
+            cacheable(&get("/app", Some("billing_session=xyz"))),
+            Some(("/app", Visitor::Session("xyz", PageKind::Workspace)))
+        );
+        // A return from Checkout (its toast) or a paywall named in the query
+        // renders.
+        assert_eq!(
+            cacheable(&get(
+                "/dashboard/billing?checkout_status=success&session_id=cs_1",
+                Some("billing_session=xyz")
+            )),
+            None
+        );
+        assert_eq!(
+            cacheable(&get("/app?limit=api_calls", Some("billing_session=xyz"))),
+            None
+        );
+        assert_eq!(
+            cacheable(&get("/dashboard/team", Some("billing_session=xyz"))),
+            None
+        );
+        // Signed in, only those pages; two session cookies, none.
         assert_eq!(cacheable(&get("/", Some("billing_session=xyz"))), None);
         assert_eq!(
             cacheable(&get(
@@ -567,9 +748,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_kept_page_is_the_render_with_a_new_nonce_and_the_visitors_email() {
-        let html = r#"<script nonce="n0nc3"></script><span>a&amp;b@example.com</span>"#;
-        let (passed_on, kept) =
-            template_of(rendered(StatusCode::OK, html, &[]), Some("a&b@example.com")).await;
+        let html = r#"<script nonce="n0nc3"></script><span>a&amp;b@example.com</span><input value="form_k1-api">"#;
+        let (passed_on, kept) = template_of(
+            rendered(StatusCode::OK, html, &[]),
+            Some(("a&b@example.com", "form_k1")),
+        )
+        .await;
         assert_eq!(
             body_of(passed_on).await,
             html,
@@ -577,8 +761,12 @@ mod tests {
         );
         let kept = kept.expect("kept");
         assert!(!kept.template.contains("n0nc3") && !kept.template.contains("example.com"));
+        assert!(
+            !kept.template.contains("form_k1"),
+            "the form key is cut out"
+        );
 
-        let hit = answer(&kept, Some("c<d@example.com"), &security()).unwrap();
+        let hit = answer(&kept, Some(("c<d@example.com", "form_k2")), &security()).unwrap();
         assert_eq!(hit.headers()[CACHE_STATUS], "hit");
         let csp = hit.headers()[header::CONTENT_SECURITY_POLICY]
             .to_str()
@@ -588,7 +776,9 @@ mod tests {
         assert_ne!(nonce, "n0nc3", "every answer gets a fresh nonce");
         assert_eq!(
             body_of(hit).await,
-            format!(r#"<script nonce="{nonce}"></script><span>c&lt;d@example.com</span>"#),
+            format!(
+                r#"<script nonce="{nonce}"></script><span>c&lt;d@example.com</span><input value="form_k2-api">"#
+            ),
             "the same bytes as a render for that visitor"
         );
 
@@ -597,7 +787,7 @@ mod tests {
             at: Instant::now() - TTL,
             ..kept
         };
-        assert!(answer(&stale, Some("x@example.com"), &security()).is_none());
+        assert!(answer(&stale, Some(("x@example.com", "")), &security()).is_none());
     }
 
     #[tokio::test]
@@ -635,7 +825,7 @@ mod tests {
             ),
         ];
         for (what, response, email) in refusals {
-            let (passed_on, kept) = template_of(response, email).await;
+            let (passed_on, kept) = template_of(response, email.map(|e| (e, ""))).await;
             assert!(kept.is_none(), "{what} is not kept");
             assert!(
                 !body_of(passed_on).await.is_empty(),

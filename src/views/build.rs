@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{
-    BillingView, CheckoutReturn, InvoiceView, MeterView, PlanCard, PricingView, PurchaseView,
+    BillingView, CheckoutReturn, InvoiceView, MeterView, PaywallView, PlanCard, PricingView,
+    PurchaseView, WorkspaceView,
 };
 use crate::{
     billing::{
@@ -14,7 +15,7 @@ use crate::{
         context::Billing,
         service::{self, CheckoutOutcome, ServiceError},
     },
-    catalog::{display, money, BillingType, FeatureKind, Interval, Limit},
+    catalog::{display, money, BillingType, FeatureKind, Interval, Limit, CREDITS},
     db::entities::invoices,
     entitlements::{self, ledger, UsageError},
     teams::{Action, Member},
@@ -216,6 +217,107 @@ fn signed_out_grid(billing: &Billing) -> PricingView {
     }
 }
 
+/// The workspace (`/app`) of `member`'s account: its meters, and the paywall
+/// for `limit` (the feature the last action ran out of) or else the first
+/// feature used to the last unit. `form_key` is the render's idempotency key.
+pub async fn workspace(
+    billing: &Billing,
+    member: &Member,
+    limit: Option<&str>,
+    form_key: String,
+) -> Result<WorkspaceView, ServiceError> {
+    let access = service::access_for(billing, member.account.id).await?;
+    let summary = usage_summary(billing, member.account.id, &access).await?;
+    let meters = meters(billing, &summary);
+    let plan_name = access
+        .plan_id
+        .as_deref()
+        .and_then(|id| billing.catalog.plan(id))
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    // The paywall: the feature the last action ran out of, else the first
+    // one used to the last unit.
+    let blocked = meters
+        .iter()
+        .find(|m| limit == Some(m.feature.as_str()) && m.kind != "boolean")
+        .or_else(|| meters.iter().find(|m| m.exhausted));
+    let paywall = blocked.map(|meter| {
+        let draws_credits = billing
+            .catalog
+            .features
+            .get(&meter.feature)
+            .is_some_and(|f| f.credits_per_unit.is_some());
+        let pack = billing
+            .catalog
+            .plans
+            .iter()
+            .filter(|_| draws_credits)
+            .find(|p| p.billing == BillingType::OneTime && p.limits.contains_key(CREDITS))
+            .and_then(|plan| {
+                let price = plan.price(Interval::OneTime)?;
+                let credits = match plan.limits.get(CREDITS)? {
+                    Limit::Count(n) => *n,
+                    _ => return None,
+                };
+                Some((
+                    plan.id.clone(),
+                    format!(
+                        "Buy {} — {} credits for {}",
+                        plan.name,
+                        grouped(i64::try_from(credits).unwrap_or(i64::MAX)),
+                        display::price_display(plan, price).label
+                    ),
+                ))
+            });
+        let message = match (&meter.resets_on, meter.kind.as_str()) {
+            _ if !meter.exhausted => format!(
+                "That is more than is left: {} {} this period.",
+                meter
+                    .remaining
+                    .map_or_else(|| "unlimited".to_owned(), grouped),
+                meter.name
+            ),
+            (Some(on), "metered") => format!(
+                "You have used all {} {} of this period (they reset on {on}).",
+                meter.limit, meter.name
+            ),
+            _ => format!(
+                "All {} of your plan's {} are in use.",
+                meter.limit,
+                meter.name.to_lowercase()
+            ),
+        };
+        PaywallView {
+            feature_name: meter.name.clone(),
+            message,
+            pack,
+        }
+    });
+    Ok(WorkspaceView {
+        plan_name,
+        paid: access.has_paid_plan(),
+        meters,
+        credits: summary.credits,
+        form_key,
+        paywall,
+        can_buy: member.can(Action::ManageBilling),
+    })
+}
+
+/// This period's usage of `account_id` under `access`.
+async fn usage_summary(
+    billing: &Billing,
+    account_id: i64,
+    access: &crate::billing::access::Access,
+) -> Result<entitlements::Summary, ServiceError> {
+    ledger::summary_with(billing, account_id, access, Utc::now())
+        .await
+        .map_err(|err| match err {
+            UsageError::Database(err) => ServiceError::Database(err),
+            other => ServiceError::Database(sea_orm::DbErr::Custom(other.to_string())),
+        })
+}
+
 /// The toast for a return from Checkout.
 pub fn checkout_return(outcome: CheckoutOutcome) -> CheckoutReturn {
     let (success, message) = match outcome {
@@ -280,12 +382,7 @@ pub async fn billing_page(
         usage: Vec::new(),
         credits: 0,
     };
-    let summary = ledger::summary_with(billing, account.id, &access, Utc::now())
-        .await
-        .map_err(|err| match err {
-            UsageError::Database(err) => ServiceError::Database(err),
-            other => ServiceError::Database(sea_orm::DbErr::Custom(other.to_string())),
-        })?;
+    let summary = usage_summary(billing, account.id, &access).await?;
     view.usage = meters(billing, &summary);
     view.credits = summary.credits;
     // The rows just read tell whether there is more than one to list.

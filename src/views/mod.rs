@@ -37,7 +37,7 @@ pub struct PricingView {
     pub cards: Vec<PlanCard>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PurchaseView {
     pub name: String,
     pub amount: String,
@@ -45,7 +45,7 @@ pub struct PurchaseView {
     pub status: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct InvoiceView {
     pub number: String,
     pub amount: String,
@@ -56,13 +56,13 @@ pub struct InvoiceView {
 }
 
 /// The result of coming back from Checkout, for the toast.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CheckoutReturn {
     pub success: bool,
     pub message: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BillingView {
     pub plan_id: String,
     pub plan_name: String,
@@ -163,13 +163,13 @@ pub struct InvitationView {
 }
 
 /// The workspace (`/app`): what the account may use and has used.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum GateView {
     SignedOut,
     Open(WorkspaceView),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct WorkspaceView {
     pub plan_name: String,
     /// A paid plan is in force.
@@ -187,7 +187,7 @@ pub struct WorkspaceView {
 }
 
 /// One feature on the meters (`/app`, the billing page).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MeterView {
     pub feature: String,
     pub name: String,
@@ -208,7 +208,7 @@ pub struct MeterView {
 }
 
 /// The way on when a limit is reached: a bigger plan, or a pack of credits.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PaywallView {
     pub feature_name: String,
     pub message: String,

@@ -454,6 +454,106 @@ async fn signed_in_pricing_pages_are_kept_by_what_they_show() {
     db.cleanup().await;
 }
 
+/// The billing page and the workspace of a signed-in visitor come from kept
+/// templates too, keyed by their whole view (read fresh for every request): the
+/// same bytes as a render, a fresh form key in every workspace, and a use, a
+/// purchase or a subscription shows on the very next page.
+#[tokio::test]
+async fn billing_pages_and_workspaces_are_kept_by_what_they_show() {
+    let db = TestDb::sqlite();
+    let world = World::start(&db).await;
+    let ann = world.sign_up("ann@example.com").await;
+    let bob = world.sign_up("bob@example.com").await;
+    let form_key = |page: &str| {
+        let at = page.find("name=\"key\" value=\"").expect("a form key") + 18;
+        page[at..at + 37].to_owned()
+    };
+
+    for path in ["/dashboard/billing", "/app"] {
+        let (hit, rendered) = world.page_from(&ann, path).await;
+        assert!(!hit, "the first visit to {path} renders");
+        let (hit, kept) = world.page_from(&ann, path).await;
+        assert!(hit, "the second visit to {path} is the kept template");
+        assert!(!kept.contains('\0'), "no placeholder left");
+        let (hit, bobs) = world.page_from(&bob, path).await;
+        assert!(hit, "Bob's {path} looks the same as Ann's");
+        assert!(bobs.contains("bob@example.com") && !bobs.contains("ann@example.com"));
+        let same = |page: &str| {
+            let page = without_nonces(page);
+            match path {
+                "/app" => page.replace(&form_key(&page), ""),
+                _ => page,
+            }
+        };
+        assert_eq!(same(&rendered), same(&kept), "{path}");
+        assert_eq!(
+            same(&rendered).replace("ann@example.com", "bob@example.com"),
+            same(&bobs)
+        );
+    }
+    // Every workspace answer has its own form key: a double submit of one page
+    // counts once, a submit from another page counts again.
+    let keys: std::collections::HashSet<String> = [
+        world.page(&ann, "/app").await,
+        world.page(&ann, "/app").await,
+        world.page(&bob, "/app").await,
+    ]
+    .iter()
+    .map(|page| form_key(page))
+    .collect();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+
+    // Ann uses the product: her next workspace and billing page count it;
+    // Bob's pages are unchanged (and still kept).
+    let app = world.page(&ann, "/app").await;
+    let key = format!("{}-api_calls", form_key(&app));
+    let (status, _, _) = world
+        .submit(
+            Some(&ann),
+            "use_feature",
+            &[("feature", "api_calls"), ("amount", "7"), ("key", &key)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FOUND);
+    for path in ["/app", "/dashboard/billing"] {
+        let (hit, page) = world.page_from(&ann, path).await;
+        assert!(!hit, "a new view renders");
+        assert!(page.contains("API calls: 7 of"), "{path}: {page}");
+        let (hit, page) = world.page_from(&bob, path).await;
+        assert!(hit && page.contains("API calls: 0 of"), "{path}: {page}");
+    }
+
+    // An unconfirmed email's banner (with its form's empty error line) is
+    // kept too, and goes with the confirmation.
+    let cy = world.sign_up_unverified("cy@example.com").await;
+    world.page(&cy, "/dashboard/billing").await;
+    let (hit, page) = world.page_from(&cy, "/dashboard/billing").await;
+    assert!(
+        hit && page.contains("data-testid=\"verify-email\""),
+        "{page}"
+    );
+    let link = world.mail_link("cy@example.com", "verify_email").await;
+    world.get_page(Some(&cy), &link).await;
+    let page = world.page(&cy, "/dashboard/billing").await;
+    assert!(!page.contains("data-testid=\"verify-email\""), "{page}");
+
+    // Ann subscribes: her very next billing page shows the plan and invoice.
+    let url = world.checkout(&ann, "premium", "monthly").await;
+    world.pay(&url, "4242424242424242").await;
+    for event in world.events().await {
+        assert_eq!(world.deliver(&event).await, StatusCode::OK);
+    }
+    let page = world.page(&ann, "/dashboard/billing").await;
+    let plan = &page[page.find("data-testid=\"plan-name\"").unwrap()..];
+    assert!(plan[..80].contains("Premium"), "{plan}");
+    assert!(page.contains("data-testid=\"invoices\""), "{page}");
+    let bobs = world.page(&bob, "/dashboard/billing").await;
+    let plan = &bobs[bobs.find("data-testid=\"plan-name\"").unwrap()..];
+    assert!(!plan[..80].contains("Premium"), "{plan}");
+    world.stop().await;
+    db.cleanup().await;
+}
+
 /// `/pricing` is complete HTML for the interval asked for, and the other
 /// interval's prices and calls to action wait beside them in inert `<template>`s
 /// for the toggle to swap in: the grid's island has no props, so the browser gets
