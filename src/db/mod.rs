@@ -74,6 +74,53 @@ pub async fn lock_account<C: ConnectionTrait>(conn: &C, id: i64) -> Result<bool,
     })
 }
 
+/// Turns on SQLite's query planner stability guarantee for a connection.
+///
+/// Without it SQLite plans a `LIMIT ?` (every sea-orm `.one()`, the billing
+/// page's `LIMIT 24`) with the bound value, and so marks the statement to be
+/// parsed and planned again whenever that parameter is bound, even to the same
+/// value: every run of a cached statement was a fresh prepare. Under `perf`
+/// `sqlite3Reprepare` was 29 % of a kept `/dashboard/billing`'s time (issue 23).
+/// With the guarantee a plan never depends on bound values (the app has no
+/// `ANALYZE` statistics such plans would use). Neither sqlx nor rusqlite's
+/// safe API has the setting for a pooled connection, hence the C call.
+pub(crate) fn stable_plans(db: *mut rusqlite::ffi::sqlite3) -> Result<(), i32> {
+    // SAFETY: `db` is an open connection that the caller holds exclusively for
+    // the call; the variadic arguments are the (int, int*) the option takes.
+    let code = unsafe {
+        rusqlite::ffi::sqlite3_db_config(
+            db,
+            rusqlite::ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
+            1 as std::ffi::c_int,
+            std::ptr::null_mut::<std::ffi::c_int>(),
+        )
+    };
+    if code == rusqlite::ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(code)
+    }
+}
+
+/// Whether a connection plans without bound values ([`stable_plans`]); `None`
+/// when SQLite does not say.
+///
+/// # Safety
+/// `db` must be an open connection that no other thread uses during the call.
+pub unsafe fn plans_are_stable(db: *mut rusqlite::ffi::sqlite3) -> Option<bool> {
+    let mut on: std::ffi::c_int = -1;
+    // SAFETY: the caller's promise; -1 reads the setting into `on`.
+    let code = unsafe {
+        rusqlite::ffi::sqlite3_db_config(
+            db,
+            rusqlite::ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
+            -1 as std::ffi::c_int,
+            &mut on as *mut std::ffi::c_int,
+        )
+    };
+    (code == rusqlite::ffi::SQLITE_OK && on >= 0).then_some(on == 1)
+}
+
 /// Opens a pool for `url`, creating the SQLite file (and its directory) if needed.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
     let backend = backend_name(url);
@@ -101,6 +148,18 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
+        })
+        .map_sqlx_sqlite_pool_opts(|pool| {
+            pool.after_connect(|connection, _| {
+                Box::pin(async move {
+                    let mut handle = connection.lock_handle().await?;
+                    stable_plans(handle.as_raw_handle().as_ptr()).map_err(|code| {
+                        sea_orm::sqlx::Error::Configuration(
+                            format!("sqlite3_db_config(ENABLE_QPSG) failed: {code}").into(),
+                        )
+                    })
+                })
+            })
         });
 
     // sqlx pings every connection it hands out by default: one more round trip per
@@ -172,6 +231,41 @@ fn sqlite_file_path(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// How often a cached `LIMIT ?` statement was prepared again over runs
+    /// binding different limits, with and without stable plans.
+    fn reprepares(stable: bool) -> i32 {
+        let connection = rusqlite::Connection::open_in_memory().unwrap();
+        // SAFETY: the connection is open and used only here.
+        let db = unsafe { connection.handle() };
+        if stable {
+            stable_plans(db).unwrap();
+        }
+        // SAFETY: as above.
+        assert_eq!(unsafe { plans_are_stable(db) }, Some(stable));
+        connection
+            .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER)")
+            .unwrap();
+        for limit in 1..=5 {
+            let mut statement = connection
+                .prepare_cached("SELECT id FROM t WHERE a = ? LIMIT ?")
+                .unwrap();
+            statement.query_map((7, limit), |_| Ok(())).unwrap().count();
+        }
+        let statement = connection
+            .prepare_cached("SELECT id FROM t WHERE a = ? LIMIT ?")
+            .unwrap();
+        statement.get_status(rusqlite::StatementStatus::RePrepare)
+    }
+
+    #[test]
+    fn a_cached_statement_binding_its_limit_is_not_prepared_again() {
+        assert!(
+            reprepares(false) >= 4,
+            "SQLite's default: again per binding"
+        );
+        assert_eq!(reprepares(true), 0);
+    }
 
     #[test]
     fn finds_the_sqlite_file_path() {

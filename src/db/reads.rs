@@ -320,6 +320,12 @@ impl LocalFile {
         // busy one is read through sqlx, which waits off this thread).
         connection.pragma_update(None, "query_only", true)?;
         connection.busy_timeout(std::time::Duration::ZERO)?;
+        // Plans that do not depend on bound values, so a cached statement is
+        // not prepared again for every `LIMIT ?` it binds (`db::stable_plans`).
+        connection.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         Ok(connection)
     }
 }
@@ -467,6 +473,22 @@ fn time_from_text(text: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_read_connections_plan_without_bound_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        rusqlite::Connection::open(&path).unwrap();
+        let file = LocalFile {
+            path,
+            idle: Mutex::default(),
+            unavailable: AtomicBool::new(false),
+        };
+        let connection = file.open().unwrap();
+        // SAFETY: the connection is open and used only here.
+        let stable = unsafe { crate::db::plans_are_stable(connection.handle()) };
+        assert_eq!(stable, Some(true));
+    }
 
     #[test]
     fn times_read_as_sqlx_writes_and_sqlite_stores_them() {

@@ -462,3 +462,28 @@ async fn pooled_connections_go_to_their_query_without_a_ping() {
     })
     .await;
 }
+
+/// Every SQLite connection `db::connect` opens plans its statements without the
+/// values bound to them (`db::stable_plans`): otherwise every cached statement
+/// with a `LIMIT ?` (each sea-orm `.one()`) is parsed and planned again on
+/// every run.
+#[tokio::test]
+async fn pooled_sqlite_connections_plan_without_bound_values() {
+    let test_db = crate::common::TestDb::sqlite();
+    let db = test_db.connect().await;
+    let pool = db.get_sqlite_connection_pool();
+    // More than one connection: each is set as it opens.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut connection = pool.acquire().await.unwrap();
+        let mut handle = connection.lock_handle().await.unwrap();
+        let raw = handle.as_raw_handle().as_ptr();
+        // SAFETY: the handle is locked for this task until dropped below.
+        let stable = unsafe { billing_starter::db::plans_are_stable(raw) };
+        assert_eq!(stable, Some(true));
+        drop(handle);
+        held.push(connection);
+    }
+    drop(held);
+    db.close().await.unwrap();
+}
