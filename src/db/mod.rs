@@ -84,21 +84,15 @@ pub async fn lock_account<C: ConnectionTrait>(conn: &C, id: i64) -> Result<bool,
 /// With the guarantee a plan never depends on bound values (the app has no
 /// `ANALYZE` statistics such plans would use). Neither sqlx nor rusqlite's
 /// safe API has the setting for a pooled connection, hence the C call.
-pub(crate) fn stable_plans(db: *mut rusqlite::ffi::sqlite3) -> Result<(), i32> {
-    // SAFETY: `db` is an open connection that the caller holds exclusively for
-    // the call; the variadic arguments are the (int, int*) the option takes.
-    let code = unsafe {
-        rusqlite::ffi::sqlite3_db_config(
-            db,
-            rusqlite::ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
-            1 as std::ffi::c_int,
-            std::ptr::null_mut::<std::ffi::c_int>(),
-        )
-    };
-    if code == rusqlite::ffi::SQLITE_OK {
-        Ok(())
-    } else {
-        Err(code)
+///
+/// # Safety
+/// `db` must be an open connection that no other thread uses during the call.
+pub(crate) unsafe fn stable_plans(db: *mut rusqlite::ffi::sqlite3) -> Result<(), i32> {
+    // SAFETY: the caller's promise.
+    match unsafe { query_planner_stability(db, 1) } {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(rusqlite::ffi::SQLITE_ERROR),
+        Err(code) => Err(code),
     }
 }
 
@@ -106,19 +100,37 @@ pub(crate) fn stable_plans(db: *mut rusqlite::ffi::sqlite3) -> Result<(), i32> {
 /// when SQLite does not say.
 ///
 /// # Safety
-/// `db` must be an open connection that no other thread uses during the call.
+/// As [`stable_plans`].
 pub unsafe fn plans_are_stable(db: *mut rusqlite::ffi::sqlite3) -> Option<bool> {
+    // SAFETY: the caller's promise; -1 only reads the setting.
+    unsafe { query_planner_stability(db, -1) }.ok()
+}
+
+/// `SQLITE_DBCONFIG_ENABLE_QPSG` set to `set` (1 on, 0 off, -1 left as it is):
+/// whether it is on afterwards, or SQLite's error code.
+///
+/// # Safety
+/// As [`stable_plans`].
+unsafe fn query_planner_stability(
+    db: *mut rusqlite::ffi::sqlite3,
+    set: std::ffi::c_int,
+) -> Result<bool, std::ffi::c_int> {
     let mut on: std::ffi::c_int = -1;
-    // SAFETY: the caller's promise; -1 reads the setting into `on`.
+    // SAFETY: the caller's promise; the variadic arguments are the (int, int*)
+    // the option takes.
     let code = unsafe {
         rusqlite::ffi::sqlite3_db_config(
             db,
             rusqlite::ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
-            -1 as std::ffi::c_int,
+            set,
             &mut on as *mut std::ffi::c_int,
         )
     };
-    (code == rusqlite::ffi::SQLITE_OK && on >= 0).then_some(on == 1)
+    if code == rusqlite::ffi::SQLITE_OK && on >= 0 {
+        Ok(on == 1)
+    } else {
+        Err(code)
+    }
 }
 
 /// Opens a pool for `url`, creating the SQLite file (and its directory) if needed.
@@ -153,7 +165,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
             pool.after_connect(|connection, _| {
                 Box::pin(async move {
                     let mut handle = connection.lock_handle().await?;
-                    stable_plans(handle.as_raw_handle().as_ptr()).map_err(|code| {
+                    // SAFETY: a new connection, locked for this call.
+                    let stable = unsafe { stable_plans(handle.as_raw_handle().as_ptr()) };
+                    stable.map_err(|code| {
                         sea_orm::sqlx::Error::Configuration(
                             format!("sqlite3_db_config(ENABLE_QPSG) failed: {code}").into(),
                         )
@@ -239,7 +253,8 @@ mod tests {
         // SAFETY: the connection is open and used only here.
         let db = unsafe { connection.handle() };
         if stable {
-            stable_plans(db).unwrap();
+            // SAFETY: as above.
+            unsafe { stable_plans(db) }.unwrap();
         }
         // SAFETY: as above.
         assert_eq!(unsafe { plans_are_stable(db) }, Some(stable));

@@ -103,7 +103,7 @@ pub struct RequestLookups {
 pub struct KnownViewer(std::sync::Arc<(Member, Shown, Vec<AccountChoice>)>);
 
 /// The view a kept signed-in page is rendered from.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Debug)]
 pub enum Shown {
     Pricing(PricingView),
     Billing(BillingView),

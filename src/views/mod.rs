@@ -163,7 +163,7 @@ pub struct InvitationView {
 }
 
 /// The workspace (`/app`): what the account may use and has used.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GateView {
     SignedOut,
     Open(WorkspaceView),
