@@ -118,6 +118,14 @@ fn describe() {
         "Time to decide and record one use, its transaction included."
     );
     describe_counter!(
+        "billing_write_groups_total",
+        "SQLite's grouped writes (webhooks, usage) by outcome (committed, rolled_back): one commit each."
+    );
+    describe_histogram!(
+        "billing_write_group_writes",
+        "Writes one commit of a group carried (webhooks, usage; SQLite)."
+    );
+    describe_counter!(
         "billing_http_requests_total",
         "HTTP requests by route and status."
     );
@@ -175,6 +183,18 @@ pub fn usage(feature: &str, decision: &'static str, seconds: f64) {
     counter!("billing_usage_decisions_total", "feature" => feature.to_owned(), "decision" => decision)
         .increment(1);
     histogram!("billing_usage_track_seconds").record(seconds);
+}
+
+/// One group of SQLite writes ended (`db::group_commit`), with how many writes
+/// it carried.
+pub fn write_group(writes: usize, committed: bool) {
+    let outcome = if committed {
+        "committed"
+    } else {
+        "rolled_back"
+    };
+    counter!("billing_write_groups_total", "outcome" => outcome).increment(1);
+    histogram!("billing_write_group_writes").record(writes as f64);
 }
 
 /// An HTTP request answered, by route (bounded) and status.

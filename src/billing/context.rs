@@ -31,6 +31,9 @@ pub struct Parts {
     pub db: DatabaseConnection,
     /// The per-request reads of `db` (on the request's thread for a SQLite file).
     pub reads: crate::db::reads::Reads,
+    /// The webhook inbox's and the usage ledger's writes, committed in groups
+    /// on SQLite.
+    pub writes: crate::db::group_commit::GroupCommit,
     pub config: Arc<Config>,
     pub catalog: Arc<Catalog>,
     pub stripe: StripeGateway,
@@ -57,6 +60,7 @@ impl Billing {
         let stripe = StripeGateway::from_config(&config)?;
         Ok(Billing(Arc::new(Parts {
             reads: crate::db::reads::Reads::new(&db),
+            writes: crate::db::group_commit::GroupCommit::new(db.clone()),
             db,
             catalog,
             stripe,

@@ -4,6 +4,7 @@
 //! by a `postgres://` `DATABASE_URL`. Both run the same migrations and entities.
 
 pub mod entities;
+pub mod group_commit;
 pub mod reads;
 
 use std::{path::Path, time::Duration};

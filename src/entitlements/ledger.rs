@@ -1,11 +1,13 @@
 //! The ledger on the database: decisions and records, each write in one
 //! transaction that holds the account's lock from its first statement, so the
 //! balance it reads is the balance it writes against (no check-then-track race).
+//! On SQLite that transaction is a savepoint in a group of writes sharing one
+//! commit (`db::group_commit`); a write is answered once its group is committed.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     sea_query::Expr, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    DbBackend, DbErr, EntityTrait, QueryFilter, Statement, TransactionTrait, Value,
+    DbBackend, DbErr, EntityTrait, QueryFilter, Statement, Value,
 };
 
 use super::{
@@ -20,7 +22,10 @@ use crate::{
         snapshot,
     },
     catalog::{Catalog, Feature, FeatureKind, Limit},
-    db::entities::{credit_grants, usage_entries, usage_holds},
+    db::{
+        entities::{credit_grants, usage_entries, usage_holds},
+        group_commit::WriteFuture,
+    },
 };
 
 /// A statement written with `?` placeholders, numbered for PostgreSQL.
@@ -54,32 +59,6 @@ pub(super) async fn lock_account<C: ConnectionTrait>(
     } else {
         Err(UsageError::AccountGone)
     }
-}
-
-/// Runs `$body` (which uses `$tx`) in a transaction in SQLite's write turn,
-/// again after a conflict the database resolved by aborting it.
-macro_rules! in_transaction {
-    ($db:expr, $tx:ident => $body:expr) => {{
-        let mut retry = 0;
-        loop {
-            let turn = crate::db::write_turn($db).await;
-            let $tx = $db.begin().await?;
-            let result = match $body {
-                Ok(value) => $tx.commit().await.map(|()| value).map_err(UsageError::from),
-                Err(err) => Err(err),
-            };
-            drop(turn);
-            match result {
-                Err(UsageError::Database(ref err))
-                    if is_transient(err) && retry < MAX_CONFLICT_RETRIES =>
-                {
-                    conflict_backoff(retry).await;
-                    retry += 1;
-                }
-                other => break other,
-            }
-        }
-    }};
 }
 
 /// What the plan in force says about one feature, and the period it counts in.
@@ -331,11 +310,49 @@ pub async fn track(
     check_amount(amount)?;
     check_key(key)?;
     let started = std::time::Instant::now();
-    let db = &billing.db;
-    let result =
-        in_transaction!(db, tx => track_in(&tx, billing, account_id, id, amount, key, None).await);
+    let (mine, feature, key) = (billing.clone(), id.to_owned(), key.map(str::to_owned));
+    let result = grouped(billing, move |tx| {
+        Box::pin(async move {
+            track_in(
+                tx,
+                &mine,
+                account_id,
+                &feature,
+                amount,
+                key.as_deref(),
+                None,
+            )
+            .await
+        })
+    })
+    .await;
     decided(billing, id, &result, started);
     result
+}
+
+/// Runs `work` as one of the grouped writes (`db::group_commit`: on SQLite
+/// many share a commit), again after a conflict the database resolved by
+/// aborting it.
+async fn grouped<T, F>(billing: &Billing, work: F) -> Result<T, UsageError>
+where
+    F: for<'t> FnOnce(&'t DatabaseTransaction) -> WriteFuture<'t, Result<T, UsageError>>
+        + Clone
+        + Send
+        + 'static,
+    T: Send + 'static,
+{
+    let mut retry = 0;
+    loop {
+        match billing.writes.run(work.clone()).await {
+            Err(UsageError::Database(ref err))
+                if is_transient(err) && retry < MAX_CONFLICT_RETRIES =>
+            {
+                conflict_backoff(retry).await;
+                retry += 1;
+            }
+            other => break other,
+        }
+    }
 }
 
 /// Counts a decision for `/metrics` (features the catalog declares only, so
@@ -543,8 +560,11 @@ pub async fn untrack(
     if feature(&billing.catalog, id)?.kind != FeatureKind::Counted {
         return Err(UsageError::NotCountable(id.to_owned()));
     }
-    let db = &billing.db;
-    in_transaction!(db, tx => untrack_in(&tx, billing, account_id, id, amount).await)
+    let (mine, feature) = (billing.clone(), id.to_owned());
+    grouped(billing, move |tx| {
+        Box::pin(async move { untrack_in(tx, &mine, account_id, &feature, amount).await })
+    })
+    .await
 }
 
 async fn untrack_in(
@@ -595,8 +615,13 @@ pub async fn reserve(
     check_amount(amount)?;
     check_key(key)?;
     let ttl = ttl.clamp(Duration::seconds(1), MAX_HOLD);
-    let db = &billing.db;
-    in_transaction!(db, tx => reserve_in(&tx, billing, account_id, id, amount, ttl, key).await)
+    let (mine, feature, key) = (billing.clone(), id.to_owned(), key.map(str::to_owned));
+    grouped(billing, move |tx| {
+        Box::pin(async move {
+            reserve_in(tx, &mine, account_id, &feature, amount, ttl, key.as_deref()).await
+        })
+    })
+    .await
 }
 
 fn hold_of(hold: &usage_holds::Model, remaining: Option<i64>) -> Hold {
@@ -693,8 +718,11 @@ pub async fn commit(
     if !(0..=MAX_AMOUNT).contains(&actual) {
         return Err(UsageError::BadAmount);
     }
-    let db = &billing.db;
-    in_transaction!(db, tx => commit_in(&tx, billing, account_id, hold_id, actual).await)
+    let mine = billing.clone();
+    grouped(billing, move |tx| {
+        Box::pin(async move { commit_in(tx, &mine, account_id, hold_id, actual).await })
+    })
+    .await
 }
 
 async fn commit_in(

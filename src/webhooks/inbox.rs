@@ -11,21 +11,26 @@
 //! everything back and records the error and attempt count outside the
 //! transaction, so Stripe's retry starts clean.
 
+use std::sync::Arc;
+
+use axum::body::Bytes;
 use chrono::{TimeZone, Utc};
 use sea_orm::{
     sea_query::{Expr, ExprTrait, OnConflict},
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter,
 };
 use serde::Deserialize;
 
 use crate::{
     billing::{
         apply::{self, ApplyContext, ApplyError},
+        context::Billing,
         objects::BillingEvent,
     },
     db::entities::webhook_events::{self, EventStatus},
+    gateway::catalog::PriceDirectory,
 };
 
 /// Events taken again by a delivery or a replay: they were never applied.
@@ -137,19 +142,27 @@ async fn mark_replayed<C: ConnectionTrait>(conn: &C, event_id: &str) -> Result<(
     Ok(())
 }
 
-/// Stores an event the app does not act on (once), so it can be inspected.
+/// Stores an event the app does not act on (once), so it can be inspected;
+/// with the other webhook writes (`db::group_commit`), so it neither waits for
+/// SQLite's lock beside them nor costs a commit of its own.
 pub async fn record_ignored(
-    db: &DatabaseConnection,
-    envelope: &Envelope,
-    payload: &[u8],
+    billing: &Billing,
+    envelope: &Arc<Envelope>,
+    payload: &Bytes,
 ) -> Result<Recorded, DbErr> {
-    Ok(
-        if insert_if_absent(db, new_row(envelope, payload, EventStatus::Ignored, 0)).await? {
-            Recorded::Ignored
-        } else {
-            Recorded::Duplicate
-        },
-    )
+    let row = new_row(envelope, payload, EventStatus::Ignored, 0);
+    billing
+        .writes
+        .run(move |tx| {
+            Box::pin(async move {
+                Ok(if insert_if_absent(tx, row).await? {
+                    Recorded::Ignored
+                } else {
+                    Recorded::Duplicate
+                })
+            })
+        })
+        .await
 }
 
 /// A conflict between concurrent transactions that the database resolved by
@@ -164,18 +177,33 @@ fn is_transient(err: &InboxError) -> bool {
 }
 
 /// Claims, applies and marks the event in one transaction (re-run, after a
-/// short wait, when the database aborts it for a concurrent conflict).
+/// short wait, when the database aborts it for a concurrent conflict). On
+/// SQLite that transaction is a savepoint in a group of writes
+/// (`db::group_commit`); either way the answer comes after the commit.
 pub async fn process(
-    db: &DatabaseConnection,
-    ctx: ApplyContext<'_>,
-    envelope: &Envelope,
-    payload: &[u8],
-    event: &BillingEvent,
+    billing: &Billing,
+    envelope: &Arc<Envelope>,
+    payload: &Bytes,
+    event: &Arc<BillingEvent>,
 ) -> Result<Recorded, InboxError> {
+    let prices = Arc::new(billing.price_directory());
+    let reads = Arc::new(apply::StripeReads::default());
     let mut conflicts = 0;
     let mut reads_left = apply::MAX_READ_ROUNDS;
     loop {
-        match process_once(db, ctx, envelope, payload, event).await {
+        let attempt = Attempt {
+            billing: billing.clone(),
+            prices: prices.clone(),
+            reads: reads.clone(),
+            envelope: envelope.clone(),
+            payload: payload.clone(),
+            event: event.clone(),
+        };
+        match billing
+            .writes
+            .run(move |tx| Box::pin(attempt.run(tx)))
+            .await
+        {
             Err(err) if conflicts < apply::MAX_CONFLICT_RETRIES && is_transient(&err) => {
                 tracing::info!(error = %err, "transaction conflict; re-running");
                 apply::conflict_backoff(conflicts).await;
@@ -185,17 +213,21 @@ pub async fn process(
             // made with nothing held, and the event processed again from the start.
             Err(InboxError::Apply(apply::ApplyError::NeedsStripe(read))) if reads_left > 0 => {
                 reads_left -= 1;
-                if let Err(err) = ctx.reads.fetch(ctx.gateway, &read).await {
+                if let Err(err) = reads.fetch(&billing.stripe, &read).await {
                     let err = InboxError::Apply(err);
-                    record_failure_logged(db, envelope, payload, &err).await;
+                    record_failure_logged(&billing.db, envelope, payload, &err).await;
                     return Err(err);
                 }
             }
-            result => {
-                if let Err(err) = &result {
-                    record_failure_logged(db, envelope, payload, err).await;
+            Ok((recorded, mailed)) => {
+                if mailed {
+                    billing.mail.wake();
                 }
-                return result;
+                return Ok(recorded);
+            }
+            Err(err) => {
+                record_failure_logged(&billing.db, envelope, payload, &err).await;
+                return Err(err);
             }
         }
     }
@@ -213,30 +245,31 @@ async fn record_failure_logged(
     }
 }
 
-async fn process_once(
-    db: &DatabaseConnection,
-    ctx: ApplyContext<'_>,
-    envelope: &Envelope,
-    payload: &[u8],
-    event: &BillingEvent,
-) -> Result<Recorded, InboxError> {
-    async {
-        let _turn = crate::db::write_turn(db).await;
-        let tx = db.begin().await?;
-        if !claim(&tx, envelope, payload).await? {
-            tx.rollback().await?;
-            return Ok(Recorded::Duplicate);
+/// One attempt at an event, owning what it needs: it runs in the group
+/// writer's task, which outlives the request.
+struct Attempt {
+    billing: Billing,
+    prices: Arc<PriceDirectory>,
+    reads: Arc<apply::StripeReads>,
+    envelope: Arc<Envelope>,
+    payload: Bytes,
+    event: Arc<BillingEvent>,
+}
+
+impl Attempt {
+    /// Claims, applies and mails in `tx`: what was recorded, and whether mail
+    /// waits in the outbox.
+    async fn run(self, tx: &DatabaseTransaction) -> Result<(Recorded, bool), InboxError> {
+        if !claim(tx, &self.envelope, &self.payload).await? {
+            return Ok((Recorded::Duplicate, false));
         }
-        let outcomes = apply::apply_event(&tx, ctx, event).await?;
+        let ctx = self.billing.apply_context(&self.prices, &self.reads);
+        let outcomes = apply::apply_event(tx, ctx, &self.event).await?;
         tracing::debug!(?outcomes, "event applied");
-        let mailed = super::notify::after_event(&tx, ctx.mail, ctx.billing_page, event).await?;
-        tx.commit().await?;
-        if mailed {
-            ctx.mail.wake();
-        }
-        Ok::<_, InboxError>(Recorded::Processed)
+        let mailed =
+            super::notify::after_event(tx, ctx.mail, ctx.billing_page, &self.event).await?;
+        Ok((Recorded::Processed, mailed))
     }
-    .await
 }
 
 /// Takes the event for processing: a new row, or one that failed or was stored

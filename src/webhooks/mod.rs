@@ -99,7 +99,8 @@ pub async fn receive(
 ) -> Result<Response, WebhookError> {
     let started = std::time::Instant::now();
     let checked = verify(&billing, &headers, &body)
-        .and_then(|()| inbox::Envelope::parse(&body).map_err(|_| WebhookError::Malformed));
+        .and_then(|()| inbox::Envelope::parse(&body).map_err(|_| WebhookError::Malformed))
+        .map(std::sync::Arc::new);
     let envelope = match checked {
         Ok(envelope) => envelope,
         Err(err) => {
@@ -146,8 +147,8 @@ fn verify(billing: &Billing, headers: &HeaderMap, body: &[u8]) -> Result<(), Web
 /// (`processed`, `duplicate` or `ignored`) for the metrics.
 async fn process(
     billing: &Billing,
-    envelope: &inbox::Envelope,
-    body: &[u8],
+    envelope: &std::sync::Arc<inbox::Envelope>,
+    body: &Bytes,
 ) -> Result<(Response, &'static str), WebhookError> {
     // A live event reaching a test set-up (or the reverse) is another account's
     // business: stored, never applied, and said in the log.
@@ -166,7 +167,7 @@ async fn process(
         );
     }
     if wrong_mode || !is_handled(&envelope.event_type) {
-        let recorded = inbox::record_ignored(&billing.db, envelope, body).await?;
+        let recorded = inbox::record_ignored(billing, envelope, body).await?;
         tracing::info!(?recorded, "webhook type not handled; recorded as ignored");
         return Ok((
             reply(StatusCode::OK, json!({"received": true, "ignored": true})),
@@ -186,11 +187,8 @@ async fn process(
             return Err(WebhookError::Unparsable(err));
         }
     };
-    let prices = billing.price_directory();
-    let reads = crate::billing::apply::StripeReads::default();
-    let ctx = billing.apply_context(&prices, &reads);
-    if inbox::process(&billing.db, ctx, envelope, body, &event).await? == inbox::Recorded::Duplicate
-    {
+    let event = std::sync::Arc::new(event);
+    if inbox::process(billing, envelope, body, &event).await? == inbox::Recorded::Duplicate {
         tracing::info!("webhook duplicate ignored");
         return Ok((
             reply(StatusCode::OK, json!({"received": true, "duplicate": true})),

@@ -50,3 +50,5 @@ mod teams;
 mod usage;
 #[cfg(feature = "ssr")]
 mod webhooks;
+#[cfg(feature = "ssr")]
+mod writes;
