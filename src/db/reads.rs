@@ -26,7 +26,9 @@
 //! which would allow it, does not compile with `sqlx-sqlite` in sea-orm 2.0.4.)
 
 use std::{
+    cell::RefCell,
     collections::HashMap,
+    future::Future,
     path::PathBuf,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -127,6 +129,12 @@ struct LocalFile {
     unavailable: AtomicBool,
 }
 
+tokio::task_local! {
+    /// A task's reads in one snapshot ([`Reads::in_one_snapshot`]): the
+    /// connection they go through, in its read transaction from the first read.
+    static SNAPSHOT: RefCell<Option<Connection>>;
+}
+
 /// Why a local read was not made.
 enum Missed {
     /// The file is busy or cannot be opened: read on the usual path.
@@ -186,6 +194,29 @@ impl Reads {
             .iter()
             .map(|row| row.model::<E>(""))
             .collect()
+    }
+
+    /// Runs `reads` with every local read this task makes in it going through
+    /// one connection and one read transaction: one consistent snapshot, and
+    /// SQLite's locks taken and released once rather than per statement — a
+    /// kept signed-in page's four reads spent 18 % of the server's time in
+    /// `unixShmLock` (`perf`, issue 23). Only for reads: a write made meanwhile
+    /// is not seen by the reads after it. Elsewhere (PostgreSQL, an in-memory
+    /// SQLite) it only runs `reads`.
+    pub async fn in_one_snapshot<F: Future>(&self, reads: F) -> F::Output {
+        let Some(local) = &self.local else {
+            return reads.await;
+        };
+        let (output, held) = SNAPSHOT
+            .scope(RefCell::new(None), async {
+                let output = reads.await;
+                (output, SNAPSHOT.with(|held| held.borrow_mut().take()))
+            })
+            .await;
+        if let Some(connection) = held {
+            local.end_snapshot(connection);
+        }
+        output
     }
 
     /// Every row of a read-only `statement`, its columns typed by `shape`.
@@ -284,9 +315,42 @@ impl LocalFile {
         if self.unavailable.load(Ordering::Relaxed) {
             return Err(Missed::Unavailable);
         }
+        // In a snapshot scope: its connection, or one that begins it.
+        let scoped = SNAPSHOT.try_with(|held| held.borrow_mut().take());
+        let in_scope = scoped.is_ok();
+        let connection = match scoped {
+            Ok(Some(connection)) => connection,
+            Ok(None) => {
+                let connection = self.connection()?;
+                if let Err(err) = connection
+                    .prepare_cached("BEGIN")
+                    .and_then(|mut begin| begin.execute([]))
+                {
+                    return Err(Missed::Failed(DbErr::Custom(format!("local read: {err}"))));
+                }
+                connection
+            }
+            Err(_) => self.connection()?,
+        };
+        let rows = read(&connection, statement, shape);
+        match (in_scope, &rows) {
+            (true, Ok(_)) => {
+                SNAPSHOT.with(|held| *held.borrow_mut() = Some(connection));
+            }
+            // Busy before the snapshot could start: the next read tries again.
+            (true, Err(Missed::Unavailable)) => self.end_snapshot(connection),
+            (false, Ok(_) | Err(Missed::Unavailable)) => self.keep(connection),
+            // A connection whose read failed otherwise is not trusted again.
+            (_, Err(Missed::Failed(_))) => {}
+        }
+        rows
+    }
+
+    /// An idle connection, or a new one.
+    fn connection(&self) -> Result<Connection, Missed> {
         let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let connection = match taken {
-            Some(connection) => connection,
+        match taken {
+            Some(connection) => Ok(connection),
             None => self.open().map_err(|err| {
                 if !self.unavailable.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
@@ -297,17 +361,25 @@ impl LocalFile {
                     );
                 }
                 Missed::Unavailable
-            })?,
-        };
-        let rows = read(&connection, statement, shape);
-        // A connection whose read failed otherwise is not trusted again.
-        if matches!(rows, Ok(_) | Err(Missed::Unavailable)) {
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < IDLE_CONNECTIONS {
-                idle.push(connection);
-            }
+            }),
         }
-        rows
+    }
+
+    fn keep(&self, connection: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < IDLE_CONNECTIONS {
+            idle.push(connection);
+        }
+    }
+
+    /// Ends a snapshot's read transaction and keeps its connection.
+    fn end_snapshot(&self, connection: Connection) {
+        let ended = connection
+            .prepare_cached("COMMIT")
+            .and_then(|mut commit| commit.execute([]));
+        if ended.is_ok() || connection.is_autocommit() {
+            self.keep(connection);
+        }
     }
 
     fn open(&self) -> rusqlite::Result<Connection> {

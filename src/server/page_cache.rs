@@ -546,14 +546,19 @@ pub async fn serve(
         }
         Visitor::Session(id, kind) => (id.parse::<tower_sessions::session::Id>().ok(), kind),
     };
-    let viewer = match session_id {
-        Some(id) => cache.viewer(&id).await,
-        None => None,
-    };
-    let Some(viewer) = viewer else {
-        return next.run(request).await;
-    };
-    let Some((content, form_key)) = cache.content(kind, &viewer.member).await else {
+    // The session's user and the page's view, read from one snapshot (and
+    // SQLite's locks taken once for all of them).
+    let read = cache
+        .state
+        .billing
+        .reads
+        .in_one_snapshot(async {
+            let viewer = cache.viewer(&session_id?).await?;
+            let (content, form_key) = cache.content(kind, &viewer.member).await?;
+            Some((viewer, content, form_key))
+        })
+        .await;
+    let Some((viewer, content, form_key)) = read else {
         return next.run(request).await;
     };
     // One account shows no switcher: the page is the same for everyone.

@@ -204,3 +204,34 @@ async fn on_a_sqlite_file_the_requests_reads_need_no_sqlx_connection() {
     })
     .await;
 }
+
+/// `Reads::in_one_snapshot`: the reads inside see the database as at the first
+/// of them, a write committed meanwhile only after the scope; a scope leaves
+/// nothing behind for the next.
+#[tokio::test]
+async fn reads_in_one_snapshot_see_one_state_and_the_next_scope_sees_the_new_one() {
+    on_each_backend(|db| async move {
+        billing_starter::db::migrate(&db).await.unwrap();
+        let reads = Reads::new(&db);
+        crate::common::sign_up(&db, "first@example.com").await;
+        let count = || async { reads.models(users::Entity::find()).await.unwrap().len() };
+        let (before, during) = reads
+            .in_one_snapshot(async {
+                let before = count().await;
+                crate::common::sign_up(&db, "second@example.com").await;
+                (before, count().await)
+            })
+            .await;
+        assert_eq!(before, 1);
+        if reads.local() {
+            assert_eq!(during, 1, "one snapshot: the sign-up is not seen inside");
+        } else {
+            // PostgreSQL reads through sea-orm, each its own statement.
+            assert_eq!(during, 2);
+        }
+        assert_eq!(count().await, 2, "after the scope, the new state");
+        let again = reads.in_one_snapshot(count()).await;
+        assert_eq!(again, 2, "the next scope starts from the new state");
+    })
+    .await;
+}
