@@ -179,6 +179,12 @@ async fn metrics_move_as_events_checkouts_and_requests_happen() {
         );
     }
     assert!(moved("billing_usage_track_seconds_count", &[]) >= 2.0);
+    // This world is on SQLite: its webhook and usage writes were committed in groups.
+    assert!(
+        moved("billing_write_groups_total", &[("outcome", "committed")]) >= 1.0,
+        "{after}"
+    );
+    assert!(moved("billing_write_group_writes_count", &[]) >= 1.0);
     assert!(
         moved(
             "billing_stripe_requests_total",
