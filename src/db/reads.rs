@@ -131,8 +131,10 @@ struct LocalFile {
 
 tokio::task_local! {
     /// A task's reads in one snapshot ([`Reads::in_one_snapshot`]): the
-    /// connection they go through, in its read transaction from the first read.
-    static SNAPSHOT: RefCell<Option<Connection>>;
+    /// connection they go through, in its read transaction from the first read,
+    /// and the file it is of ([`LocalFile::id`]): the first file read in the
+    /// scope; reads of another file go their usual way.
+    static SNAPSHOT: RefCell<Option<(usize, Connection)>>;
 }
 
 /// Why a local read was not made.
@@ -213,8 +215,12 @@ impl Reads {
                 (output, SNAPSHOT.with(|held| held.borrow_mut().take()))
             })
             .await;
-        if let Some(connection) = held {
-            local.end_snapshot(connection);
+        // Another file's connection (a read of another database in the scope)
+        // is closed, which ends its read transaction.
+        if let Some((file, connection)) = held {
+            if file == local.id() {
+                local.end_snapshot(connection);
+            }
         }
         output
     }
@@ -316,7 +322,20 @@ impl LocalFile {
             return Err(Missed::Unavailable);
         }
         // In a snapshot scope: its connection, or one that begins it.
-        let scoped = SNAPSHOT.try_with(|held| held.borrow_mut().take());
+        let id = self.id();
+        let scoped = SNAPSHOT.try_with(|held| {
+            let mut held = held.borrow_mut();
+            match held.take() {
+                Some((file, connection)) if file == id => Ok(Some(connection)),
+                // Another file's snapshot: left as it is.
+                Some(other) => {
+                    *held = Some(other);
+                    Err(())
+                }
+                None => Ok(None),
+            }
+        });
+        let scoped = scoped.unwrap_or(Err(()));
         let in_scope = scoped.is_ok();
         let connection = match scoped {
             Ok(Some(connection)) => connection,
@@ -335,7 +354,7 @@ impl LocalFile {
         let rows = read(&connection, statement, shape);
         match (in_scope, &rows) {
             (true, Ok(_)) => {
-                SNAPSHOT.with(|held| *held.borrow_mut() = Some(connection));
+                SNAPSHOT.with(|held| *held.borrow_mut() = Some((id, connection)));
             }
             // Busy before the snapshot could start: the next read tries again.
             (true, Err(Missed::Unavailable)) => self.end_snapshot(connection),
@@ -344,6 +363,11 @@ impl LocalFile {
             (_, Err(Missed::Failed(_))) => {}
         }
         rows
+    }
+
+    /// Which file this is, for as long as it is open.
+    fn id(&self) -> usize {
+        self as *const Self as usize
     }
 
     /// An idle connection, or a new one.

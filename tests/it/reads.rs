@@ -235,3 +235,47 @@ async fn reads_in_one_snapshot_see_one_state_and_the_next_scope_sees_the_new_one
     })
     .await;
 }
+
+/// A snapshot scope holds the first SQLite file read in it; another file's
+/// reads in the scope go their usual way, and each file keeps its own
+/// connections afterwards.
+#[tokio::test]
+async fn a_snapshot_scope_holds_one_file_and_leaves_another_as_it_is() {
+    let (first_db, other_db) = (
+        crate::common::TestDb::sqlite(),
+        crate::common::TestDb::sqlite(),
+    );
+    let (first, other) = (first_db.connect().await, other_db.connect().await);
+    for db in [&first, &other] {
+        billing_starter::db::migrate(db).await.unwrap();
+        crate::common::sign_up(db, "one@example.com").await;
+    }
+    let (first_reads, other_reads) = (Reads::new(&first), Reads::new(&other));
+    let users = |reads: &Reads| {
+        let reads = reads.clone();
+        async move { reads.models(users::Entity::find()).await.unwrap().len() }
+    };
+    let seen = first_reads
+        .in_one_snapshot(async {
+            let first_before = users(&first_reads).await;
+            let other_before = users(&other_reads).await;
+            crate::common::sign_up(&first, "two@example.com").await;
+            crate::common::sign_up(&other, "two@example.com").await;
+            (
+                first_before,
+                other_before,
+                users(&first_reads).await,
+                users(&other_reads).await,
+            )
+        })
+        .await;
+    assert_eq!(
+        seen,
+        (1, 1, 1, 2),
+        "the first file's snapshot, the other's latest"
+    );
+    assert_eq!(
+        (users(&first_reads).await, users(&other_reads).await),
+        (2, 2)
+    );
+}
