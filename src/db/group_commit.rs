@@ -156,6 +156,13 @@ fn again(err: &DbErr) -> DbErr {
     DbErr::Custom(format!("the group's transaction failed: {err}"))
 }
 
+/// Answers `job` with `err` without running its work (its group could not
+/// give it a transaction).
+async fn refuse(job: Job, err: &DbErr) {
+    let done = job(Err(again(err))).await;
+    (done.answer)(None);
+}
+
 /// The writer: one group per turn, until every sender is gone.
 async fn write_in_groups(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>, tally: Arc<Tally>) {
     while let Some(first) = jobs.recv().await {
@@ -172,11 +179,9 @@ async fn write_in_groups(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>, 
             Ok(group) => group,
             Err(err) => {
                 tracing::error!(error = %err, "could not open a group of writes");
-                let done = first(Err(again(&err))).await;
-                (done.answer)(None);
+                refuse(first, &err).await;
                 while let Ok(job) = jobs.try_recv() {
-                    let done = job(Err(again(&err))).await;
-                    (done.answer)(None);
+                    refuse(job, &err).await;
                 }
                 continue;
             }
@@ -200,7 +205,6 @@ async fn write_in_groups(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>, 
         let outcome = match broken {
             None => group.commit().await,
             Some(err) => {
-                tracing::error!(error = %err, writes = waiting.len(), "a group of writes rolled back");
                 if let Err(rollback) = group.rollback().await {
                     tracing::error!(error = %rollback, "could not roll the group back");
                 }
@@ -215,7 +219,11 @@ async fn write_in_groups(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>, 
                     .writes
                     .fetch_add(waiting.len() as u64, Ordering::Relaxed);
             }
-            Err(err) => tracing::error!(error = %err, "a group of writes was not committed"),
+            Err(err) => tracing::error!(
+                error = %err,
+                writes = waiting.len(),
+                "a group of writes was not committed"
+            ),
         }
         crate::prometheus::write_group(waiting.len(), outcome.is_ok());
         for answer in waiting {
@@ -233,8 +241,7 @@ async fn write_one(group: &DatabaseTransaction, job: Job) -> Result<Option<Answe
     let savepoint = match group.begin().await {
         Ok(savepoint) => savepoint,
         Err(err) => {
-            let done = job(Err(again(&err))).await;
-            (done.answer)(None);
+            refuse(job, &err).await;
             return Err(err);
         }
     };

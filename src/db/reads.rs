@@ -137,6 +137,13 @@ tokio::task_local! {
     static SNAPSHOT: RefCell<Option<(usize, Connection)>>;
 }
 
+/// The connection a local read goes through: the task's snapshot's (held
+/// already, or `None` to begin it), or one of its own.
+enum Through {
+    Snapshot(Option<Connection>),
+    Own,
+}
+
 /// Why a local read was not made.
 enum Missed {
     /// The file is busy or cannot be opened: read on the usual path.
@@ -321,25 +328,26 @@ impl LocalFile {
         if self.unavailable.load(Ordering::Relaxed) {
             return Err(Missed::Unavailable);
         }
-        // In a snapshot scope: its connection, or one that begins it.
+        // In a snapshot scope of this file: its connection, or one that begins it.
         let id = self.id();
-        let scoped = SNAPSHOT.try_with(|held| {
-            let mut held = held.borrow_mut();
-            match held.take() {
-                Some((file, connection)) if file == id => Ok(Some(connection)),
-                // Another file's snapshot: left as it is.
-                Some(other) => {
-                    *held = Some(other);
-                    Err(())
+        let through = SNAPSHOT
+            .try_with(|held| {
+                let mut held = held.borrow_mut();
+                match held.take() {
+                    Some((file, connection)) if file == id => Through::Snapshot(Some(connection)),
+                    // Another file's snapshot: left as it is.
+                    Some(other) => {
+                        *held = Some(other);
+                        Through::Own
+                    }
+                    None => Through::Snapshot(None),
                 }
-                None => Ok(None),
-            }
-        });
-        let scoped = scoped.unwrap_or(Err(()));
-        let in_scope = scoped.is_ok();
-        let connection = match scoped {
-            Ok(Some(connection)) => connection,
-            Ok(None) => {
+            })
+            .unwrap_or(Through::Own);
+        let in_scope = matches!(through, Through::Snapshot(_));
+        let connection = match through {
+            Through::Snapshot(Some(connection)) => connection,
+            Through::Snapshot(None) => {
                 let connection = self.connection()?;
                 if let Err(err) = connection
                     .prepare_cached("BEGIN")
@@ -349,7 +357,7 @@ impl LocalFile {
                 }
                 connection
             }
-            Err(_) => self.connection()?,
+            Through::Own => self.connection()?,
         };
         let rows = read(&connection, statement, shape);
         match (in_scope, &rows) {

@@ -32,6 +32,14 @@ async fn committed_numbers(db: &DatabaseConnection) -> Vec<i64> {
         .collect()
 }
 
+/// A `tally` table in `db` and the grouped writes of its pool.
+async fn tally(db: &DatabaseConnection) -> Arc<GroupCommit> {
+    execute(db, "CREATE TABLE tally (n BIGINT NOT NULL UNIQUE)")
+        .await
+        .unwrap();
+    Arc::new(GroupCommit::new(db.clone()))
+}
+
 /// Writes `n` into `tally`, after `pause` holding its transaction.
 async fn write(group: &GroupCommit, n: i64, pause: Duration) -> Result<(), DbErr> {
     group
@@ -48,10 +56,7 @@ async fn write(group: &GroupCommit, n: i64, pause: Duration) -> Result<(), DbErr
 #[tokio::test]
 async fn writes_share_commits_and_each_answer_means_committed() {
     on_each_backend(|db| async move {
-        execute(&db, "CREATE TABLE tally (n BIGINT NOT NULL UNIQUE)")
-            .await
-            .unwrap();
-        let group = Arc::new(GroupCommit::new(db.clone()));
+        let group = tally(&db).await;
         // The first write holds the writer for a while, so the others queue
         // up behind it as a burst of requests does.
         let first = tokio::spawn({
@@ -175,10 +180,7 @@ async fn a_group_that_cannot_commit_answers_every_write_with_the_error() {
 async fn a_caller_that_gives_up_does_not_undo_its_write_nor_a_panic_the_writer() {
     let test_db = TestDb::sqlite();
     let db = test_db.connect().await;
-    execute(&db, "CREATE TABLE tally (n BIGINT NOT NULL UNIQUE)")
-        .await
-        .unwrap();
-    let group = Arc::new(GroupCommit::new(db.clone()));
+    let group = tally(&db).await;
     // A request dropped (its client hung up) half-way through its write.
     let gave_up = tokio::time::timeout(
         Duration::from_millis(20),
