@@ -104,6 +104,9 @@ pub struct Config {
     pub sign_ups_per_ip: u32,
     /// Open connections at most (`MAX_CONNECTIONS`); more wait to be accepted.
     pub max_connections: usize,
+    /// How long a kept-alive connection may wait for its next request
+    /// (`IDLE_TIMEOUT_SECS`).
+    pub idle_timeout: std::time::Duration,
     pub mail: MailConfig,
     /// What happens when a user ends up paying for two live subscriptions.
     pub duplicate_subscriptions: DuplicatePolicy,
@@ -208,6 +211,10 @@ pub mod defaults {
     pub const STRIPE_TIMEOUT_SECS: u64 = 10;
     pub const SHUTDOWN_GRACE_SECS: u64 = 30;
     pub const MAX_CONNECTIONS: usize = 1024;
+    /// Longer than the idle pools of common clients (reqwest and Go: 90 s) and
+    /// proxies (AWS ALB: 60 s), so they close an idle connection before we do
+    /// and never send a request into one we are closing.
+    pub const IDLE_TIMEOUT_SECS: u64 = 120;
     pub const MAIL_FROM: &str = "Billing Starter <no-reply@localhost>";
     pub const REQUIRE_VERIFIED_EMAIL: bool = true;
     pub const MAIL_POLL_MS: u64 = 1000;
@@ -252,6 +259,7 @@ struct RawEnv {
     shutdown_grace_secs: Option<String>,
     sign_up_limit_per_ip: Option<String>,
     max_connections: Option<String>,
+    idle_timeout_secs: Option<String>,
     smtp_url: Option<String>,
     mail_from: Option<String>,
     require_verified_email: Option<String>,
@@ -435,6 +443,12 @@ impl RawEnv {
             defaults::SHUTDOWN_GRACE_SECS,
             600,
         )?;
+        let idle_timeout = seconds(
+            "IDLE_TIMEOUT_SECS",
+            self.idle_timeout_secs,
+            defaults::IDLE_TIMEOUT_SECS,
+            3600,
+        )?;
 
         let sign_ups_per_ip = match self.sign_up_limit_per_ip {
             None => defaults::SIGN_UP_LIMIT_PER_IP,
@@ -521,6 +535,7 @@ impl RawEnv {
             shutdown_grace,
             sign_ups_per_ip,
             max_connections,
+            idle_timeout,
             mail,
             duplicate_subscriptions,
             metrics_token: self.metrics_token.map(SecretString::from),
@@ -881,6 +896,7 @@ mod tests {
         let timeout = defaults::STRIPE_TIMEOUT_SECS.to_string();
         let shutdown = defaults::SHUTDOWN_GRACE_SECS.to_string();
         let connections = defaults::MAX_CONNECTIONS.to_string();
+        let idle = defaults::IDLE_TIMEOUT_SECS.to_string();
         let poll = defaults::MAIL_POLL_MS.to_string();
         let retry = defaults::MAIL_RETRY_BASE_MS.to_string();
         let verified = defaults::REQUIRE_VERIFIED_EMAIL.to_string();
@@ -910,6 +926,7 @@ mod tests {
             ("STRIPE_TIMEOUT_SECS", timeout.as_str()),
             ("SHUTDOWN_GRACE_SECS", shutdown.as_str()),
             ("MAX_CONNECTIONS", connections.as_str()),
+            ("IDLE_TIMEOUT_SECS", idle.as_str()),
             ("RUST_LOG", defaults::RUST_LOG),
             ("MAIL_FROM", defaults::MAIL_FROM),
             ("REQUIRE_VERIFIED_EMAIL", verified.as_str()),
@@ -981,22 +998,26 @@ mod tests {
         let config = Config::from_vars(vars(&[])).unwrap();
         assert_eq!(config.stripe_timeout, std::time::Duration::from_secs(10));
         assert_eq!(config.shutdown_grace, std::time::Duration::from_secs(30));
+        assert_eq!(config.idle_timeout, std::time::Duration::from_secs(120));
         assert!(config.trusted_proxies.is_empty());
         let config = Config::from_vars(vars(&[
             ("TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1,::1"),
             ("STRIPE_TIMEOUT_SECS", "3"),
             ("MAX_CONNECTIONS", "64"),
+            ("IDLE_TIMEOUT_SECS", "5"),
         ]))
         .unwrap();
         assert_eq!(config.trusted_proxies.len(), 3);
         assert_eq!(config.stripe_timeout, std::time::Duration::from_secs(3));
         assert_eq!(config.max_connections, 64);
+        assert_eq!(config.idle_timeout, std::time::Duration::from_secs(5));
         for (var, value) in [
             ("TRUSTED_PROXIES", "10.0.0.0/33"),
             ("TRUSTED_PROXIES", "proxy.internal"),
             ("STRIPE_TIMEOUT_SECS", "0"),
             ("SHUTDOWN_GRACE_SECS", "x"),
             ("MAX_CONNECTIONS", "0"),
+            ("IDLE_TIMEOUT_SECS", "0"),
             ("SIGN_UP_LIMIT_PER_IP", "-1"),
         ] {
             let err = Config::from_vars(vars(&[(var, value)])).unwrap_err();

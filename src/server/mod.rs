@@ -1,5 +1,6 @@
 //! The axum server: start-up, router, middleware and the serve loop.
 
+pub mod connection_timeouts;
 pub mod dev_mail;
 pub mod dev_stripe;
 pub mod health;
@@ -288,15 +289,13 @@ fn static_files(
     )
 }
 
-/// How long a client may take to send a request's headers: a client that
-/// trickles them (slowloris) holds a connection for no more than this.
-const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight
 /// requests finish for at most `SHUTDOWN_GRACE_SECS`, then returns.
 ///
 /// Our own accept loop over hyper rather than `axum::serve`, which has no
-/// header-read timeout, no connection cap and no bound on the drain. At most
+/// header-read or idle timeout, no connection cap and no bound on the drain.
+/// A request's head is due within 10 s, a kept-alive connection may idle for
+/// `IDLE_TIMEOUT_SECS` ([`connection_timeouts`]). At most
 /// `MAX_CONNECTIONS` are open at once; beyond that new ones wait in the
 /// listen backlog until one closes.
 pub async fn serve(
@@ -308,13 +307,16 @@ pub async fn serve(
     use tower::ServiceExt;
 
     let grace = state.config().shutdown_grace;
+    let idle = state.config().idle_timeout;
     let connections = Arc::new(tokio::sync::Semaphore::new(state.config().max_connections));
     let app = router(state);
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // hyper's header timer would also close idle kept-alive connections after
+    // the head's 10 s; `connection_timeouts` keeps the two deadlines apart.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -344,17 +346,24 @@ pub async fn serve(
             tracing::debug!(error = %err, "could not set TCP_NODELAY");
         }
         let app = app.clone();
-        // Connect info gives server functions the client address (abuse limits).
+        let watch = connection_timeouts::Watch::opened(idle);
+        let socket = watch.socket(tcp);
         let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
+                // Connect info gives server functions the client address (abuse limits).
                 request
                     .extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
-                app.clone().oneshot(request.map(axum::body::Body::new))
+                let answering = watch.request(request.version() == hyper::Version::HTTP_2);
+                let response = app.clone().oneshot(request.map(axum::body::Body::new));
+                async move {
+                    let response = response.await?;
+                    Ok::<_, std::convert::Infallible>(response.map(|body| answering.body(body)))
+                }
             },
         );
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+            .serve_connection_with_upgrades(TokioIo::new(socket), service)
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

@@ -1065,3 +1065,94 @@ async fn slow_clients_and_shutdown_are_bounded() {
     );
     drop(hanging);
 }
+
+/// A kept-alive connection waits past the 10 s head deadline for its next
+/// request (a pooled client reusing it is answered, not cut off), a head
+/// trickled on it is still cut 10 s after its first byte, and an idle one is
+/// closed after `IDLE_TIMEOUT_SECS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_alive_connections_idle_longer_than_a_head_may_take() {
+    use std::time::{Duration, Instant};
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpStream,
+    };
+    const REQUEST: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    /// Sends `REQUEST` and reads one response: its status line.
+    async fn exchange(stream: &mut TcpStream) -> String {
+        stream.write_all(REQUEST).await.unwrap();
+        let mut read = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed before answering");
+            read.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&read).into_owned();
+            let Some(end) = text.find("\r\n\r\n") else {
+                continue;
+            };
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|line| {
+                    line.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .expect("a content-length");
+            if read.len() >= end + 4 + length {
+                return text.lines().next().unwrap().to_owned();
+            }
+        }
+    }
+    /// Waits for the server to close `stream`: how long after `since`.
+    async fn closed(mut stream: TcpStream, since: Instant) -> Duration {
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut rest))
+            .await
+            .expect("closed by the server")
+            .ok();
+        since.elapsed()
+    }
+
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(db.url(), &[("IDLE_TIMEOUT_SECS", "15")]).await;
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let connect = || TcpStream::connect(addr.as_str());
+    let ok = "HTTP/1.1 200 OK";
+
+    let reused = async {
+        let mut stream = connect().await.unwrap();
+        assert_eq!(exchange(&mut stream).await, ok);
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(exchange(&mut stream).await, ok, "answered after 11 s idle");
+    };
+    let trickled = async {
+        let mut stream = connect().await.unwrap();
+        assert_eq!(exchange(&mut stream).await, ok);
+        let answered = Instant::now();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        closed(stream, answered).await
+    };
+    let idle = async {
+        let mut stream = connect().await.unwrap();
+        assert_eq!(exchange(&mut stream).await, ok);
+        closed(stream, Instant::now()).await
+    };
+    let ((), trickled, idle) = tokio::join!(reused, trickled, idle);
+    // The head's first byte came 1 s after the answer: cut about 11 s after it,
+    // well before the idle deadline (15 s).
+    assert!(
+        trickled >= Duration::from_secs(10) && trickled < Duration::from_secs(14),
+        "trickled head cut after {trickled:?}"
+    );
+    assert!(
+        idle >= Duration::from_secs(14) && idle < Duration::from_secs(22),
+        "idle connection closed after {idle:?}"
+    );
+    app.stop().await.unwrap();
+    db.cleanup().await;
+}
