@@ -31,7 +31,7 @@ use std::{
     future::Future,
     path::PathBuf,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, Mutex,
     },
 };
@@ -122,9 +122,18 @@ pub struct Reads {
 /// worker threads here, a few more under blocking tasks).
 const IDLE_CONNECTIONS: usize = 8;
 
+/// At most this many connections are open for local reads at once; beyond
+/// them a read goes through sqlx's pool, which has its own bound. A snapshot
+/// scope holds its connection across the awaits of its reads, so without a
+/// bound every concurrent signed-in page could open one (each with its own
+/// page cache, up to 2 MB): memory grown by the number of requests in flight.
+const MOST_OPEN: usize = 16;
+
 struct LocalFile {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Counted>>,
+    /// Connections open for local reads, idle or in use.
+    open: Arc<AtomicUsize>,
     /// Set once the file could not be opened: every read goes through sqlx.
     unavailable: AtomicBool,
 }
@@ -134,13 +143,32 @@ tokio::task_local! {
     /// connection they go through, in its read transaction from the first read,
     /// and the file it is of ([`LocalFile::id`]): the first file read in the
     /// scope; reads of another file go their usual way.
-    static SNAPSHOT: RefCell<Option<(usize, Connection)>>;
+    static SNAPSHOT: RefCell<Option<(usize, Counted)>>;
+}
+
+/// A local-read connection, counted in its file's `open` until closed.
+struct Counted {
+    connection: Connection,
+    open: Arc<AtomicUsize>,
+}
+
+impl std::ops::Deref for Counted {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.connection
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The connection a local read goes through: the task's snapshot's (held
 /// already, or `None` to begin it), or one of its own.
 enum Through {
-    Snapshot(Option<Connection>),
+    Snapshot(Option<Counted>),
     Own,
 }
 
@@ -165,6 +193,7 @@ impl Reads {
                     Arc::new(LocalFile {
                         path: path.to_owned(),
                         idle: Mutex::default(),
+                        open: Arc::default(),
                         unavailable: AtomicBool::new(false),
                     })
                 })
@@ -230,6 +259,14 @@ impl Reads {
             }
         }
         output
+    }
+
+    /// Connections open for reads on the request's thread (0 where there are
+    /// none), at most [`MOST_OPEN`].
+    pub fn local_connections(&self) -> usize {
+        self.local
+            .as_ref()
+            .map_or(0, |local| local.open.load(Ordering::Relaxed))
     }
 
     /// Every row of a read-only `statement`, its columns typed by `shape`.
@@ -378,12 +415,21 @@ impl LocalFile {
         self as *const Self as usize
     }
 
-    /// An idle connection, or a new one.
-    fn connection(&self) -> Result<Connection, Missed> {
+    /// An idle connection, or a new one while fewer than [`MOST_OPEN`] are.
+    fn connection(&self) -> Result<Counted, Missed> {
         let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match taken {
-            Some(connection) => Ok(connection),
-            None => self.open().map_err(|err| {
+        if let Some(connection) = taken {
+            return Ok(connection);
+        }
+        if self.open.fetch_add(1, Ordering::Relaxed) >= MOST_OPEN {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            return Err(Missed::Unavailable);
+        }
+        let open = Arc::clone(&self.open);
+        match self.open() {
+            Ok(connection) => Ok(Counted { connection, open }),
+            Err(err) => {
+                open.fetch_sub(1, Ordering::Relaxed);
                 if !self.unavailable.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         error = %err,
@@ -392,12 +438,12 @@ impl LocalFile {
                          reading through sqlx"
                     );
                 }
-                Missed::Unavailable
-            }),
+                Err(Missed::Unavailable)
+            }
         }
     }
 
-    fn keep(&self, connection: Connection) {
+    fn keep(&self, connection: Counted) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < IDLE_CONNECTIONS {
             idle.push(connection);
@@ -405,7 +451,7 @@ impl LocalFile {
     }
 
     /// Ends a snapshot's read transaction and keeps its connection.
-    fn end_snapshot(&self, connection: Connection) {
+    fn end_snapshot(&self, connection: Counted) {
         let ended = connection
             .prepare_cached("COMMIT")
             .and_then(|mut commit| commit.execute([]));
@@ -586,6 +632,7 @@ mod tests {
         let file = LocalFile {
             path,
             idle: Mutex::default(),
+            open: Arc::default(),
             unavailable: AtomicBool::new(false),
         };
         let connection = file.open().unwrap();

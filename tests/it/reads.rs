@@ -279,3 +279,45 @@ async fn a_snapshot_scope_holds_one_file_and_leaves_another_as_it_is() {
         (2, 2)
     );
 }
+
+/// Snapshot scopes hold their connection across the awaits of their reads:
+/// 64 of them at once open at most 16 connections on the request's thread, the
+/// rest read through sqlx, every read answers, and the idle ones kept after are
+/// within the bound too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_snapshots_open_a_bounded_number_of_connections() {
+    let db_file = crate::common::TestDb::sqlite();
+    let db = db_file.connect().await;
+    billing_starter::db::migrate(&db).await.unwrap();
+    crate::common::sign_up(&db, "one@example.com").await;
+    let reads = Reads::new(&db);
+    let users =
+        |reads: Reads| async move { reads.models(users::Entity::find()).await.unwrap().len() };
+    // All 64 scopes have read once and wait; the count is taken; they go on.
+    let all_in = std::sync::Arc::new(tokio::sync::Barrier::new(65));
+    let go_on = std::sync::Arc::new(tokio::sync::Barrier::new(65));
+    let scopes: Vec<_> = (0..64)
+        .map(|_| {
+            let (reads, all_in, go_on) = (reads.clone(), all_in.clone(), go_on.clone());
+            tokio::spawn(async move {
+                reads
+                    .clone()
+                    .in_one_snapshot(async {
+                        let before = users(reads.clone()).await;
+                        all_in.wait().await;
+                        go_on.wait().await;
+                        (before, users(reads.clone()).await)
+                    })
+                    .await
+            })
+        })
+        .collect();
+    all_in.wait().await;
+    let open = reads.local_connections();
+    go_on.wait().await;
+    for scope in scopes {
+        assert_eq!(scope.await.unwrap(), (1, 1));
+    }
+    assert_eq!(open, 16, "64 scopes in flight hold the bound, no more");
+    assert!(reads.local_connections() <= 16);
+}
