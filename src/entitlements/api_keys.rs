@@ -14,12 +14,12 @@ use std::{
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use chrono::Utc;
 use sea_orm::{
-    sea_query::Expr, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder,
+    sea_query::Expr, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use sha2::{Digest, Sha256};
 
-use crate::db::entities::api_keys;
+use crate::db::{entities::api_keys, reads::Reads};
 
 const PREFIX: &str = "bsk_";
 /// How much of a key is kept in clear to recognise it ("bsk_1a2b3c4d").
@@ -156,21 +156,29 @@ pub async fn list<C: ConnectionTrait>(
         .await
 }
 
-/// The live key `presented` is, if any.
-pub async fn authenticate<C: ConnectionTrait>(
-    conn: &C,
+/// The live key `presented` is, if any. Looked up through `reads` (on
+/// SQLite on the request's own thread, not a hand-off to sqlx's: every usage
+/// API call starts here); a revocation is committed before it is answered, so
+/// it is seen at once.
+pub async fn authenticate(
+    reads: &Reads,
+    db: &DatabaseConnection,
     presented: &str,
 ) -> Result<Option<api_keys::Model>, DbErr> {
     if !well_formed(presented) {
         return Ok(None);
     }
-    let key = api_keys::Entity::find()
-        .filter(api_keys::Column::KeyHash.eq(digest(presented)))
-        .filter(api_keys::Column::RevokedAt.is_null())
-        .one(conn)
-        .await?;
+    let key = reads
+        .models(
+            api_keys::Entity::find()
+                .filter(api_keys::Column::KeyHash.eq(digest(presented)))
+                .filter(api_keys::Column::RevokedAt.is_null())
+                .limit(1),
+        )
+        .await?
+        .pop();
     if let Some(key) = &key {
-        note_use(conn, key.id).await?;
+        note_use(db, key.id).await?;
     }
     Ok(key)
 }

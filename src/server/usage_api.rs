@@ -171,7 +171,7 @@ async fn account_of(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, key)| key.trim());
     let key = match presented {
-        Some(presented) => api_keys::authenticate(state.db(), presented)
+        Some(presented) => api_keys::authenticate(&state.billing.reads, state.db(), presented)
             .await
             .map_err(UsageError::from)?,
         None => None,

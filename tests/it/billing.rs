@@ -1721,3 +1721,155 @@ async fn a_click_during_the_first_ones_stripe_call_waits_for_its_answer() {
     assert_eq!(customers["data"].as_array().unwrap().len(), 1);
     world.stop().await;
 }
+
+/// The billing page lists the account's invoices and those of its Stripe
+/// customer that no event has tied to an account yet, newest first; never a
+/// draft, another account's, or (for an account without a customer) a row
+/// without one. On both databases: the statement is written out per backend.
+#[tokio::test]
+async fn the_billing_page_lists_its_own_invoices_newest_first() {
+    use billing_starter::{
+        billing::context::Billing,
+        config::Config,
+        db::entities::{accounts, invoices, memberships::Role},
+        teams::Member,
+    };
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
+
+    crate::common::on_each_backend(|db| async move {
+        billing_starter::db::migrate(&db).await.unwrap();
+        let config = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
+        let billing = Billing::new(db.clone(), std::sync::Arc::new(config)).unwrap();
+        let member = |email: &'static str| {
+            let db = db.clone();
+            async move {
+                let user = crate::common::sign_up(&db, email).await;
+                let account = billing_starter::teams::members::personal(&db, user.id)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                (user, account)
+            }
+        };
+        let (ann, ann_account) = member("ann-invoices@example.com").await;
+        let mut linked = ann_account.into_active_model();
+        linked.stripe_customer_id = Set(Some("cus_ann".into()));
+        let ann_account: accounts::Model = linked.update(&db).await.unwrap();
+        let (bob, bob_account) = member("bob-invoices@example.com").await;
+
+        let now = chrono::Utc::now();
+        let rows = [
+            // (id, number, account, customer, status, created, amount)
+            (
+                "in_own",
+                Some("ANN-1"),
+                Some(ann_account.id),
+                Some("cus_ann"),
+                "paid",
+                100,
+                4900,
+            ),
+            (
+                "in_draft",
+                Some("ANN-D"),
+                Some(ann_account.id),
+                Some("cus_ann"),
+                "draft",
+                300,
+                4900,
+            ),
+            (
+                "in_customer",
+                Some("ANN-2"),
+                None,
+                Some("cus_ann"),
+                "open",
+                200,
+                1500,
+            ),
+            (
+                "in_unnumbered",
+                None,
+                Some(ann_account.id),
+                None,
+                "void",
+                50,
+                0,
+            ),
+            (
+                "in_bob",
+                Some("BOB-1"),
+                Some(bob_account.id),
+                Some("cus_bob"),
+                "paid",
+                250,
+                900,
+            ),
+            ("in_orphan", Some("ORPHAN"), None, None, "paid", 400, 100),
+        ];
+        for (id, number, account, customer, status, created, amount) in rows {
+            invoices::ActiveModel {
+                account_id: Set(account),
+                stripe_invoice_id: Set(id.into()),
+                stripe_customer_id: Set(customer.map(Into::into)),
+                stripe_subscription_id: Set(None),
+                number: Set(number.map(Into::into)),
+                amount_total: Set(amount),
+                currency: Set("usd".into()),
+                status: Set(status.into()),
+                period_start: Set(None),
+                period_end: Set(None),
+                hosted_invoice_url: Set(Some(format!("https://invoice.stripe.com/{id}"))),
+                invoice_pdf: Set(None),
+                stripe_created: Set(1_767_225_600 + created * 86_400),
+                stripe_state_at: Set(created),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            }
+            .insert(&db)
+            .await
+            .unwrap();
+        }
+
+        let view = |user, account| {
+            let billing = billing.clone();
+            async move {
+                let member = Member {
+                    user,
+                    account,
+                    role: Role::Owner,
+                };
+                billing_starter::views::build::billing_page(&billing, &member, None)
+                    .await
+                    .unwrap()
+                    .invoices
+            }
+        };
+        let listed = view(ann, ann_account).await;
+        let shown: Vec<_> = listed
+            .iter()
+            .map(|i| (i.number.as_str(), i.status.as_str(), i.amount.as_str()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("ANN-2", "Open", "$15"),
+                ("ANN-1", "Paid", "$49"),
+                ("in_unnumbered", "Void", "$0")
+            ]
+        );
+        assert_eq!(listed[1].date, "April 11, 2026");
+        assert_eq!(
+            listed[0].hosted_url.as_deref(),
+            Some("https://invoice.stripe.com/in_customer")
+        );
+        assert_eq!(listed[0].pdf_url, None);
+        let listed = view(bob, bob_account).await;
+        assert_eq!(
+            listed.iter().map(|i| i.number.as_str()).collect::<Vec<_>>(),
+            ["BOB-1"]
+        );
+    })
+    .await;
+}
