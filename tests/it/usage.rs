@@ -855,3 +855,77 @@ async fn the_workspace_counts_and_shows_the_paywall() {
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
     world.stop().await;
 }
+
+/// `snapshot::load_locked`, which every ledger write starts with (on PostgreSQL
+/// the lock and the read are one statement): the account's billing rows, `None`
+/// for an account that does not exist, and the account's lock held until the
+/// transaction ends, so a second writer waits for it.
+#[tokio::test]
+async fn a_ledger_write_takes_the_accounts_lock_with_its_billing_rows() {
+    use billing_starter::{
+        billing::snapshot,
+        db::entities::{accounts, subscriptions},
+    };
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, TransactionTrait};
+
+    crate::common::on_each_backend(|db| async move {
+        billing_starter::db::migrate(&db).await.unwrap();
+        let now = chrono::Utc::now();
+        let account = accounts::ActiveModel {
+            kind: Set(accounts::AccountKind::Organization),
+            name: Set("Locked Inc".into()),
+            slug: Set(Some("locked".into())),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&db)
+        .await
+        .unwrap();
+        subscriptions::ActiveModel {
+            account_id: Set(Some(account.id)),
+            stripe_subscription_id: Set("sub_locked".into()),
+            stripe_customer_id: Set("cus_locked".into()),
+            stripe_price_id: Set("price_locked".into()),
+            plan_id: Set(Some("pro".into())),
+            interval: Set(Some("month".into())),
+            quantity: Set(1),
+            status: Set("active".into()),
+            cancel_at_period_end: Set(false),
+            stripe_state_at: Set(1),
+            stripe_state_read: Set(false),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&db)
+        .await
+        .unwrap();
+
+        let tx = db.begin().await.unwrap();
+        assert!(snapshot::load_locked(&tx, account.id + 1000)
+            .await
+            .unwrap()
+            .is_none());
+        let rows = snapshot::load_locked(&tx, account.id)
+            .await
+            .unwrap()
+            .expect("the account's rows");
+        assert_eq!(rows.subscriptions.len(), 1);
+        assert_eq!(rows.subscriptions[0].plan_id.as_deref(), Some("pro"));
+        assert!(rows.purchases.is_empty());
+
+        let (other, id) = (db.clone(), account.id);
+        let waiting = tokio::spawn(async move {
+            let tx = other.begin().await?;
+            let found = billing_starter::db::lock_account(&tx, id).await?;
+            tx.commit().await?;
+            Ok::<_, sea_orm::DbErr>(found)
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "the account's lock is held");
+        tx.commit().await.unwrap();
+        assert!(waiting.await.unwrap().unwrap());
+    })
+    .await;
+}
