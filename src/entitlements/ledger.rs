@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     billing::{
-        access::Access,
+        access::{Access, BillingSnapshot},
         apply::{conflict_backoff, is_transient, MAX_CONFLICT_RETRIES},
         context::Billing,
         snapshot,
@@ -31,21 +31,26 @@ use crate::{
 /// A statement written with `?` placeholders, numbered for PostgreSQL.
 pub(super) fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     let sql = if backend == DbBackend::Postgres {
-        let mut numbered = String::with_capacity(sql.len() + 16);
-        let mut n = 0;
-        for c in sql.chars() {
-            if c == '?' {
-                n += 1;
-                numbered.push_str(&format!("${n}"));
-            } else {
-                numbered.push(c);
-            }
-        }
-        numbered
+        numbered(sql)
     } else {
         sql.to_owned()
     };
     Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// `sql` with its `?` placeholders numbered `$1`, `$2`, … for PostgreSQL.
+fn numbered(sql: &str) -> String {
+    let mut numbered = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            numbered.push_str(&format!("${n}"));
+        } else {
+            numbered.push(c);
+        }
+    }
+    numbered
 }
 
 /// Takes the account's lock for the transaction (`db::lock_account`);
@@ -146,12 +151,11 @@ async fn access_in<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<Access, UsageError> {
     let snapshot = snapshot::load(conn, account_id).await?;
-    Ok(crate::billing::access::evaluate(
-        &snapshot,
-        &billing.catalog,
-        now,
-        &billing.policy(),
-    ))
+    Ok(access_of(billing, &snapshot, now))
+}
+
+fn access_of(billing: &Billing, snapshot: &BillingSnapshot, now: DateTime<Utc>) -> Access {
+    crate::billing::access::evaluate(snapshot, &billing.catalog, now, &billing.policy())
 }
 
 /// Takes the account's lock for the transaction and reads its access, in one
@@ -166,12 +170,7 @@ async fn locked_access(
     let snapshot = snapshot::load_locked(tx, account_id)
         .await?
         .ok_or(UsageError::AccountGone)?;
-    Ok(crate::billing::access::evaluate(
-        &snapshot,
-        &billing.catalog,
-        now,
-        &billing.policy(),
-    ))
+    Ok(access_of(billing, &snapshot, now))
 }
 
 /// The account's standing on one feature, in one query: the period's use, the
@@ -498,11 +497,19 @@ async fn record(
     if backend == DbBackend::Postgres {
         // One statement, a round trip fewer (issue 23): a data-modifying CTE
         // runs whether or not the query reads it.
+        // Numbered once, not on every write as `statement` would.
         static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let sql =
-            SQL.get_or_init(|| format!("WITH total AS ({ADD_TO_TOTAL} RETURNING 1) {ADD_ENTRY}"));
-        tx.execute_raw(statement(backend, sql, [total, entry].concat()))
-            .await?;
+        let sql = SQL.get_or_init(|| {
+            numbered(&format!(
+                "WITH total AS ({ADD_TO_TOTAL} RETURNING 1) {ADD_ENTRY}"
+            ))
+        });
+        tx.execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql.as_str(),
+            [total, entry].concat(),
+        ))
+        .await?;
     } else {
         tx.execute_raw(statement(backend, ADD_TO_TOTAL, total))
             .await?;
